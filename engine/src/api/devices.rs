@@ -1,0 +1,171 @@
+//! Devices (spec §2.4). Shard 0 validates the body and checks the product (it holds the
+//! products); the device's home shard checks for duplicates, logs, and answers. Lists fan out
+//! to every shard and merge newest first.
+
+use std::rc::Rc;
+
+use http::StatusCode;
+use protocol::device::{self, AddDeviceRequest, AuthType, UpdateDeviceRequest};
+use protocol::routing::home_shard;
+use shards::messages::{DeviceUpdate, Reply, Request};
+use shards::registry::devices::DeviceFilter;
+use shards::registry::records::{DeviceRecord, DeviceStatus};
+
+use super::query::{Page, Paging};
+use super::view::{device_response, device_summary};
+use crate::app::{now_ms, ApiRequest, ApiResponse, ApiResult, App};
+use crate::http::error::ApiError;
+
+/// Length of a generated device secret: inside the spec's 8–32, as long as allowed.
+const GENERATED_SECRET_CHARS: usize = 32;
+
+pub async fn add(app: &Rc<App>, request: &ApiRequest<'_>) -> ApiResult {
+    let body: AddDeviceRequest = protocol::json::from_bytes(request.body)?;
+    let device = device::validate_add(body)?;
+    let (_, product) = super::products::find(app, request.project_id, &device.product_id)?;
+    let now = now_ms();
+    let secret = match device.auth_type {
+        AuthType::Secret => Some(device.secret.unwrap_or_else(|| crate::random::alphanumeric(GENERATED_SECRET_CHARS))),
+        AuthType::Certificates => None,
+    };
+    let record = DeviceRecord {
+        record_id: app.record_ids.next(now),
+        project_id: request.project_id.to_owned(),
+        device_id: device.device_id.clone(),
+        node_id: device.node_id,
+        product_id: device.product_id,
+        app_id: device.app_id.unwrap_or_else(|| product.app_id.clone()),
+        gateway_id: device.gateway_id,
+        device_name: Some(device.device_name),
+        description: device.description,
+        auth_type: device.auth_type.as_str().to_owned(),
+        secret,
+        fingerprint: device.fingerprint,
+        secure_access: device.secure_access,
+        timeout_s: device.timeout_s,
+        extension_info_json: device.extension_info,
+        initial_shadow_json: device.initial_shadow_json,
+        status: DeviceStatus::Inactive,
+        create_time_ms: now,
+        connection_status_update_time_ms: None,
+        active_time_ms: None,
+    };
+    let home = home_shard(&device.device_id, app.shard.shard_count());
+    let added = expect_device(app.shard.call(home, Request::AddDevice(Box::new(record))).await)?;
+    Ok(ApiResponse::json(StatusCode::CREATED, &device_response(app, &added, true)))
+}
+
+pub async fn show(app: &Rc<App>, request: &ApiRequest<'_>, device_id: &str) -> ApiResult {
+    let home = home_shard(device_id, app.shard.shard_count());
+    let show = Request::ShowDevice { project_id: request.project_id.to_owned(), device_id: device_id.to_owned() };
+    let device = expect_device(app.shard.call(home, show).await)?;
+    Ok(ApiResponse::json(StatusCode::OK, &device_response(app, &device, true)))
+}
+
+pub async fn update(app: &Rc<App>, request: &ApiRequest<'_>, device_id: &str) -> ApiResult {
+    let body: UpdateDeviceRequest = protocol::json::from_bytes(request.body)?;
+    let update = device::validate_update(body)?;
+    let update = DeviceUpdate {
+        device_name: update.device_name,
+        description: update.description,
+        extension_info_json: update.extension_info,
+        secure_access: update.secure_access,
+        timeout_s: update.timeout_s,
+    };
+    let home = home_shard(device_id, app.shard.shard_count());
+    let call = Request::UpdateDevice {
+        project_id: request.project_id.to_owned(),
+        device_id: device_id.to_owned(),
+        update,
+    };
+    let device = expect_device(app.shard.call(home, call).await)?;
+    Ok(ApiResponse::json(StatusCode::OK, &device_response(app, &device, true)))
+}
+
+pub async fn delete(app: &Rc<App>, request: &ApiRequest<'_>, device_id: &str) -> ApiResult {
+    let home = home_shard(device_id, app.shard.shard_count());
+    let call = Request::DeleteDevice { project_id: request.project_id.to_owned(), device_id: device_id.to_owned() };
+    match app.shard.call(home, call).await {
+        Reply::Done => Ok(ApiResponse::no_content()),
+        Reply::Failed(error) => Err(error.into()),
+        _ => Err(ApiError::Unavailable("unexpected reply to a device delete".into())),
+    }
+}
+
+pub async fn list(app: &Rc<App>, request: &ApiRequest<'_>) -> ApiResult {
+    let paging = Paging::from_query(&request.query)?;
+    let filter = filter_of(request)?;
+    // Each shard returns its first offset+limit matches below the marker; the merged page is
+    // exactly what one sorted table would give.
+    let take = paging.offset + paging.limit;
+    let replies = app
+        .shard
+        .call_all(|_| Request::ListDevices { filter: filter.clone(), marker: paging.marker, take })
+        .await;
+    let mut devices = Vec::new();
+    let mut count = 0;
+    for reply in replies {
+        match reply {
+            Reply::Devices(slice) => {
+                count += slice.matching_count;
+                devices.extend(slice.devices);
+            }
+            Reply::Failed(error) => return Err(error.into()),
+            _ => return Err(ApiError::Unavailable("unexpected reply to a device list".into())),
+        }
+    }
+    devices.sort_unstable_by(|a, b| b.record_id.cmp(&a.record_id));
+    let page: Vec<DeviceRecord> = devices.into_iter().skip(paging.offset).take(paging.limit).collect();
+    #[derive(serde::Serialize)]
+    struct ListDevices {
+        devices: Vec<device::DeviceSummary>,
+        page: Page,
+    }
+    let last = page.last().map(|d| d.record_id);
+    let devices = page.iter().map(|d| device_summary(app, d)).collect();
+    Ok(ApiResponse::json(StatusCode::OK, &ListDevices { devices, page: Page::new(count, last) }))
+}
+
+fn filter_of(request: &ApiRequest<'_>) -> Result<DeviceFilter, ApiError> {
+    let query = &request.query;
+    let time = |name: &str| -> Result<Option<i64>, ApiError> {
+        query
+            .non_empty(name)
+            .map(|text| {
+                protocol::time::parse_sdk_date(&text).map(|s| s * 1000).map_err(|_| {
+                    ApiError::Validation(protocol::error::ValidationError::new(
+                        name,
+                        format!("'{text}' is not yyyyMMdd'T'HHmmss'Z'"),
+                    ))
+                })
+            })
+            .transpose()
+    };
+    let filter = DeviceFilter {
+        project_id: request.project_id.to_owned(),
+        product_id: query.non_empty("product_id"),
+        node_id: query.non_empty("node_id"),
+        device_name: query.non_empty("device_name"),
+        gateway_id: query.non_empty("gateway_id"),
+        app_id: query.non_empty("app_id"),
+        created_from_ms: time("start_time")?,
+        created_to_ms: time("end_time")?,
+    };
+    if let (Some(from), Some(to)) = (filter.created_from_ms, filter.created_to_ms) {
+        if from > to {
+            return Err(ApiError::Validation(protocol::error::ValidationError::new(
+                "start_time",
+                "start_time is later than end_time",
+            )));
+        }
+    }
+    Ok(filter)
+}
+
+fn expect_device(reply: Reply) -> Result<DeviceRecord, ApiError> {
+    match reply {
+        Reply::Device(device) => Ok(*device),
+        Reply::Failed(error) => Err(error.into()),
+        _ => Err(ApiError::Unavailable("unexpected reply to a device request".into())),
+    }
+}

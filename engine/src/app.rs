@@ -1,0 +1,77 @@
+//! What shard 0's front desk holds: the local shard handle, the credentials, the config, and
+//! the id generators. One `App` per process, shared as `Rc` by every HTTP connection on shard 0.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::StatusCode;
+use serde::Serialize;
+use shards::record_id::RecordIdGenerator;
+use shards::registry::Shard;
+
+use crate::api::query::Query;
+use crate::config::Config;
+use crate::http::auth::Credentials;
+
+#[derive(Debug)]
+pub struct App {
+    pub shard: Rc<Shard>,
+    pub credentials: Credentials,
+    pub config: Config,
+    pub record_ids: RecordIdGenerator,
+    request_id_nonce: u64,
+    request_id_counter: Cell<u64>,
+}
+
+impl App {
+    pub fn new(shard: Rc<Shard>, credentials: Credentials, config: Config) -> App {
+        App {
+            shard,
+            credentials,
+            config,
+            record_ids: RecordIdGenerator::default(),
+            request_id_nonce: crate::random::u64(),
+            request_id_counter: Cell::new(0),
+        }
+    }
+
+    /// A fresh `X-Request-Id`: 32 hex digits, unique within and across runs.
+    pub fn next_request_id(&self) -> String {
+        let counter = self.request_id_counter.get().wrapping_add(1);
+        self.request_id_counter.set(counter);
+        format!("{:016x}{counter:016x}", self.request_id_nonce)
+    }
+}
+
+/// Wall-clock time in unix milliseconds.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A call that passed authentication, with the project it is for.
+#[derive(Debug)]
+pub struct ApiRequest<'a> {
+    pub project_id: &'a str,
+    pub query: Query,
+    pub body: &'a [u8],
+}
+
+/// A successful answer: status and JSON body (empty for 204).
+#[derive(Debug)]
+pub struct ApiResponse {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+}
+
+impl ApiResponse {
+    pub fn json<T: Serialize>(status: StatusCode, value: &T) -> ApiResponse {
+        ApiResponse { status, body: protocol::json::to_vec(value) }
+    }
+
+    pub fn no_content() -> ApiResponse {
+        ApiResponse { status: StatusCode::NO_CONTENT, body: Vec::new() }
+    }
+}
+
+pub type ApiResult = Result<ApiResponse, crate::http::error::ApiError>;

@@ -1,0 +1,112 @@
+//! The default project: with no `[[projects]]` configured, the first start creates one with a
+//! random token and AK/SK, keeps it in `{data_dir}/default-project.toml` (mode 0600), and later
+//! starts reuse it. The credentials are printed once, on creation, to stdout — never to the log.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::config::{AccessKeyConfig, Config, ProjectConfig};
+
+pub const DEFAULT_PROJECT_FILE: &str = "default-project.toml";
+
+#[derive(serde::Deserialize, serde::Serialize)]
+struct DefaultProjectFile {
+    projects: Vec<ProjectConfig>,
+}
+
+/// What happened to the default project at this start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DefaultProject {
+    /// Projects come from the config; nothing was done.
+    Configured,
+    Created(PathBuf),
+    Loaded(PathBuf),
+}
+
+/// Fills `config.projects` with the default project when the config names none.
+pub fn ensure_projects(config: &mut Config) -> std::io::Result<DefaultProject> {
+    if !config.projects.is_empty() {
+        return Ok(DefaultProject::Configured);
+    }
+    std::fs::create_dir_all(&config.data_dir)?;
+    let path = config.data_dir.join(DEFAULT_PROJECT_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let file: DefaultProjectFile = toml::from_str(&text).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
+            })?;
+            config.projects = file.projects;
+            Ok(DefaultProject::Loaded(path))
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let project = ProjectConfig {
+                project_id: crate::random::hex(32),
+                tokens: vec![crate::random::alphanumeric(40)],
+                access_keys: vec![AccessKeyConfig {
+                    ak: crate::random::alphanumeric(20).to_uppercase(),
+                    sk: crate::random::alphanumeric(40),
+                }],
+            };
+            write_private(&path, &DefaultProjectFile { projects: vec![project.clone()] })?;
+            config.projects = vec![project];
+            Ok(DefaultProject::Created(path))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+fn write_private(path: &Path, file: &DefaultProjectFile) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let text = toml::to_string(file).map_err(std::io::Error::other)?;
+    let temp = path.with_extension("toml.tmp");
+    let mut out = std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&temp)?;
+    writeln!(out, "# The default project, made at first start because the config names none.")?;
+    writeln!(out, "# Keep it secret. Configure [[projects]] instead to choose your own credentials.")?;
+    out.write_all(text.as_bytes())?;
+    out.sync_all()?;
+    std::fs::rename(&temp, path)
+}
+
+/// The lines printed when the default project is created: how to call the API right away.
+pub fn welcome_text(config: &Config, http_port: u16) -> String {
+    let project = &config.projects[0];
+    let token = project.tokens.first().map(String::as_str).unwrap_or_default();
+    let (ak, sk) = project.access_keys.first().map(|k| (k.ak.as_str(), k.sk.as_str())).unwrap_or_default();
+    format!(
+        "Created a default project (kept in {dir}/{DEFAULT_PROJECT_FILE}):\n  \
+         project_id: {project_id}\n  token:      {token}\n  AK / SK:    {ak} / {sk}\n\
+         Try it:\n  curl -H 'X-Auth-Token: {token}' http://127.0.0.1:{http_port}/v5/iot/{project_id}/products\n",
+        dir = config.data_dir.display(),
+        project_id = project.project_id,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_once_then_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config { data_dir: dir.path().into(), ..Config::default() };
+        assert!(matches!(ensure_projects(&mut config).unwrap(), DefaultProject::Created(_)));
+        let first = config.projects.clone();
+        assert_eq!(first[0].project_id.len(), 32);
+        let mut again = Config { data_dir: dir.path().into(), ..Config::default() };
+        assert!(matches!(ensure_projects(&mut again).unwrap(), DefaultProject::Loaded(_)));
+        assert_eq!(again.projects, first);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(DEFAULT_PROJECT_FILE)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(welcome_text(&again, 8080).contains(&format!("/v5/iot/{}/products", first[0].project_id)));
+    }
+
+    #[test]
+    fn configured_projects_are_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = ProjectConfig { project_id: "p1".into(), tokens: vec!["t1".into()], access_keys: vec![] };
+        let mut config = Config { data_dir: dir.path().into(), projects: vec![project], ..Config::default() };
+        assert_eq!(ensure_projects(&mut config).unwrap(), DefaultProject::Configured);
+        assert!(!dir.path().join(DEFAULT_PROJECT_FILE).exists());
+    }
+}

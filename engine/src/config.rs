@@ -1,0 +1,245 @@
+//! Configuration: the compiled-in defaults (`default-config.toml`, printed by
+//! `ringiot print-config`), an optional TOML file, and command-line flags, in that order of
+//! precedence from weakest to strongest.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+use serde::{Deserialize, Serialize};
+
+/// The default configuration, with a comment per key.
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("default-config.toml");
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub shards: usize,
+    pub http_listen: SocketAddr,
+    pub mqtt_listen: SocketAddr,
+    pub command_timeout_ms: u64,
+    pub durability: DurabilityMode,
+    pub log_flush_interval_us: u64,
+    pub log_compaction_bytes: u64,
+    pub io_memory_bytes: usize,
+    pub spin_before_park_us: u64,
+    pub pin_cpus: bool,
+    pub mesh_capacity: usize,
+    pub http_connections_max: usize,
+    pub http_body_bytes_max: usize,
+    pub http_header_read_timeout_ms: u64,
+    #[serde(default)]
+    pub projects: Vec<ProjectConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DurabilityMode {
+    Fsync,
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectConfig {
+    pub project_id: String,
+    #[serde(default)]
+    pub tokens: Vec<String>,
+    #[serde(default)]
+    pub access_keys: Vec<AccessKeyConfig>,
+}
+
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessKeyConfig {
+    pub ak: String,
+    pub sk: String,
+}
+
+impl std::fmt::Debug for AccessKeyConfig {
+    // The secret key never reaches a log line, even through `{:?}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessKeyConfig").field("ak", &self.ak).field("sk", &"<redacted>").finish()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        toml::from_str(DEFAULT_CONFIG_TOML).expect("the compiled-in default config parses (tested)")
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "ringiot", version, about = "IoTDA-compatible device access engine (thread-per-core, io_uring)")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// TOML config file; flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory of the per-shard logs [default: ./data]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Number of shards; 0 = one per online CPU [default: 0]
+    #[arg(long, value_name = "N")]
+    pub shards: Option<usize>,
+    /// REST listener address [default: 0.0.0.0:8080]
+    #[arg(long, value_name = "ADDR")]
+    pub http_listen: Option<SocketAddr>,
+    /// MQTT listener address [default: 0.0.0.0:1883]
+    #[arg(long, value_name = "ADDR")]
+    pub mqtt_listen: Option<SocketAddr>,
+    /// Wait for a device's answer to a synchronous call [default: 20000]
+    #[arg(long, value_name = "MS")]
+    pub command_timeout_ms: Option<u64>,
+    /// fsync: acknowledge writes once durable; none: once written [default: fsync]
+    #[arg(long, value_enum)]
+    pub durability: Option<DurabilityMode>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the full default configuration, with a comment per key, and exit.
+    PrintConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Defaults, then the file (if any), then the flags.
+    pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
+        let mut config = match &cli.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        config.apply_flags(cli);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses a file; keys it leaves out keep their defaults.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        Config::from_toml(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, toml::de::Error> {
+        let mut merged: toml::Table = toml::from_str(DEFAULT_CONFIG_TOML)?;
+        let overrides: toml::Table = toml::from_str(text)?;
+        merged.extend(overrides);
+        toml::Value::Table(merged).try_into()
+    }
+
+    fn apply_flags(&mut self, cli: &Cli) {
+        if let Some(v) = &cli.data_dir {
+            self.data_dir = v.clone();
+        }
+        if let Some(v) = cli.shards {
+            self.shards = v;
+        }
+        if let Some(v) = cli.http_listen {
+            self.http_listen = v;
+        }
+        if let Some(v) = cli.mqtt_listen {
+            self.mqtt_listen = v;
+        }
+        if let Some(v) = cli.command_timeout_ms {
+            self.command_timeout_ms = v;
+        }
+        if let Some(v) = cli.durability {
+            self.durability = v;
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.command_timeout_ms == 0 {
+            return invalid("command_timeout_ms must be positive".into());
+        }
+        if self.mesh_capacity == 0 || self.http_connections_max == 0 {
+            return invalid("mesh_capacity and http_connections_max must be positive".into());
+        }
+        if self.http_body_bytes_max < 1024 {
+            return invalid("http_body_bytes_max must be at least 1024".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for project in &self.projects {
+            if project.project_id.is_empty() || !seen.insert(&project.project_id) {
+                return invalid(format!("project_id '{}' is empty or repeated", project.project_id));
+            }
+            if project.tokens.iter().any(String::is_empty)
+                || project.access_keys.iter().any(|k| k.ak.is_empty() || k.sk.is_empty())
+            {
+                return invalid(format!("project '{}': empty token, AK or SK", project.project_id));
+            }
+        }
+        Ok(())
+    }
+
+    /// The shard count this start will use.
+    pub fn effective_shards(&self) -> usize {
+        if self.shards == 0 {
+            shards::runtime::online_cpus()
+        } else {
+            self.shards
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_printed_default_config_is_the_default() {
+        let config = Config::from_toml(DEFAULT_CONFIG_TOML).unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.http_listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(config.mqtt_listen, "0.0.0.0:1883".parse().unwrap());
+        assert_eq!(config.command_timeout_ms, 20_000);
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert!(config.projects.is_empty());
+    }
+
+    #[test]
+    fn a_file_overrides_defaults_and_flags_override_the_file() {
+        let text = r#"
+            shards = 3
+            command_timeout_ms = 500
+            [[projects]]
+            project_id = "p1"
+            tokens = ["token-one"]
+            access_keys = [{ ak = "AK1", sk = "SK1-secret" }]
+        "#;
+        let mut config = Config::from_toml(text).unwrap();
+        assert_eq!((config.shards, config.command_timeout_ms), (3, 500));
+        assert_eq!(config.projects[0].access_keys[0].ak, "AK1");
+        let cli = Cli::parse_from(["ringiot", "--shards", "2", "--durability", "none"]);
+        config.apply_flags(&cli);
+        assert_eq!((config.shards, config.durability), (2, DurabilityMode::None));
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_and_empty_secrets_are_refused() {
+        assert!(Config::from_toml("shardz = 2").is_err());
+        let empty = Config::from_toml("[[projects]]\nproject_id = \"p\"\ntokens = [\"\"]").unwrap();
+        assert!(empty.validate().is_err());
+    }
+
+    #[test]
+    fn secret_keys_never_print() {
+        let key = AccessKeyConfig { ak: "AK1".into(), sk: "very-secret".into() };
+        assert!(!format!("{key:?}").contains("very-secret"));
+    }
+}

@@ -1,0 +1,76 @@
+//! Routing: a plain `match` on method and path segments under `/v5/iot/{project_id}/`.
+
+use std::rc::Rc;
+
+use http::{Method, StatusCode};
+
+use super::error::ApiError;
+use crate::api::{devices, products};
+use crate::app::{ApiRequest, ApiResponse, ApiResult, App};
+
+/// `GET /health`: no auth, `{"status":"ok","shards":N}`.
+pub fn health(app: &App, method: &Method) -> ApiResult {
+    if method != Method::GET {
+        return Err(ApiError::MethodNotAllowed(format!("{method} /health")));
+    }
+    #[derive(serde::Serialize)]
+    struct Health {
+        status: &'static str,
+        shards: usize,
+    }
+    Ok(ApiResponse::json(StatusCode::OK, &Health { status: "ok", shards: app.shard.shard_count() }))
+}
+
+/// The `{project_id}` of a `/v5/iot/{project_id}/...` path.
+pub fn project_of_path(path: &str) -> Result<&str, ApiError> {
+    let mut segments = path.trim_start_matches('/').split('/');
+    match (segments.next(), segments.next(), segments.next()) {
+        (Some("v5"), Some("iot"), Some(project_id)) if !project_id.is_empty() => Ok(project_id),
+        _ => Err(ApiError::NoRoute(path.to_owned())),
+    }
+}
+
+/// Dispatches an authenticated call on the path after `/v5/iot/{project_id}/`.
+pub async fn route(app: &Rc<App>, method: &Method, path: &str, request: ApiRequest<'_>) -> ApiResult {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').skip(3).collect();
+    let not_allowed = || Err(ApiError::MethodNotAllowed(format!("{method} {path}")));
+    match segments.as_slice() {
+        ["products"] => match *method {
+            Method::GET => products::list(app, &request),
+            Method::POST => products::create(app, &request).await,
+            _ => not_allowed(),
+        },
+        ["products", product_id] => match *method {
+            Method::GET => products::show(app, &request, product_id),
+            Method::PUT => products::update(app, &request, product_id).await,
+            Method::DELETE => products::delete(app, &request, product_id).await,
+            _ => not_allowed(),
+        },
+        ["devices"] => match *method {
+            Method::GET => devices::list(app, &request).await,
+            Method::POST => devices::add(app, &request).await,
+            _ => not_allowed(),
+        },
+        ["devices", device_id] => match *method {
+            Method::GET => devices::show(app, &request, device_id).await,
+            Method::PUT => devices::update(app, &request, device_id).await,
+            Method::DELETE => devices::delete(app, &request, device_id).await,
+            _ => not_allowed(),
+        },
+        _ => Err(ApiError::NoRoute(path.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_ids_come_from_the_path() {
+        assert_eq!(project_of_path("/v5/iot/p1/devices").unwrap(), "p1");
+        assert_eq!(project_of_path("/v5/iot/p1").unwrap(), "p1");
+        assert!(project_of_path("/v5/iot//devices").is_err());
+        assert!(project_of_path("/v4/iot/p1/devices").is_err());
+        assert!(project_of_path("/").is_err());
+    }
+}

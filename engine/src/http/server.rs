@@ -1,0 +1,142 @@
+//! Accepting connections and running each request through the pipeline:
+//! read the body (bounded) → `/health` or authenticate → check the project → route → answer,
+//! always with `X-Request-Id`, errors as IoTDA JSON.
+//!
+//! Limits: at most `http_connections_max` open connections (one more is answered 503 and
+//! closed), `http_body_bytes_max` per body (413), `http_header_read_timeout_ms` for a client
+//! to send its headers (hyper closes the connection).
+
+use std::cell::Cell;
+use std::convert::Infallible;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_lite::AsyncWriteExt;
+use glommio::net::TcpListener;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use protocol::auth::RequestParts;
+
+use super::error::ApiError;
+use super::io::{GlommioTimer, HyperIo};
+use super::router;
+use crate::api::query::Query;
+use crate::app::{now_ms, ApiRequest, ApiResponse, App};
+
+/// Runs until `stop` resolves: accepts and serves connections on `listener`.
+pub async fn serve(app: Rc<App>, listener: TcpListener, stop: impl std::future::Future<Output = ()>) {
+    let open_connections = Rc::new(Cell::new(0usize));
+    let accept_loop = async {
+        loop {
+            let stream = match listener.accept().await {
+                Ok(stream) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "accepting an HTTP connection");
+                    glommio::timer::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            if open_connections.get() >= app.config.http_connections_max {
+                glommio::spawn_local(refuse_connection(stream)).detach();
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            open_connections.set(open_connections.get() + 1);
+            let (app, open_connections) = (app.clone(), open_connections.clone());
+            glommio::spawn_local(async move {
+                serve_connection(app, stream).await;
+                open_connections.set(open_connections.get() - 1);
+            })
+            .detach();
+        }
+    };
+    futures_lite::future::or(accept_loop, stop).await;
+}
+
+async fn refuse_connection(mut stream: glommio::net::TcpStream) {
+    let body = ApiError::Unavailable("too many HTTP connections".into()).body();
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(&body).await;
+    let _ = stream.close().await;
+}
+
+async fn serve_connection(app: Rc<App>, stream: glommio::net::TcpStream) {
+    let header_timeout = Duration::from_millis(app.config.http_header_read_timeout_ms);
+    let service = hyper::service::service_fn(move |request| {
+        let app = app.clone();
+        async move { Ok::<_, Infallible>(handle(&app, request).await) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(GlommioTimer)
+        .header_read_timeout(header_timeout)
+        .keep_alive(true)
+        .serve_connection(HyperIo(stream), service);
+    if let Err(error) = connection.await {
+        tracing::debug!(%error, "HTTP connection ended with an error");
+    }
+}
+
+/// One request, start to finish. Never fails: errors become IoTDA error responses.
+pub async fn handle(app: &Rc<App>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let request_id = app.next_request_id();
+    let (status, body) = match answer(app, request).await {
+        Ok(ApiResponse { status, body }) => (status, body),
+        Err(error) => {
+            let (status, code) = error.status_and_code();
+            if status.is_server_error() {
+                tracing::warn!(%request_id, code, %error, "request failed");
+            } else {
+                tracing::debug!(%request_id, code, %error, "request refused");
+            }
+            (status, error.body())
+        }
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    if status != StatusCode::NO_CONTENT {
+        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    headers.insert("x-request-id", HeaderValue::from_str(&request_id).expect("hex is a valid header value"));
+    response
+}
+
+async fn answer(app: &Rc<App>, request: Request<Incoming>) -> Result<ApiResponse, ApiError> {
+    let (parts, body) = request.into_parts();
+    let limit = app.config.http_body_bytes_max;
+    let body = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        Err(error) => return Err(ApiError::BadRequest(format!("reading the body: {error}"))),
+    };
+    let path = parts.uri.path();
+    if path == "/health" {
+        return router::health(app, &parts.method);
+    }
+    let project_in_path = router::project_of_path(path)?;
+    let header_pairs: Vec<(&str, &[u8])> =
+        parts.headers.iter().map(|(name, value)| (name.as_str(), value.as_bytes())).collect();
+    let request_parts = RequestParts {
+        method: parts.method.as_str(),
+        path,
+        query: parts.uri.query(),
+        headers: &header_pairs,
+        body: &body,
+    };
+    let project_id = app.credentials.authenticate(&request_parts, now_ms() / 1000)?;
+    if project_id != project_in_path {
+        return Err(ApiError::Forbidden(format!(
+            "the credential belongs to another project, not '{project_in_path}'"
+        )));
+    }
+    let request = ApiRequest { project_id, query: Query::parse(parts.uri.query())?, body: &body };
+    router::route(app, &parts.method, path, request).await
+}

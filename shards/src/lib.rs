@@ -1,0 +1,36 @@
+//! # shards — the per-shard world
+//!
+//! ringiot runs one glommio executor per core. Every device has one **home shard**,
+//! `protocol::routing::home_shard(device_id, shard_count)`, and only that shard touches the
+//! device's state; shards share nothing mutable and talk only through bounded channel meshes.
+//!
+//! ## Layout
+//! - [`runtime`]: starting the executors, the meshes, the stop flag, resource limits.
+//! - [`mesh`]: request/reply between shards with correlation ids ([`mesh::ToShard`],
+//!   [`mesh::FromShard`]).
+//! - [`messages`]: what travels on the mesh ([`messages::Request`], [`messages::Reply`]).
+//! - [`registry`]: a shard's devices and products, and [`registry::Shard`], the shell that
+//!   logs every change and answers requests.
+//! - [`log`]: the durable per-shard append-only log with group commit, recovery, snapshots.
+//! - [`data_dir`]: the data-directory lock and the recorded shard count.
+//! - [`record_id`]: the 96-bit ids behind IoTDA's 24-hex list markers.
+//!
+//! ## Flow
+//! Shard 0's front desk (in `engine`) turns a REST call into a [`messages::Request`], and
+//! [`registry::Shard::call`] runs it on the home shard — directly when that is shard 0, over
+//! the mesh otherwise. The home shard applies the change, appends a record to its log, waits
+//! for the group commit to make it durable, and replies.
+//!
+//! ## Invariants
+//! - Only the home shard mutates a device; only shard 0 writes products.
+//! - No reply to a write leaves a shard before the write is durable (unless the operator chose
+//!   `durability = "none"`).
+//! - Every queue is bounded: mesh channels, the log buffer.
+
+pub mod data_dir;
+pub mod log;
+pub mod mesh;
+pub mod messages;
+pub mod record_id;
+pub mod registry;
+pub mod runtime;

@@ -1,0 +1,58 @@
+//! What shards say to each other. One enum per direction: [`Request`] travels inside
+//! [`ToShard`](crate::mesh::ToShard), [`Reply`] inside [`FromShard`](crate::mesh::FromShard).
+//! Everything here is owned and `Send` (no `Rc`, no sockets): it crosses threads.
+
+use crate::registry::devices::{DeviceFilter, DeviceSlice};
+use crate::registry::records::{DeviceRecord, ProductKey, ProductRecord};
+
+/// Fields of UpdateDevice; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeviceUpdate {
+    pub device_name: Option<String>,
+    pub description: Option<String>,
+    pub extension_info_json: Option<String>,
+    pub secure_access: Option<bool>,
+    pub timeout_s: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// Register a device on its home shard (record id and secret already chosen by shard 0).
+    AddDevice(Box<DeviceRecord>),
+    ShowDevice { project_id: String, device_id: String },
+    UpdateDevice { project_id: String, device_id: String, update: DeviceUpdate },
+    DeleteDevice { project_id: String, device_id: String },
+    /// This shard's part of a list page.
+    ListDevices { filter: DeviceFilter, marker: u128, take: usize },
+    CountDevicesOfProduct { project_id: String, product_id: String },
+    /// Shard 0 made this product durable; keep a read-only copy.
+    ReplicateProduct(ProductRecord),
+    ForgetProduct(ProductKey),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Device(Box<DeviceRecord>),
+    Devices(DeviceSlice),
+    Count(u64),
+    Done,
+    Failed(ShardError),
+}
+
+/// Why a shard could not do what was asked. The engine maps each to an HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShardError {
+    #[error("the device already exists")]
+    DeviceExists,
+    #[error("the device does not exist")]
+    DeviceNotFound,
+    /// The shard cannot persist (log closed for shutdown, or an I/O error): nothing changed
+    /// that a later read could see as durable, and the client may retry.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The other shard is gone (shutting down) or the mesh refused the message.
+    #[error("shard {0} is not reachable")]
+    Unreachable(usize),
+    #[error("reply did not match the request")]
+    UnexpectedReply,
+}

@@ -1,0 +1,309 @@
+//! The registry of one shard: its devices (it is their home), the products (shard 0 writes
+//! them, every shard keeps a copy), and the shard log that makes both durable.
+//!
+//! The tables ([`devices::DeviceTable`], [`products::ProductTable`]) are plain data; [`Shard`]
+//! is the shell that logs every change before it answers, serves mesh requests and compacts.
+//!
+//! Invariants:
+//! - Only the home shard mutates a device; only shard 0 mutates (and logs) products.
+//! - A change is applied in memory and queued in the log in one synchronous step, so the log's
+//!   order is the memory's order; the caller is answered only once the record is durable.
+//! - Replicated products are never written to a non-zero shard's log or snapshot.
+
+pub mod devices;
+pub mod products;
+pub mod records;
+
+use std::cell::{Cell, Ref, RefCell};
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use crate::log::{self, Durability, LogConfig, LogError, ShardLog};
+use crate::mesh::{Mesh, ShardId};
+use crate::messages::{DeviceUpdate, Reply, Request, ShardError};
+use devices::DeviceTable;
+use products::ProductTable;
+use records::{DeviceKey, DeviceRecord, ProductKey, ProductRecord, RegistryRecord};
+
+/// Storage settings of a shard.
+#[derive(Debug, Clone)]
+pub struct ShardConfig {
+    pub data_dir: PathBuf,
+    pub durability: Durability,
+    pub flush_interval_us: u64,
+    pub compaction_bytes: u64,
+}
+
+/// Why a shard could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("shard {shard}: {source}")]
+    Log { shard: ShardId, source: LogError },
+    #[error("shard {shard}: creating {path}: {source}")]
+    Io { shard: ShardId, path: PathBuf, source: std::io::Error },
+    #[error("shard {shard}: undecodable record in its log: {source}")]
+    Decode { shard: ShardId, source: records::DecodeError },
+}
+
+#[derive(Debug)]
+pub struct Shard {
+    mesh: Rc<Mesh>,
+    log: Rc<ShardLog>,
+    devices: RefCell<DeviceTable>,
+    products: RefCell<ProductTable>,
+    compacting: Cell<bool>,
+}
+
+impl Shard {
+    /// Recovers the shard's state from `{data_dir}/shard-{id}` and opens its log for writing.
+    pub async fn open(mesh: Rc<Mesh>, config: &ShardConfig) -> Result<Rc<Shard>, StartError> {
+        let shard = mesh.shard_id();
+        let dir = config.data_dir.join(format!("shard-{shard}"));
+        std::fs::create_dir_all(&dir).map_err(|source| StartError::Io { shard, path: dir.clone(), source })?;
+        let recovered = log::recover(&dir).map_err(|source| StartError::Log { shard, source })?;
+        let (mut devices, mut products) = (DeviceTable::default(), ProductTable::default());
+        for record in recovered.snapshot.iter().chain(recovered.tail.iter()) {
+            let record = RegistryRecord::decode(record).map_err(|source| StartError::Decode { shard, source })?;
+            apply(&mut devices, &mut products, record);
+        }
+        tracing::info!(shard, devices = devices.len(), products = products.len(), "shard state recovered");
+        let log_config = LogConfig {
+            dir,
+            durability: config.durability,
+            flush_interval_us: config.flush_interval_us,
+            batch_bytes_max: 1 << 20,
+            compaction_bytes: config.compaction_bytes,
+        };
+        let log = ShardLog::open(log_config, &recovered).await.map_err(|source| StartError::Log { shard, source })?;
+        Ok(Rc::new(Shard {
+            mesh,
+            log,
+            devices: RefCell::new(devices),
+            products: RefCell::new(products),
+            compacting: Cell::new(false),
+        }))
+    }
+
+    pub fn id(&self) -> ShardId {
+        self.mesh.shard_id()
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.mesh.shard_count()
+    }
+
+    /// Answers mesh requests from the other shards from now on.
+    pub fn start_serving(self: &Rc<Self>) {
+        let shard = self.clone();
+        self.mesh.serve(Rc::new(move |request| {
+            let shard = shard.clone();
+            Box::pin(async move { shard.handle(request).await })
+        }));
+    }
+
+    /// Runs `request` on `target`: here if it is this shard, else over the mesh.
+    pub async fn call(self: &Rc<Self>, target: ShardId, request: Request) -> Reply {
+        if target == self.id() {
+            self.handle(request).await
+        } else {
+            self.mesh.call(target, request).await
+        }
+    }
+
+    /// Runs one request per shard concurrently; replies in shard order.
+    pub async fn call_all(self: &Rc<Self>, request: impl Fn(ShardId) -> Request) -> Vec<Reply> {
+        let tasks: Vec<_> = (0..self.shard_count())
+            .map(|target| {
+                let (shard, request) = (self.clone(), request(target));
+                glommio::spawn_local(async move { shard.call(target, request).await })
+            })
+            .collect();
+        let mut replies = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            replies.push(task.await);
+        }
+        replies
+    }
+
+    /// Serves one request against this shard's state.
+    pub async fn handle(self: &Rc<Self>, request: Request) -> Reply {
+        match request {
+            Request::AddDevice(device) => self.add_device(*device).await,
+            Request::ShowDevice { project_id, device_id } => match self.device_of(&project_id, &device_id) {
+                Some(device) => Reply::Device(Box::new(device)),
+                None => Reply::Failed(ShardError::DeviceNotFound),
+            },
+            Request::UpdateDevice { project_id, device_id, update } => {
+                self.update_device(&project_id, &device_id, update).await
+            }
+            Request::DeleteDevice { project_id, device_id } => self.delete_device(&project_id, &device_id).await,
+            Request::ListDevices { filter, marker, take } => {
+                Reply::Devices(self.devices.borrow().slice(&filter, marker, take))
+            }
+            Request::CountDevicesOfProduct { project_id, product_id } => {
+                Reply::Count(self.devices.borrow().count_of_product(&project_id, &product_id))
+            }
+            Request::ReplicateProduct(product) => {
+                self.products.borrow_mut().put(product);
+                Reply::Done
+            }
+            Request::ForgetProduct(key) => {
+                self.products.borrow_mut().remove(&key);
+                Reply::Done
+            }
+        }
+    }
+
+    fn device_of(&self, project_id: &str, device_id: &str) -> Option<DeviceRecord> {
+        self.devices.borrow().get(device_id).filter(|d| d.project_id == project_id).cloned()
+    }
+
+    async fn add_device(self: &Rc<Self>, device: DeviceRecord) -> Reply {
+        if self.devices.borrow().get(&device.device_id).is_some() {
+            return Reply::Failed(ShardError::DeviceExists);
+        }
+        self.devices.borrow_mut().put(device.clone());
+        match self.persist(RegistryRecord::DevicePut(device.clone())).await {
+            Ok(()) => Reply::Device(Box::new(device)),
+            Err(error) => {
+                self.devices.borrow_mut().remove(&device.device_id);
+                Reply::Failed(error)
+            }
+        }
+    }
+
+    async fn update_device(self: &Rc<Self>, project_id: &str, device_id: &str, update: DeviceUpdate) -> Reply {
+        let Some(mut device) = self.device_of(project_id, device_id) else {
+            return Reply::Failed(ShardError::DeviceNotFound);
+        };
+        let DeviceUpdate { device_name, description, extension_info_json, secure_access, timeout_s } = update;
+        device.device_name = device_name.or(device.device_name);
+        device.description = description.or(device.description);
+        device.extension_info_json = extension_info_json.or(device.extension_info_json);
+        device.secure_access = secure_access.unwrap_or(device.secure_access);
+        device.timeout_s = timeout_s.unwrap_or(device.timeout_s);
+        self.devices.borrow_mut().put(device.clone());
+        match self.persist(RegistryRecord::DevicePut(device.clone())).await {
+            Ok(()) => Reply::Device(Box::new(device)),
+            Err(error) => Reply::Failed(error),
+        }
+    }
+
+    async fn delete_device(self: &Rc<Self>, project_id: &str, device_id: &str) -> Reply {
+        if self.device_of(project_id, device_id).is_none() {
+            return Reply::Failed(ShardError::DeviceNotFound);
+        }
+        self.devices.borrow_mut().remove(device_id);
+        match self.persist(RegistryRecord::DeviceDelete(DeviceKey { device_id: device_id.into() })).await {
+            Ok(()) => Reply::Done,
+            Err(error) => Reply::Failed(error),
+        }
+    }
+
+    /// The products this shard knows (shard 0: the authoritative set).
+    pub fn products(&self) -> Ref<'_, ProductTable> {
+        self.products.borrow()
+    }
+
+    /// Shard 0 only: makes `product` durable, then copies it to every other shard.
+    pub async fn put_product(self: &Rc<Self>, product: ProductRecord) -> Result<(), ShardError> {
+        assert_eq!(self.id(), 0, "only shard 0 writes products");
+        self.products.borrow_mut().put(product.clone());
+        self.persist(RegistryRecord::ProductPut(product.clone())).await?;
+        self.replicate(|| Request::ReplicateProduct(product.clone())).await
+    }
+
+    /// Shard 0 only: removes a product durably and from every replica.
+    pub async fn delete_product(self: &Rc<Self>, key: ProductKey) -> Result<(), ShardError> {
+        assert_eq!(self.id(), 0, "only shard 0 writes products");
+        self.products.borrow_mut().remove(&key);
+        self.persist(RegistryRecord::ProductDelete(key.clone())).await?;
+        self.replicate(|| Request::ForgetProduct(key.clone())).await
+    }
+
+    /// Shard 0 at start-up: sends every recovered product to every other shard.
+    pub async fn replicate_all_products(self: &Rc<Self>) -> Result<(), ShardError> {
+        let products: Vec<ProductRecord> = self.products.borrow().iter().cloned().collect();
+        for product in products {
+            self.replicate(|| Request::ReplicateProduct(product.clone())).await?;
+        }
+        Ok(())
+    }
+
+    async fn replicate(self: &Rc<Self>, request: impl Fn() -> Request) -> Result<(), ShardError> {
+        let me = self.id();
+        let tasks: Vec<_> = (0..self.shard_count())
+            .filter(|&target| target != me)
+            .map(|target| {
+                let (mesh, request) = (self.mesh.clone(), request());
+                glommio::spawn_local(async move { mesh.call(target, request).await })
+            })
+            .collect();
+        for task in tasks {
+            if let Reply::Failed(error) = task.await {
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends `record` and waits until it is durable; compacts when the log has grown.
+    async fn persist(self: &Rc<Self>, record: RegistryRecord) -> Result<(), ShardError> {
+        let result = self.log.append(record.encode()).await;
+        self.compact_if_needed();
+        result.map_err(|e| ShardError::Unavailable(e.to_string()))
+    }
+
+    fn compact_if_needed(self: &Rc<Self>) {
+        if self.compacting.get() || !self.log.needs_compaction() {
+            return;
+        }
+        self.compacting.set(true);
+        // The snapshot is taken and handed to the log in one synchronous step, so it covers
+        // exactly the records appended before the log switches segments.
+        let snapshot = self.snapshot_records();
+        let shard = self.clone();
+        glommio::spawn_local(async move {
+            if let Err(error) = shard.log.compact(snapshot).await {
+                tracing::error!(shard = shard.id(), %error, "compaction failed; the log keeps growing");
+            }
+            shard.compacting.set(false);
+        })
+        .detach();
+    }
+
+    fn snapshot_records(&self) -> Vec<log::LogRecord> {
+        let devices = self.devices.borrow();
+        let mut records: Vec<_> =
+            devices.iter().map(|d| RegistryRecord::DevicePut(d.clone()).encode()).collect();
+        if self.id() == 0 {
+            records.extend(self.products.borrow().iter().map(|p| RegistryRecord::ProductPut(p.clone()).encode()));
+        }
+        records
+    }
+
+    /// Flushes the log and refuses further writes. Idempotent.
+    pub async fn close(&self) {
+        if let Err(error) = self.log.close().await {
+            tracing::error!(shard = self.id(), %error, "closing the log");
+        }
+    }
+
+    /// Number of devices homed here.
+    pub fn device_count(&self) -> usize {
+        self.devices.borrow().len()
+    }
+}
+
+fn apply(devices: &mut DeviceTable, products: &mut ProductTable, record: RegistryRecord) {
+    match record {
+        RegistryRecord::DevicePut(device) => devices.put(device),
+        RegistryRecord::DeviceDelete(key) => {
+            devices.remove(&key.device_id);
+        }
+        RegistryRecord::ProductPut(product) => products.put(product),
+        RegistryRecord::ProductDelete(key) => {
+            products.remove(&key);
+        }
+    }
+}

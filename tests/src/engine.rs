@@ -1,0 +1,176 @@
+//! Starting and stopping the engine under test.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::client::{Auth, Client};
+
+/// Credentials of the two projects every test engine is configured with.
+pub struct ProjectCredentials {
+    pub project_id: &'static str,
+    pub token: &'static str,
+    pub ak: &'static str,
+    pub sk: &'static str,
+}
+
+pub const PROJECT_A: ProjectCredentials =
+    ProjectCredentials { project_id: "proj_a", token: "token-a-0001", ak: "AKPROJECTA0000000001", sk: "SKprojectAsecret0000000000000000000000001" };
+pub const PROJECT_B: ProjectCredentials =
+    ProjectCredentials { project_id: "proj_b", token: "token-b-0001", ak: "AKPROJECTB0000000001", sk: "SKprojectBsecret0000000000000000000000001" };
+
+const READY_DEADLINE: Duration = Duration::from_secs(60);
+const EXIT_DEADLINE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub shards: usize,
+    /// Extra command-line flags.
+    pub args: Vec<String>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions { shards: 1, args: Vec::new() }
+    }
+}
+
+/// A running engine. Killed (SIGKILL) when dropped, if still running.
+pub struct Engine {
+    child: Option<Child>,
+    pub http: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Everything the engine printed on stdout up to its ready line.
+    pub stdout_head: String,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Engine {
+    /// Starts an engine on a fresh temporary data dir.
+    pub fn start(options: EngineOptions) -> Engine {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let data_dir = temp.path().join("data");
+        let mut engine = Engine::start_on(&data_dir, &options).unwrap_or_else(|stderr| panic!("engine did not start:\n{stderr}"));
+        engine._temp = Some(temp);
+        engine
+    }
+
+    /// Starts an engine on `data_dir` (kept by the caller). `Err(stderr)` if it exits before
+    /// printing its ready line.
+    pub fn start_on(data_dir: &Path, options: &EngineOptions) -> Result<Engine, String> {
+        std::fs::create_dir_all(data_dir).expect("data dir");
+        let config_path = data_dir.with_extension("toml");
+        std::fs::write(&config_path, config_text()).expect("config file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringiot-under-test"))
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--shards", &options.shards.to_string(), "--http-listen", "127.0.0.1:0"])
+            .args(["--mqtt-listen", "127.0.0.1:0"])
+            .args(&options.args)
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning the engine");
+        let stderr = child.stderr.take().expect("stderr");
+        let (stderr_sender, stderr_receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[engine] {line}");
+                text.push_str(&line);
+                text.push('\n');
+            }
+            let _ = stderr_sender.send(text);
+        });
+        let (ready_sender, ready_receiver) = mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            let mut head = String::new();
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                head.push_str(&line);
+                head.push('\n');
+                if let Some(rest) = line.strip_prefix("ringiot ready: http=") {
+                    let address = rest.split_whitespace().next().unwrap_or_default().to_owned();
+                    let _ = ready_sender.send(Some((address, head.clone())));
+                }
+            }
+            let _ = ready_sender.send(None);
+        });
+        match ready_receiver.recv_timeout(READY_DEADLINE) {
+            Ok(Some((address, head))) => Ok(Engine {
+                child: Some(child),
+                http: address.parse().expect("ready line carries an address"),
+                data_dir: data_dir.to_owned(),
+                stdout_head: head,
+                _temp: None,
+            }),
+            Ok(None) | Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(stderr_receiver.recv_timeout(EXIT_DEADLINE).unwrap_or_default())
+            }
+        }
+    }
+
+    /// A client of `project` authenticated with `auth`.
+    pub fn client(&self, project_id: &str, auth: Auth) -> Client {
+        Client::new(self.http, project_id, auth)
+    }
+
+    /// A token client of project A.
+    pub fn client_a(&self) -> Client {
+        self.client(PROJECT_A.project_id, Auth::Token(PROJECT_A.token.into()))
+    }
+
+    /// SIGTERM, then wait for the exit (with a deadline).
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("engine is running");
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        wait_with_deadline(&mut child)
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("engine is running");
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaping the engine");
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn wait_with_deadline(child: &mut Child) -> ExitStatus {
+    let deadline = Instant::now() + EXIT_DEADLINE;
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for the engine") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "engine did not exit within {EXIT_DEADLINE:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn config_text() -> String {
+    let mut text = String::from("log_flush_interval_us = 200\n");
+    for project in [PROJECT_A, PROJECT_B] {
+        text.push_str(&format!(
+            "[[projects]]\nproject_id = \"{}\"\ntokens = [\"{}\"]\naccess_keys = [{{ ak = \"{}\", sk = \"{}\" }}]\n",
+            project.project_id, project.token, project.ak, project.sk
+        ));
+    }
+    text
+}
