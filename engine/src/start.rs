@@ -100,8 +100,8 @@ async fn serve_front_desk(shard: &Rc<Shard>, context: &StartContext) -> anyhow::
     shard.replicate_all_products().await.context("replicating products to the shards")?;
     let config = &context.config;
     let listener = TcpListener::bind(config.http_listen)
-        .with_context(|| format!("binding the HTTP listener on {}", config.http_listen))?;
-    let address = listener.local_addr()?;
+        .map_err(|e| anyhow::anyhow!("binding the HTTP listener on {}: {e}", config.http_listen))?;
+    let address = listener.local_addr().map_err(|e| anyhow::anyhow!("reading the HTTP address: {e}"))?;
     if let DefaultProject::Created(_) = context.default_project {
         print!("{}", bootstrap::welcome_text(config, address.port()));
     } else if let DefaultProject::Loaded(path) = &context.default_project {

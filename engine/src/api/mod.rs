@@ -4,3 +4,4 @@
 pub mod devices;
 pub mod products;
 pub mod query;
+pub mod view;

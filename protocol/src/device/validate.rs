@@ -120,7 +120,9 @@ fn validate_auth(auth_info: AuthInfo) -> Result<ValidatedAuth, ValidationError> 
     };
     let (secret, fingerprint) = match auth_type {
         AuthType::Secret => (auth_info.secret, None),
-        AuthType::Certificates => (None, Some(certificate_fingerprint(auth_info.secret, auth_info.fingerprint)?)),
+        AuthType::Certificates => {
+            (None, Some(certificate_fingerprint(auth_info.secret, auth_info.fingerprint)?))
+        }
     };
     if let Some(secret) = &secret {
         // The secret itself never goes into the message: error bodies end up in logs.
@@ -184,7 +186,10 @@ fn extension_info_json(value: &OwnedValue) -> Result<String, ValidationError> {
     if json.len() > EXTENSION_INFO_MAX_BYTES {
         return Err(ValidationError::new(
             "extension_info",
-            format!("extension_info is {} bytes of JSON; the limit is {EXTENSION_INFO_MAX_BYTES}", json.len()),
+            format!(
+                "extension_info is {} bytes of JSON; the limit is {EXTENSION_INFO_MAX_BYTES}",
+                json.len()
+            ),
         ));
     }
     Ok(json)

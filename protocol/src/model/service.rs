@@ -15,14 +15,12 @@ use std::collections::HashSet;
 
 use crate::error::ValidationError;
 use crate::model::field::{check_max_chars, check_max_items, check_one_of, check_optional, check_required};
-use crate::model::{
-    ServiceCapability, ServiceCommand, ServiceCommandPara, ServiceEvent, ServiceProperty,
-};
+use crate::model::{ServiceCapability, ServiceCommand, ServiceCommandPara, ServiceEvent, ServiceProperty};
 
 /// Services per product, and properties / commands / events per service.
-pub(crate) const ITEMS_MAX: usize = 500;
+const ITEMS_MAX: usize = 500;
 /// The `service_capabilities` list as compact JSON ("≤ 500 KB", read as KiB).
-pub(crate) const SERVICE_CAPABILITIES_MAX_BYTES: usize = 500 * 1024;
+const SERVICE_CAPABILITIES_MAX_BYTES: usize = 500 * 1024;
 const SERVICE_ID_MAX_CHARS: usize = 64;
 const SERVICE_TYPE_MAX_CHARS: usize = 64;
 const DESCRIPTION_MAX_CHARS: usize = 128;
@@ -37,7 +35,7 @@ const BOUND_MAX_CHARS: usize = 16;
 
 const SERVICE_OPTIONS: &[&str] = &["Master", "Mandatory", "Optional"];
 /// Stored when a service names no `option`.
-pub(crate) const DEFAULT_SERVICE_OPTION: &str = "Optional";
+const DEFAULT_SERVICE_OPTION: &str = "Optional";
 const PROPERTY_METHODS: &[&str] = &["RWE", "RW", "RE", "WE", "E", "W", "R"];
 /// Characters a property name must not contain: it is a key of the shadow JSON document.
 const PROPERTY_NAME_FORBIDDEN: &[char] = &['.', '$', '\0'];
@@ -294,7 +292,10 @@ fn check_enum_list(
     let field = format!("{path}.enum_list");
     let entries = enum_list.unwrap_or_default();
     if data_type == DataType::Enum && entries.is_empty() {
-        return Err(ValidationError::new(field, "enum_list must list at least one value when data_type is enum"));
+        return Err(ValidationError::new(
+            field,
+            "enum_list must list at least one value when data_type is enum",
+        ));
     }
     let mut seen = HashSet::with_capacity(entries.len());
     for (index, entry) in entries.iter().enumerate() {
@@ -342,7 +343,11 @@ fn check_bounds(
         if low > high {
             return Err(ValidationError::new(
                 format!("{path}.min"),
-                format!("min ({}) is greater than max ({})", min.unwrap_or_default(), max.unwrap_or_default()),
+                format!(
+                    "min ({}) is greater than max ({})",
+                    min.unwrap_or_default(),
+                    max.unwrap_or_default()
+                ),
             ));
         }
     }

@@ -10,8 +10,7 @@ use crate::error::ValidationError;
 use crate::model::field::{check_id, check_one_of, check_optional, check_required};
 use crate::model::service::validate_services;
 use crate::model::{
-    CreateProductRequest, Product, ServiceCapability, UpdateProductRequest, DEFAULT_APP_ID,
-    DEFAULT_APP_NAME,
+    CreateProductRequest, Product, ServiceCapability, UpdateProductRequest, DEFAULT_APP_ID, DEFAULT_APP_NAME,
 };
 
 /// `product_id` and `app_id` (resource space) limits.

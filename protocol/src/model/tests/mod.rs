@@ -8,8 +8,8 @@ mod service;
 use crate::error::ValidationError;
 use crate::json::from_bytes;
 use crate::model::{
-    validate_create, CreateProductRequest, Product, ServiceCapability, ServiceCommand,
-    ServiceCommandPara, ServiceProperty,
+    validate_create, CreateProductRequest, Product, ServiceCapability, ServiceCommand, ServiceCommandPara,
+    ServiceProperty,
 };
 
 const CREATE_TIME: &str = "20240102T030405Z";

@@ -33,7 +33,8 @@ fn name_is_required_and_at_most_64_characters() {
 
 #[test]
 fn device_type_is_required_and_at_most_32_characters() {
-    let with_type = |device_type: String| create(CreateProductRequest { device_type, ..smartwater_request() });
+    let with_type =
+        |device_type: String| create(CreateProductRequest { device_type, ..smartwater_request() });
     assert!(with_type(long(32)).is_ok());
     rejected_at(with_type(long(33)), "device_type");
     rejected_at(with_type(String::new()), "device_type");
@@ -41,9 +42,12 @@ fn device_type_is_required_and_at_most_32_characters() {
 
 #[test]
 fn protocol_type_must_be_listed() {
-    let with_protocol =
-        |protocol_type: &str| create(CreateProductRequest { protocol_type: protocol_type.to_owned(), ..smartwater_request() });
-    for protocol_type in ["MQTT", "CoAP", "HTTP", "HTTPS", "Modbus", "ONVIF", "OPC-UA", "OPC-DA", "Other", "TCP", "UDP"] {
+    let with_protocol = |protocol_type: &str| {
+        create(CreateProductRequest { protocol_type: protocol_type.to_owned(), ..smartwater_request() })
+    };
+    for protocol_type in
+        ["MQTT", "CoAP", "HTTP", "HTTPS", "Modbus", "ONVIF", "OPC-UA", "OPC-DA", "Other", "TCP", "UDP"]
+    {
         assert!(with_protocol(protocol_type).is_ok(), "{protocol_type}");
     }
     let message = rejected_at(with_protocol("mqtt"), "protocol_type");
@@ -71,7 +75,10 @@ fn service_capabilities_may_be_empty() {
 fn optional_texts_have_limits() {
     let base = smartwater_request;
     assert!(create(CreateProductRequest { manufacturer_name: Some(long(32)), ..base() }).is_ok());
-    rejected_at(create(CreateProductRequest { manufacturer_name: Some(long(33)), ..base() }), "manufacturer_name");
+    rejected_at(
+        create(CreateProductRequest { manufacturer_name: Some(long(33)), ..base() }),
+        "manufacturer_name",
+    );
     assert!(create(CreateProductRequest { industry: Some(long(64)), ..base() }).is_ok());
     rejected_at(create(CreateProductRequest { industry: Some(long(65)), ..base() }), "industry");
     assert!(create(CreateProductRequest { description: Some(long(128)), ..base() }).is_ok());
@@ -80,7 +87,9 @@ fn optional_texts_have_limits() {
 
 #[test]
 fn app_id_names_the_resource_space() {
-    let with_app = |app_id: &str| create(CreateProductRequest { app_id: Some(app_id.to_owned()), ..smartwater_request() });
+    let with_app = |app_id: &str| {
+        create(CreateProductRequest { app_id: Some(app_id.to_owned()), ..smartwater_request() })
+    };
     let product = with_app("space_1").unwrap();
     assert_eq!((product.app_id.as_str(), product.app_name.as_str()), ("space_1", "space_1"));
     rejected_at(with_app(&"a".repeat(37)), "app_id");
@@ -128,12 +137,27 @@ fn update_applies_the_create_rules() {
     let existing = smartwater();
     let update = |request: UpdateProductRequest| apply_update(&existing, request);
     rejected_at(update(UpdateProductRequest { name: Some(String::new()), ..Default::default() }), "name");
-    rejected_at(update(UpdateProductRequest { device_type: Some(long(33)), ..Default::default() }), "device_type");
-    rejected_at(update(UpdateProductRequest { protocol_type: Some("LWM2M".into()), ..Default::default() }), "protocol_type");
-    rejected_at(update(UpdateProductRequest { data_format: Some("xml".into()), ..Default::default() }), "data_format");
-    rejected_at(update(UpdateProductRequest { manufacturer_name: Some(long(33)), ..Default::default() }), "manufacturer_name");
+    rejected_at(
+        update(UpdateProductRequest { device_type: Some(long(33)), ..Default::default() }),
+        "device_type",
+    );
+    rejected_at(
+        update(UpdateProductRequest { protocol_type: Some("LWM2M".into()), ..Default::default() }),
+        "protocol_type",
+    );
+    rejected_at(
+        update(UpdateProductRequest { data_format: Some("xml".into()), ..Default::default() }),
+        "data_format",
+    );
+    rejected_at(
+        update(UpdateProductRequest { manufacturer_name: Some(long(33)), ..Default::default() }),
+        "manufacturer_name",
+    );
     rejected_at(update(UpdateProductRequest { industry: Some(long(65)), ..Default::default() }), "industry");
-    rejected_at(update(UpdateProductRequest { description: Some(long(129)), ..Default::default() }), "description");
+    rejected_at(
+        update(UpdateProductRequest { description: Some(long(129)), ..Default::default() }),
+        "description",
+    );
 }
 
 #[test]
