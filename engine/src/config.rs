@@ -204,8 +204,8 @@ mod tests {
     fn the_printed_default_config_is_the_default() {
         let config = Config::from_toml(DEFAULT_CONFIG_TOML).unwrap();
         assert_eq!(config, Config::default());
-        assert_eq!(config.http_listen, "0.0.0.0:8080".parse().unwrap());
-        assert_eq!(config.mqtt_listen, "0.0.0.0:1883".parse().unwrap());
+        assert_eq!(config.http_listen, "0.0.0.0:8080".parse::<SocketAddr>().unwrap());
+        assert_eq!(config.mqtt_listen, "0.0.0.0:1883".parse::<SocketAddr>().unwrap());
         assert_eq!(config.command_timeout_ms, 20_000);
         assert_eq!(config.data_dir, PathBuf::from("./data"));
         assert!(config.projects.is_empty());

@@ -99,8 +99,8 @@ async fn shard_main(mesh: Mesh, context: &StartContext) -> anyhow::Result<()> {
 async fn serve_front_desk(shard: &Rc<Shard>, context: &StartContext) -> anyhow::Result<()> {
     shard.replicate_all_products().await.context("replicating products to the shards")?;
     let config = &context.config;
-    let listener = TcpListener::bind(config.http_listen)
-        .map_err(|e| anyhow::anyhow!("binding the HTTP listener on {}: {e}", config.http_listen))?;
+    let listener = bind_exclusive(config.http_listen)
+        .with_context(|| format!("binding the HTTP listener on {}", config.http_listen))?;
     let address = listener.local_addr().map_err(|e| anyhow::anyhow!("reading the HTTP address: {e}"))?;
     if let DefaultProject::Created(_) = context.default_project {
         print!("{}", bootstrap::welcome_text(config, address.port()));
@@ -113,6 +113,15 @@ async fn serve_front_desk(shard: &Rc<Shard>, context: &StartContext) -> anyhow::
     crate::http::server::serve(app, listener, context.stop.wait()).await;
     tracing::info!("HTTP listener closed");
     Ok(())
+}
+
+/// Binds without SO_REUSEPORT (glommio's own `bind` always sets it): a second engine on the same
+/// HTTP port must fail to start, not silently receive half of the REST calls.
+fn bind_exclusive(address: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let listener = std::net::TcpListener::bind(address)?;
+    // SAFETY: the descriptor is a bound, listening TCP socket whose ownership moves here.
+    Ok(unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) })
 }
 
 /// Logs go to stderr; `RUST_LOG` picks the level (default `info`).

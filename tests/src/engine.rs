@@ -64,7 +64,7 @@ impl Engine {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let config_path = data_dir.with_extension("toml");
         std::fs::write(&config_path, config_text()).expect("config file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringiot-under-test"))
+        let mut child = Command::new(engine_binary())
             .arg("--config")
             .arg(&config_path)
             .arg("--data-dir")
@@ -151,6 +151,16 @@ impl Drop for Engine {
             let _ = child.wait();
         }
     }
+}
+
+/// The `ringiot-under-test` binary. Cargo builds a package's binaries before its integration
+/// tests and puts them one level above the test executables (`target/<profile>/deps/`).
+fn engine_binary() -> PathBuf {
+    let test_executable = std::env::current_exe().expect("path of the test executable");
+    let profile_dir = test_executable.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let binary = profile_dir.join("ringiot-under-test");
+    assert!(binary.exists(), "{} is missing: run the tests through cargo test", binary.display());
+    binary
 }
 
 fn wait_with_deadline(child: &mut Child) -> ExitStatus {

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::writer::{check_record, Shared, ShardLog};
+use super::writer::{check_record, ShardLog, Shared};
 use super::{files, segment, snapshot, LogError, LogRecord};
 
 /// Clears the `compacting` flag however the compaction ends, including when its future is
@@ -44,11 +44,7 @@ impl ShardLog {
             state.compacting = true;
             (seq, rotated, std::mem::replace(&mut state.log_bytes, 0))
         };
-        let mut guard = CompactionGuard {
-            shared: &self.shared,
-            log_bytes_before,
-            finished: false,
-        };
+        let mut guard = CompactionGuard { shared: &self.shared, log_bytes_before, finished: false };
         self.shared.flusher_wake.notify();
         rotated.wait().await?;
         let dir = &self.shared.config.dir;
@@ -70,20 +66,12 @@ impl ShardLog {
 async fn remove_older(dir: &Path, seq: u64) -> Result<(), LogError> {
     // A short blocking read_dir: glommio 0.9 has no asynchronous directory listing.
     let listing = files::list(dir)?;
-    let segments = listing
-        .segments
-        .iter()
-        .filter(|&&older| older < seq)
-        .map(|&older| files::segment_path(dir, older));
-    let snapshots = listing
-        .snapshots
-        .iter()
-        .filter(|&&older| older < seq)
-        .map(|&older| files::snapshot_path(dir, older));
+    let segments =
+        listing.segments.iter().filter(|&&older| older < seq).map(|&older| files::segment_path(dir, older));
+    let snapshots =
+        listing.snapshots.iter().filter(|&&older| older < seq).map(|&older| files::snapshot_path(dir, older));
     for path in segments.chain(snapshots) {
-        glommio::io::remove(&path)
-            .await
-            .map_err(|source| LogError::io(&path, source))?;
+        glommio::io::remove(&path).await.map_err(|source| LogError::io(&path, source))?;
     }
     segment::sync_dir(dir).await
 }

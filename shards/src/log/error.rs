@@ -24,19 +24,14 @@ pub enum LogError {
         "{}: {reason}, refusing to start. Restore from backup or remove the shard directory to start empty",
         path.display()
     )]
-    Corrupt {
-        path: PathBuf,
-        offset_bytes: u64,
-        reason: String,
-    },
+    Corrupt { path: PathBuf, offset_bytes: u64, reason: String },
     /// The record body is over [`RECORD_BYTES_MAX`].
     #[error("record body of {body_bytes} bytes is over the {body_bytes_max}-byte limit")]
-    TooLarge {
-        body_bytes: usize,
-        body_bytes_max: usize,
-    },
+    TooLarge { body_bytes: usize, body_bytes_max: usize },
     /// Kinds from [`KIND_RESERVED_MIN`] up belong to the log's own records.
-    #[error("record kind {kind:#06x} is reserved for the log itself (kinds from {KIND_RESERVED_MIN:#06x} up)")]
+    #[error(
+        "record kind {kind:#06x} is reserved for the log itself (kinds from {KIND_RESERVED_MIN:#06x} up)"
+    )]
     ReservedKind { kind: u16 },
     /// `close` was called (or the log was dropped); nothing more is accepted.
     #[error("the shard log is closed")]
@@ -65,17 +60,11 @@ pub enum LogError {
 
 impl LogError {
     pub(crate) fn io(path: &Path, source: impl Into<io::Error>) -> LogError {
-        LogError::Io {
-            path: path.to_path_buf(),
-            source: Arc::new(source.into()),
-        }
+        LogError::Io { path: path.to_path_buf(), source: Arc::new(source.into()) }
     }
 
     pub(crate) fn too_large(body_bytes: usize) -> LogError {
-        LogError::TooLarge {
-            body_bytes,
-            body_bytes_max: RECORD_BYTES_MAX,
-        }
+        LogError::TooLarge { body_bytes, body_bytes_max: RECORD_BYTES_MAX }
     }
 
     /// The error later appends get after this one ended the log.

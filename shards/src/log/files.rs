@@ -25,9 +25,7 @@ pub(crate) fn snapshot_path(dir: &Path, seq: u64) -> PathBuf {
 
 /// Where a snapshot is written before it is renamed into place.
 pub(crate) fn snapshot_temporary_path(dir: &Path, seq: u64) -> PathBuf {
-    dir.join(format!(
-        "{SNAPSHOT_PREFIX}{seq:020}{SNAPSHOT_SUFFIX}{TEMPORARY_SUFFIX}"
-    ))
+    dir.join(format!("{SNAPSHOT_PREFIX}{seq:020}{SNAPSHOT_SUFFIX}{TEMPORARY_SUFFIX}"))
 }
 
 /// The log's files in a shard directory, by sequence number, ascending.
@@ -56,9 +54,7 @@ pub(crate) fn list(dir: &Path) -> Result<Listing, LogError> {
             return Err(LogError::Corrupt {
                 path: dir.to_path_buf(),
                 offset_bytes: 0,
-                reason: format!(
-                    "the shard directory holds more than {DIRECTORY_ENTRIES_MAX} entries"
-                ),
+                reason: format!("the shard directory holds more than {DIRECTORY_ENTRIES_MAX} entries"),
             });
         }
         let entry = entry.map_err(|source| LogError::io(dir, source))?;
@@ -85,9 +81,7 @@ pub(crate) fn list(dir: &Path) -> Result<Listing, LogError> {
 /// fsyncs the directory itself so that created, renamed and removed names are durable
 /// (blocking).
 pub(crate) fn sync_dir_blocking(dir: &Path) -> Result<(), LogError> {
-    fs::File::open(dir)
-        .and_then(|handle| handle.sync_all())
-        .map_err(|source| LogError::io(dir, source))
+    fs::File::open(dir).and_then(|handle| handle.sync_all()).map_err(|source| LogError::io(dir, source))
 }
 
 #[cfg(test)]
@@ -98,18 +92,12 @@ mod tests {
     fn names_sort_and_parse_back() {
         let dir = Path::new("/data/shard-1");
         let path = segment_path(dir, 42);
-        assert_eq!(
-            path.file_name().unwrap().to_str().unwrap(),
-            "segment-00000000000000000042.log"
-        );
+        assert_eq!(path.file_name().unwrap().to_str().unwrap(), "segment-00000000000000000042.log");
         let name = path.file_name().unwrap().to_str().unwrap();
         assert_eq!(parse_seq(name, SEGMENT_PREFIX, SEGMENT_SUFFIX), Some(42));
         let snapshot = snapshot_path(dir, u64::MAX);
         let name = snapshot.file_name().unwrap().to_str().unwrap();
-        assert_eq!(
-            parse_seq(name, SNAPSHOT_PREFIX, SNAPSHOT_SUFFIX),
-            Some(u64::MAX)
-        );
+        assert_eq!(parse_seq(name, SNAPSHOT_PREFIX, SNAPSHOT_SUFFIX), Some(u64::MAX));
         assert_eq!(parse_seq("segment-42.log", SEGMENT_PREFIX, SEGMENT_SUFFIX), None);
     }
 }

@@ -19,10 +19,7 @@ pub(crate) async fn run(shared: Rc<Shared>, mut segment: SegmentFile) {
     let outcome = flushed.and(closed);
     if let Err(error) = &outcome {
         let mut state = shared.state.borrow_mut();
-        let failed = state
-            .failure
-            .get_or_insert_with(|| error.clone().into_failed())
-            .clone();
+        let failed = state.failure.get_or_insert_with(|| error.clone().into_failed()).clone();
         state.fail_pending(&failed);
     }
     shared.flusher_done.complete(outcome);
@@ -81,11 +78,7 @@ async fn next_batch(shared: &Shared) -> Option<Batch> {
             None => shared.flusher_wake.notified().await,
             Some(deadline) => {
                 let wait = deadline.saturating_duration_since(Instant::now());
-                futures_lite::future::or(
-                    shared.flusher_wake.notified(),
-                    glommio::timer::sleep(wait),
-                )
-                .await;
+                futures_lite::future::or(shared.flusher_wake.notified(), glommio::timer::sleep(wait)).await;
             }
         }
     }
@@ -93,11 +86,7 @@ async fn next_batch(shared: &Shared) -> Option<Batch> {
 
 /// Writes one batch at the end of its segment (starting that segment first when the batch
 /// belongs to the next one) and makes it durable.
-async fn flush_batch(
-    shared: &Shared,
-    segment: &mut SegmentFile,
-    batch: &mut Batch,
-) -> Result<(), LogError> {
+async fn flush_batch(shared: &Shared, segment: &mut SegmentFile, batch: &mut Batch) -> Result<(), LogError> {
     if batch.segment_seq != segment.seq {
         assert_eq!(batch.segment_seq, segment.seq + 1, "segments advance one at a time");
         rotate(shared, segment, batch.segment_seq).await?;

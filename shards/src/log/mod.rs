@@ -162,11 +162,7 @@ impl LogConfig {
 
     pub(crate) fn validate(&self) -> Result<(), LogError> {
         let reason = if self.flush_interval_us > Self::FLUSH_INTERVAL_US_MAX {
-            format!(
-                "flush_interval_us {} is over {}",
-                self.flush_interval_us,
-                Self::FLUSH_INTERVAL_US_MAX
-            )
+            format!("flush_interval_us {} is over {}", self.flush_interval_us, Self::FLUSH_INTERVAL_US_MAX)
         } else if self.batch_bytes_max == 0 {
             "batch_bytes_max is 0".to_string()
         } else if self.compaction_bytes == 0 {

@@ -135,19 +135,14 @@ pub(crate) enum BadRecord {
 impl fmt::Display for BadRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BadRecord::ShortHeader { available_bytes } => write!(
-                f,
-                "has a short header ({available_bytes} of {HEADER_BYTES} bytes)"
-            ),
+            BadRecord::ShortHeader { available_bytes } => {
+                write!(f, "has a short header ({available_bytes} of {HEADER_BYTES} bytes)")
+            }
             BadRecord::BadMagic => write!(f, "has no record header (bad magic)"),
-            BadRecord::TooLarge { length_bytes } => write!(
-                f,
-                "claims a {length_bytes}-byte body, over the {RECORD_BYTES_MAX}-byte limit"
-            ),
-            BadRecord::ShortBody {
-                length_bytes,
-                available_bytes,
-            } => write!(
+            BadRecord::TooLarge { length_bytes } => {
+                write!(f, "claims a {length_bytes}-byte body, over the {RECORD_BYTES_MAX}-byte limit")
+            }
+            BadRecord::ShortBody { length_bytes, available_bytes } => write!(
                 f,
                 "is cut short ({available_bytes} bytes left for a {length_bytes}-byte body and its padding)"
             ),
@@ -166,9 +161,7 @@ pub(crate) fn decode_at(bytes: &[u8], offset: usize) -> Decoded<'_> {
         return Decoded::End;
     }
     let Some(header_bytes) = rest.first_chunk::<HEADER_BYTES>() else {
-        return Decoded::Bad(BadRecord::ShortHeader {
-            available_bytes: rest.len(),
-        });
+        return Decoded::Bad(BadRecord::ShortHeader { available_bytes: rest.len() });
     };
     let header = Header::decode(header_bytes);
     if header.magic != RECORD_MAGIC {
@@ -176,9 +169,7 @@ pub(crate) fn decode_at(bytes: &[u8], offset: usize) -> Decoded<'_> {
     }
     let body_bytes = header.length_bytes as usize;
     if body_bytes > RECORD_BYTES_MAX {
-        return Decoded::Bad(BadRecord::TooLarge {
-            length_bytes: header.length_bytes,
-        });
+        return Decoded::Bad(BadRecord::TooLarge { length_bytes: header.length_bytes });
     }
     let framed = framed_bytes(body_bytes);
     if rest.len() < framed {
@@ -194,12 +185,7 @@ pub(crate) fn decode_at(bytes: &[u8], offset: usize) -> Decoded<'_> {
     if rest[HEADER_BYTES + body_bytes..framed].iter().any(|&byte| byte != 0) {
         return Decoded::Bad(BadRecord::PaddingNotZero);
     }
-    Decoded::Record(RecordView {
-        kind: header.kind,
-        version: header.version,
-        body,
-        framed_bytes: framed,
-    })
+    Decoded::Record(RecordView { kind: header.kind, version: header.version, body, framed_bytes: framed })
 }
 
 /// The offset of the first valid record after the bad one at `bad_offset`, if any.
@@ -255,24 +241,15 @@ mod tests {
         let bytes = encoded(&[(1, 1, b"payload")]);
         let mut flipped = bytes.clone();
         flipped[HEADER_BYTES] ^= 1;
-        assert_eq!(
-            decode_at(&flipped, 0),
-            Decoded::Bad(BadRecord::ChecksumMismatch)
-        );
+        assert_eq!(decode_at(&flipped, 0), Decoded::Bad(BadRecord::ChecksumMismatch));
         let mut version_changed = bytes.clone();
         version_changed[10] ^= 1;
-        assert_eq!(
-            decode_at(&version_changed, 0),
-            Decoded::Bad(BadRecord::ChecksumMismatch)
-        );
+        assert_eq!(decode_at(&version_changed, 0), Decoded::Bad(BadRecord::ChecksumMismatch));
         assert!(matches!(
             decode_at(&bytes[..10], 0),
             Decoded::Bad(BadRecord::ShortHeader { available_bytes: 10 })
         ));
-        assert!(matches!(
-            decode_at(&bytes[..20], 0),
-            Decoded::Bad(BadRecord::ShortBody { .. })
-        ));
+        assert!(matches!(decode_at(&bytes[..20], 0), Decoded::Bad(BadRecord::ShortBody { .. })));
         let mut padding = bytes.clone();
         padding[31] = 1;
         assert_eq!(decode_at(&padding, 0), Decoded::Bad(BadRecord::PaddingNotZero));

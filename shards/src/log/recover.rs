@@ -27,12 +27,7 @@ pub fn recover(dir: &Path) -> Result<Recovered, LogError> {
         None => (0, Vec::new()),
     };
     remove_superseded(dir, &listing, base_seq)?;
-    let live_segments: Vec<u64> = listing
-        .segments
-        .iter()
-        .copied()
-        .filter(|&seq| seq >= base_seq)
-        .collect();
+    let live_segments: Vec<u64> = listing.segments.iter().copied().filter(|&seq| seq >= base_seq).collect();
     check_contiguous(dir, base_seq, &live_segments)?;
 
     let mut tail = Vec::new();
@@ -52,14 +47,7 @@ pub fn recover(dir: &Path) -> Result<Recovered, LogError> {
         segments = live_segments.len(),
         "recovered the shard log"
     );
-    Ok(Recovered {
-        snapshot,
-        tail,
-        dir: dir.to_path_buf(),
-        segment_seq,
-        segment_length_bytes,
-        log_bytes,
-    })
+    Ok(Recovered { snapshot, tail, dir: dir.to_path_buf(), segment_seq, segment_length_bytes, log_bytes })
 }
 
 /// The newest snapshot with a valid footer; incomplete ones are skipped with a warning.
@@ -82,16 +70,10 @@ fn newest_complete_snapshot(
 /// Removes segments and snapshots older than the snapshot in use: a compaction that stopped
 /// between making its snapshot durable and deleting what it covers leaves them behind.
 fn remove_superseded(dir: &Path, listing: &files::Listing, base_seq: u64) -> Result<(), LogError> {
-    let superseded_segments = listing
-        .segments
-        .iter()
-        .filter(|&&seq| seq < base_seq)
-        .map(|&seq| files::segment_path(dir, seq));
-    let superseded_snapshots = listing
-        .snapshots
-        .iter()
-        .filter(|&&seq| seq < base_seq)
-        .map(|&seq| files::snapshot_path(dir, seq));
+    let superseded_segments =
+        listing.segments.iter().filter(|&&seq| seq < base_seq).map(|&seq| files::segment_path(dir, seq));
+    let superseded_snapshots =
+        listing.snapshots.iter().filter(|&&seq| seq < base_seq).map(|&seq| files::snapshot_path(dir, seq));
     let superseded = superseded_segments.chain(superseded_snapshots);
     let mut removed = 0usize;
     for path in superseded {
@@ -114,11 +96,7 @@ fn check_contiguous(dir: &Path, base_seq: u64, live_segments: &[u64]) -> Result<
             } else {
                 format!("segment {expected_seq} is missing before segment {seq}")
             };
-            return Err(LogError::Corrupt {
-                path: files::segment_path(dir, seq),
-                offset_bytes: 0,
-                reason,
-            });
+            return Err(LogError::Corrupt { path: files::segment_path(dir, seq), offset_bytes: 0, reason });
         }
     }
     Ok(())
@@ -144,11 +122,7 @@ fn replay_segment(path: &Path, is_last: bool, tail: &mut Vec<LogRecord>) -> Resu
                     });
                 }
                 // decode_at recomputed the checksum over the bytes read: verified after reading.
-                tail.push(LogRecord {
-                    kind: view.kind,
-                    version: view.version,
-                    body: view.body.to_vec(),
-                });
+                tail.push(LogRecord { kind: view.kind, version: view.version, body: view.body.to_vec() });
                 offset += view.framed_bytes;
             }
             Decoded::Bad(bad) => return cut_torn_tail(path, &bytes, offset, bad, is_last),
@@ -166,15 +140,10 @@ fn cut_torn_tail(
     bad: BadRecord,
     is_last: bool,
 ) -> Result<u64, LogError> {
-    let corrupt = |reason: String| LogError::Corrupt {
-        path: path.to_path_buf(),
-        offset_bytes: offset as u64,
-        reason,
-    };
+    let corrupt =
+        |reason: String| LogError::Corrupt { path: path.to_path_buf(), offset_bytes: offset as u64, reason };
     if !is_last {
-        return Err(corrupt(format!(
-            "record at byte {offset} {bad}; a segment before the last is damaged"
-        )));
+        return Err(corrupt(format!("record at byte {offset} {bad}; a segment before the last is damaged")));
     }
     if let Some(next_offset) = record::next_valid_record_after(bytes, offset) {
         return Err(corrupt(format!(
@@ -188,10 +157,7 @@ fn cut_torn_tail(
         reason = %bad,
         "cutting off a torn record at the end of the shard log"
     );
-    let file = fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|source| LogError::io(path, source))?;
+    let file = fs::OpenOptions::new().write(true).open(path).map_err(|source| LogError::io(path, source))?;
     file.set_len(offset as u64)
         .and_then(|()| file.sync_all())
         .map_err(|source| LogError::io(path, source))?;

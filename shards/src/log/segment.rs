@@ -32,10 +32,7 @@ impl SegmentFile {
             .buffered_open(&path)
             .await
             .map_err(|source| LogError::io(&path, source))?;
-        let size_bytes = file
-            .file_size()
-            .await
-            .map_err(|source| LogError::io(&path, source))?;
+        let size_bytes = file.file_size().await.map_err(|source| LogError::io(&path, source))?;
         if size_bytes != length_bytes {
             return Err(LogError::Corrupt {
                 path,
@@ -46,12 +43,7 @@ impl SegmentFile {
             });
         }
         sync_dir(dir).await?;
-        Ok(SegmentFile {
-            seq,
-            path,
-            file,
-            length_bytes,
-        })
+        Ok(SegmentFile { seq, path, file, length_bytes })
     }
 
     /// Creates the empty segment `seq`, which must not exist yet, and makes its name durable.
@@ -65,26 +57,15 @@ impl SegmentFile {
             .await
             .map_err(|source| LogError::io(&path, source))?;
         sync_dir(dir).await?;
-        Ok(SegmentFile {
-            seq,
-            path,
-            file,
-            length_bytes: 0,
-        })
+        Ok(SegmentFile { seq, path, file, length_bytes: 0 })
     }
 
     pub(crate) async fn fdatasync(&self) -> Result<(), LogError> {
-        self.file
-            .fdatasync()
-            .await
-            .map_err(|source| LogError::io(&self.path, source))
+        self.file.fdatasync().await.map_err(|source| LogError::io(&self.path, source))
     }
 
     pub(crate) async fn close(self) -> Result<(), LogError> {
-        self.file
-            .close()
-            .await
-            .map_err(|source| LogError::io(&self.path, source))
+        self.file.close().await.map_err(|source| LogError::io(&self.path, source))
     }
 }
 
@@ -103,10 +84,8 @@ pub(crate) async fn write_all_at(
     if asked_bytes == 0 {
         return Ok(0);
     }
-    let wrote_bytes = file
-        .write_at(bytes, position_bytes)
-        .await
-        .map_err(|source| LogError::io(path, source))?;
+    let wrote_bytes =
+        file.write_at(bytes, position_bytes).await.map_err(|source| LogError::io(path, source))?;
     assert!(wrote_bytes <= asked_bytes);
     if wrote_bytes < asked_bytes {
         return Err(LogError::io(
@@ -124,15 +103,7 @@ pub(crate) async fn write_all_at(
 
 /// fsyncs the directory so names created, renamed or removed in it are durable.
 pub(crate) async fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    let directory = Directory::open(dir)
-        .await
-        .map_err(|source| LogError::io(dir, source))?;
-    directory
-        .sync()
-        .await
-        .map_err(|source| LogError::io(dir, source))?;
-    directory
-        .close()
-        .await
-        .map_err(|source| LogError::io(dir, source))
+    let directory = Directory::open(dir).await.map_err(|source| LogError::io(dir, source))?;
+    directory.sync().await.map_err(|source| LogError::io(dir, source))?;
+    directory.close().await.map_err(|source| LogError::io(dir, source))
 }

@@ -40,10 +40,7 @@ impl Completion {
 
     /// Resolves with the outcome once it is set.
     pub(crate) fn wait(self: &Rc<Self>) -> CompletionWait {
-        CompletionWait {
-            completion: Rc::clone(self),
-            slot: None,
-        }
+        CompletionWait { completion: Rc::clone(self), slot: None }
     }
 }
 
@@ -123,14 +120,8 @@ mod tests {
         assert!(second.as_mut().poll(&mut context).is_pending());
         assert_eq!(completion.wakers.borrow().len(), 2);
         completion.complete(Err(LogError::Closed));
-        assert!(matches!(
-            first.as_mut().poll(&mut context),
-            Poll::Ready(Err(LogError::Closed))
-        ));
-        assert!(matches!(
-            second.as_mut().poll(&mut context),
-            Poll::Ready(Err(LogError::Closed))
-        ));
+        assert!(matches!(first.as_mut().poll(&mut context), Poll::Ready(Err(LogError::Closed))));
+        assert!(matches!(second.as_mut().poll(&mut context), Poll::Ready(Err(LogError::Closed))));
     }
 
     #[test]

@@ -35,9 +35,7 @@ pub(crate) async fn write(dir: &Path, seq: u64, records: &[LogRecord]) -> Result
         return Err(error);
     }
     let path = files::snapshot_path(dir, seq);
-    glommio::io::rename(&temporary, &path)
-        .await
-        .map_err(|source| LogError::io(&path, source))?;
+    glommio::io::rename(&temporary, &path).await.map_err(|source| LogError::io(&path, source))?;
     segment::sync_dir(dir).await
 }
 
@@ -53,12 +51,7 @@ async fn write_temporary(path: &Path, seq: u64, records: &[LogRecord]) -> Result
     let mut position_bytes = 0u64;
     for log_record in records {
         assert!(log_record.kind < KIND_RESERVED_MIN);
-        record::encode_into(
-            &mut chunk,
-            log_record.kind,
-            log_record.version,
-            &log_record.body,
-        );
+        record::encode_into(&mut chunk, log_record.kind, log_record.version, &log_record.body);
         if chunk.len() >= WRITE_CHUNK_BYTES {
             let full = std::mem::replace(&mut chunk, Vec::with_capacity(WRITE_CHUNK_BYTES));
             position_bytes += write_chunk(&file, path, full, position_bytes).await?;
@@ -68,12 +61,8 @@ async fn write_temporary(path: &Path, seq: u64, records: &[LogRecord]) -> Result
     let footer = footer_body(record_count, seq);
     record::encode_into(&mut chunk, KIND_SNAPSHOT_FOOTER, FOOTER_VERSION, &footer);
     write_chunk(&file, path, chunk, position_bytes).await?;
-    file.fdatasync()
-        .await
-        .map_err(|source| LogError::io(path, source))?;
-    file.close()
-        .await
-        .map_err(|source| LogError::io(path, source))
+    file.fdatasync().await.map_err(|source| LogError::io(path, source))?;
+    file.close().await.map_err(|source| LogError::io(path, source))
 }
 
 async fn write_chunk(
@@ -107,18 +96,12 @@ pub(crate) fn read_blocking(path: &Path, seq: u64) -> Result<SnapshotRead, LogEr
                 return Ok(SnapshotRead::Incomplete("it has no footer".to_string()));
             }
             Decoded::Bad(bad) => {
-                return Ok(SnapshotRead::Incomplete(format!(
-                    "its record at byte {offset} {bad}"
-                )));
+                return Ok(SnapshotRead::Incomplete(format!("its record at byte {offset} {bad}")));
             }
         };
         offset += view.framed_bytes;
         if view.kind < KIND_RESERVED_MIN {
-            records.push(LogRecord {
-                kind: view.kind,
-                version: view.version,
-                body: view.body.to_vec(),
-            });
+            records.push(LogRecord { kind: view.kind, version: view.version, body: view.body.to_vec() });
             continue;
         }
         let record_count = u64::try_from(records.len()).expect("usize fits in u64");

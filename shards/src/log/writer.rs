@@ -55,10 +55,7 @@ pub(crate) enum Phase {
 #[derive(Debug)]
 enum Push {
     /// Buffered; the completion resolves when its batch is durable.
-    Accepted {
-        completion: Rc<Completion>,
-        wake_flusher: bool,
-    },
+    Accepted { completion: Rc<Completion>, wake_flusher: bool },
     /// The open batch is full; wait for this completion and try again.
     Full { completion: Rc<Completion> },
 }
@@ -98,13 +95,10 @@ impl State {
             && (open.bytes.len() + framed_bytes > buffered_bytes_max
                 || open.record_count >= BATCH_RECORDS_MAX)
         {
-            return Ok(Push::Full {
-                completion: Rc::clone(&open.completion),
-            });
+            return Ok(Push::Full { completion: Rc::clone(&open.completion) });
         }
         let bytes_before = open.bytes.len();
-        let added_bytes =
-            record::encode_into(&mut open.bytes, record.kind, record.version, &record.body);
+        let added_bytes = record::encode_into(&mut open.bytes, record.kind, record.version, &record.body);
         assert_eq!(added_bytes, framed_bytes);
         open.record_count += 1;
         let first_record = open.first_at.is_none();
@@ -205,16 +199,9 @@ impl ShardLog {
                 ),
             });
         }
-        let segment = SegmentFile::open(
-            &config.dir,
-            recovered.segment_seq,
-            recovered.segment_length_bytes,
-        )
-        .await?;
-        let stats = LogStats {
-            segment_bytes: segment.length_bytes,
-            ..LogStats::default()
-        };
+        let segment =
+            SegmentFile::open(&config.dir, recovered.segment_seq, recovered.segment_length_bytes).await?;
+        let stats = LogStats { segment_bytes: segment.length_bytes, ..LogStats::default() };
         let state = State {
             open: Batch::new(segment.seq),
             sealed: VecDeque::with_capacity(SEALED_BATCHES_MAX),
@@ -240,16 +227,9 @@ impl ShardLog {
     pub async fn append(&self, record: LogRecord) -> Result<(), LogError> {
         check_record(&record)?;
         for _ in 0..APPEND_WAITS_MAX {
-            let push = self
-                .shared
-                .state
-                .borrow_mut()
-                .push(&record, &self.shared.config)?;
+            let push = self.shared.state.borrow_mut().push(&record, &self.shared.config)?;
             match push {
-                Push::Accepted {
-                    completion,
-                    wake_flusher,
-                } => {
+                Push::Accepted { completion, wake_flusher } => {
                     if wake_flusher {
                         self.shared.flusher_wake.notify();
                     }
@@ -262,9 +242,7 @@ impl ShardLog {
                 }
             }
         }
-        Err(LogError::Overloaded {
-            waits: APPEND_WAITS_MAX,
-        })
+        Err(LogError::Overloaded { waits: APPEND_WAITS_MAX })
     }
 
     /// True once the records appended since the newest snapshot pass `compaction_bytes`.
@@ -287,10 +265,7 @@ impl ShardLog {
     /// Counters for `/metrics`.
     pub fn stats(&self) -> LogStats {
         let state = self.shared.state.borrow();
-        LogStats {
-            log_bytes: state.log_bytes,
-            ..state.stats
-        }
+        LogStats { log_bytes: state.log_bytes, ..state.stats }
     }
 }
 

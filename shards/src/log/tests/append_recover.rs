@@ -33,9 +33,7 @@ fn concurrent_appends_share_fsyncs_and_all_recover() {
     let shard = shard_dir();
     let dir = shard.path.clone();
     run_local(move || async move {
-        let log = ShardLog::open(config(&dir), &recover(&dir).unwrap())
-            .await
-            .unwrap();
+        let log = ShardLog::open(config(&dir), &recover(&dir).unwrap()).await.unwrap();
         let tasks: Vec<_> = (0..100)
             .map(|index| {
                 let log = Rc::clone(&log);
@@ -47,10 +45,7 @@ fn concurrent_appends_share_fsyncs_and_all_recover() {
         }
         let stats = log.stats();
         assert_eq!(stats.appended_count, 100);
-        assert!(
-            stats.fsync_count < 100,
-            "group commit shares fdatasyncs: {stats:?}"
-        );
+        assert!(stats.fsync_count < 100, "group commit shares fdatasyncs: {stats:?}");
         log.close().await.unwrap();
     });
     let mut tail = recover(&shard.path).unwrap().tail;
@@ -84,9 +79,7 @@ fn durability_none_writes_without_fdatasync() {
     let shard = shard_dir();
     let dir = shard.path.clone();
     run_local(move || async move {
-        let log = ShardLog::open(config_without_fsync(&dir), &recover(&dir).unwrap())
-            .await
-            .unwrap();
+        let log = ShardLog::open(config_without_fsync(&dir), &recover(&dir).unwrap()).await.unwrap();
         for log_record in records(0..5) {
             log.append(log_record).await.unwrap();
         }
@@ -101,27 +94,11 @@ fn oversized_and_reserved_records_are_refused() {
     let shard = shard_dir();
     let dir = shard.path.clone();
     run_local(move || async move {
-        let log = ShardLog::open(config(&dir), &recover(&dir).unwrap())
-            .await
-            .unwrap();
-        let oversized = LogRecord {
-            kind: 1,
-            version: 1,
-            body: vec![0; RECORD_BYTES_MAX + 1],
-        };
-        assert!(matches!(
-            log.append(oversized).await,
-            Err(LogError::TooLarge { .. })
-        ));
-        let reserved = LogRecord {
-            kind: KIND_RESERVED_MIN,
-            version: 1,
-            body: Vec::new(),
-        };
-        assert!(matches!(
-            log.append(reserved).await,
-            Err(LogError::ReservedKind { .. })
-        ));
+        let log = ShardLog::open(config(&dir), &recover(&dir).unwrap()).await.unwrap();
+        let oversized = LogRecord { kind: 1, version: 1, body: vec![0; RECORD_BYTES_MAX + 1] };
+        assert!(matches!(log.append(oversized).await, Err(LogError::TooLarge { .. })));
+        let reserved = LogRecord { kind: KIND_RESERVED_MIN, version: 1, body: Vec::new() };
+        assert!(matches!(log.append(reserved).await, Err(LogError::ReservedKind { .. })));
         log.append(record(0)).await.unwrap();
         log.close().await.unwrap();
     });
@@ -132,16 +109,11 @@ fn oversized_and_reserved_records_are_refused() {
 fn a_large_record_round_trips() {
     let shard = shard_dir();
     let dir = shard.path.clone();
-    let large = LogRecord {
-        kind: 7,
-        version: 3,
-        body: (0..3 * 1024 * 1024 + 5).map(|byte| byte as u8).collect(),
-    };
+    let large =
+        LogRecord { kind: 7, version: 3, body: (0..3 * 1024 * 1024 + 5).map(|byte| byte as u8).collect() };
     let appended = large.clone();
     run_local(move || async move {
-        let log = ShardLog::open(config(&dir), &recover(&dir).unwrap())
-            .await
-            .unwrap();
+        let log = ShardLog::open(config(&dir), &recover(&dir).unwrap()).await.unwrap();
         log.append(appended).await.unwrap();
         log.close().await.unwrap();
     });

@@ -5,26 +5,17 @@ use std::fs;
 
 use futures_lite::future::poll_once;
 
-use super::{
-    config, file_names, framed, record, records, run_local, segment_path, shard_dir,
-};
+use super::{config, file_names, framed, record, records, run_local, segment_path, shard_dir};
 use crate::log::files::{snapshot_path, snapshot_temporary_path};
 use crate::log::{recover, LogConfig, LogRecord, ShardLog};
 
 /// The caller's state after records `0..count`: one summary record.
 fn summary(count: usize) -> LogRecord {
-    LogRecord {
-        kind: 9,
-        version: 1,
-        body: format!("state after {count} records").into_bytes(),
-    }
+    LogRecord { kind: 9, version: 1, body: format!("state after {count} records").into_bytes() }
 }
 
 fn small_compaction_config(dir: &std::path::Path) -> LogConfig {
-    LogConfig {
-        compaction_bytes: 256,
-        ..config(dir)
-    }
+    LogConfig { compaction_bytes: 256, ..config(dir) }
 }
 
 #[test]
@@ -32,9 +23,7 @@ fn compaction_replaces_old_segments_by_a_snapshot() {
     let shard = shard_dir();
     let dir = shard.path.clone();
     run_local(move || async move {
-        let log = ShardLog::open(small_compaction_config(&dir), &recover(&dir).unwrap())
-            .await
-            .unwrap();
+        let log = ShardLog::open(small_compaction_config(&dir), &recover(&dir).unwrap()).await.unwrap();
         assert!(!log.needs_compaction());
         for log_record in records(0..10) {
             log.append(log_record).await.unwrap();
@@ -65,9 +54,7 @@ fn appends_racing_a_compaction_land_after_the_snapshot() {
     let shard = shard_dir();
     let dir = shard.path.clone();
     run_local(move || async move {
-        let log = ShardLog::open(config(&dir), &recover(&dir).unwrap())
-            .await
-            .unwrap();
+        let log = ShardLog::open(config(&dir), &recover(&dir).unwrap()).await.unwrap();
         // Each future is polled once, so its record is buffered before the next one starts;
         // the flusher cannot run in between because this task never yields.
         let mut before: Vec<_> = (0..20).map(|index| Box::pin(log.append(record(index)))).collect();
@@ -96,9 +83,7 @@ fn a_second_compaction_without_appends_in_between_recovers() {
     let shard = shard_dir();
     let dir = shard.path.clone();
     run_local(move || async move {
-        let log = ShardLog::open(config(&dir), &recover(&dir).unwrap())
-            .await
-            .unwrap();
+        let log = ShardLog::open(config(&dir), &recover(&dir).unwrap()).await.unwrap();
         log.append(record(0)).await.unwrap();
         log.compact(vec![summary(1)]).await.unwrap();
         log.compact(vec![summary(1), record(1)]).await.unwrap();
@@ -135,9 +120,7 @@ fn a_crash_before_old_files_were_removed_recovers_the_same_state() {
     let shard = shard_dir();
     let dir = shard.path.clone();
     run_local(move || async move {
-        let log = ShardLog::open(config(&dir), &recover(&dir).unwrap())
-            .await
-            .unwrap();
+        let log = ShardLog::open(config(&dir), &recover(&dir).unwrap()).await.unwrap();
         for log_record in records(0..4) {
             log.append(log_record).await.unwrap();
         }

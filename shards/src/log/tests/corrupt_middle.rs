@@ -15,10 +15,7 @@ fn flipped_byte_in_the_first_of_three_records_refuses_to_start() {
     fs::write(&segment, &bytes).unwrap();
 
     let error = recover(&shard.path).unwrap_err();
-    let LogError::Corrupt {
-        path, offset_bytes, ..
-    } = &error
-    else {
+    let LogError::Corrupt { path, offset_bytes, .. } = &error else {
         panic!("expected Corrupt, got {error:?}");
     };
     assert_eq!(path, &segment);
@@ -67,8 +64,5 @@ fn segments_without_the_snapshot_that_covers_them_refuse_to_start() {
     fs::write(segment_path(&shard.path, 3), framed(&records(0..2))).unwrap();
 
     let error = recover(&shard.path).unwrap_err();
-    assert!(
-        error.to_string().contains("no complete snapshot covers"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("no complete snapshot covers"), "{error}");
 }

@@ -30,10 +30,7 @@ fn a_failed_write_fails_its_batch_and_every_later_append() {
         let later = log.append(record(5)).await.unwrap_err();
         assert!(matches!(later, LogError::Failed { .. }), "{later:?}");
         assert!(later.to_string().contains("refuses appends"), "{later}");
-        assert!(matches!(
-            log.compact(Vec::new()).await,
-            Err(LogError::Failed { .. })
-        ));
+        assert!(matches!(log.compact(Vec::new()).await, Err(LogError::Failed { .. })));
         assert!(log.close().await.is_err());
     });
 }

@@ -41,10 +41,7 @@ pub(super) struct ShardDir {
 pub(super) fn shard_dir() -> ShardDir {
     let data_dir = tempfile::tempdir().expect("a temporary directory");
     let path = data_dir.path().join("shard-1");
-    ShardDir {
-        _data_dir: data_dir,
-        path,
-    }
+    ShardDir { _data_dir: data_dir, path }
 }
 
 pub(super) fn record(index: usize) -> LogRecord {
@@ -61,25 +58,17 @@ pub(super) fn records(range: std::ops::Range<usize>) -> Vec<LogRecord> {
 
 /// Defaults with a short group-commit window so tests stay quick.
 pub(super) fn config(dir: &Path) -> LogConfig {
-    LogConfig {
-        flush_interval_us: 100,
-        ..LogConfig::new(dir)
-    }
+    LogConfig { flush_interval_us: 100, ..LogConfig::new(dir) }
 }
 
 pub(super) fn config_without_fsync(dir: &Path) -> LogConfig {
-    LogConfig {
-        durability: Durability::None,
-        ..config(dir)
-    }
+    LogConfig { durability: Durability::None, ..config(dir) }
 }
 
 /// The names in the shard directory, sorted.
 pub(super) fn file_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let mut names: Vec<String> =
+        fs::read_dir(dir).unwrap().map(|entry| entry.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
     names
 }
@@ -92,12 +81,7 @@ pub(super) fn segment_path(dir: &Path, seq: u64) -> PathBuf {
 pub(super) fn framed(records: &[LogRecord]) -> Vec<u8> {
     let mut bytes = Vec::new();
     for log_record in records {
-        record::encode_into(
-            &mut bytes,
-            log_record.kind,
-            log_record.version,
-            &log_record.body,
-        );
+        record::encode_into(&mut bytes, log_record.kind, log_record.version, &log_record.body);
     }
     bytes
 }

@@ -12,9 +12,7 @@ use crate::log::{recover, LogRecord, ShardLog};
 fn append_and_close(dir: &Path, written: Vec<LogRecord>) {
     let dir = dir.to_path_buf();
     run_local(move || async move {
-        let log = ShardLog::open(config(&dir), &recover(&dir).unwrap())
-            .await
-            .unwrap();
+        let log = ShardLog::open(config(&dir), &recover(&dir).unwrap()).await.unwrap();
         for log_record in written {
             log.append(log_record).await.unwrap();
         }
@@ -37,10 +35,7 @@ fn truncated_last_record_is_cut_and_appends_continue() {
 
     let recovered = recover(&shard.path).unwrap();
     assert_eq!(recovered.tail, records(0..2));
-    assert_eq!(
-        fs::metadata(&segment).unwrap().len(),
-        good_length_bytes(&records(0..2))
-    );
+    assert_eq!(fs::metadata(&segment).unwrap().len(), good_length_bytes(&records(0..2)));
 
     append_and_close(&shard.path, vec![record(3)]);
     let expected = vec![record(0), record(1), record(3)];
@@ -56,10 +51,7 @@ fn half_a_header_of_garbage_at_the_end_is_cut() {
     file.write_all(&[0xAB; 7]).unwrap();
 
     assert_eq!(recover(&shard.path).unwrap().tail, records(0..3));
-    assert_eq!(
-        fs::metadata(&segment).unwrap().len(),
-        good_length_bytes(&records(0..3))
-    );
+    assert_eq!(fs::metadata(&segment).unwrap().len(), good_length_bytes(&records(0..3)));
 }
 
 #[test]
