@@ -30,11 +30,13 @@ pub struct EngineOptions {
     pub shards: usize,
     /// Extra command-line flags.
     pub args: Vec<String>,
+    /// Extra top-level TOML keys for the config file (before the `[[projects]]` tables).
+    pub config_extra: String,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { shards: 1, args: Vec::new() }
+        EngineOptions { shards: 1, args: Vec::new(), config_extra: String::new() }
     }
 }
 
@@ -63,7 +65,7 @@ impl Engine {
     pub fn start_on(data_dir: &Path, options: &EngineOptions) -> Result<Engine, String> {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let config_path = data_dir.with_extension("toml");
-        std::fs::write(&config_path, config_text()).expect("config file");
+        std::fs::write(&config_path, config_text(&options.config_extra)).expect("config file");
         let mut child = Command::new(engine_binary())
             .arg("--config")
             .arg(&config_path)
@@ -174,8 +176,8 @@ fn wait_with_deadline(child: &mut Child) -> ExitStatus {
     }
 }
 
-fn config_text() -> String {
-    let mut text = String::from("log_flush_interval_us = 200\n");
+fn config_text(extra: &str) -> String {
+    let mut text = format!("log_flush_interval_us = 200\n{extra}\n");
     for project in [PROJECT_A, PROJECT_B] {
         text.push_str(&format!(
             "[[projects]]\nproject_id = \"{}\"\ntokens = [\"{}\"]\naccess_keys = [{{ ak = \"{}\", sk = \"{}\" }}]\n",

@@ -181,3 +181,30 @@ fn another_shard_count_is_refused_instead_of_misrouting() {
     };
     assert!(stderr.contains("--shards 2"), "{stderr}");
 }
+
+#[test]
+fn compaction_keeps_every_device_across_restarts() {
+    let temp = tempfile::tempdir().unwrap();
+    let data_dir = temp.path().join("data");
+    // A tiny compaction bound: the log is snapshotted many times during the run.
+    let options = EngineOptions { shards: 2, config_extra: "log_compaction_bytes = 4096".into(), ..Default::default() };
+    let mut engine = Engine::start_on(&data_dir, &options).unwrap();
+    assert_eq!(engine.client_a().post("products", &product_body("meter")).status, 201);
+    for n in 0..120 {
+        assert_eq!(add_device(&engine, &format!("node{n}")).status, 201);
+    }
+    for n in (0..120).step_by(3) {
+        assert_eq!(engine.client_a().delete(&format!("devices/meter_node{n}")).status, 204);
+    }
+    let before = device_ids(&engine);
+    assert_eq!(before.len(), 80);
+    let snapshots = std::fs::read_dir(data_dir.join("shard-0"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "snap"))
+        .count();
+    assert!(snapshots >= 1, "the log was compacted");
+    engine.kill9();
+    let engine = Engine::start_on(&data_dir, &options).unwrap();
+    assert_eq!(device_ids(&engine), before);
+    assert_eq!(engine.client_a().get("products/meter").status, 200, "products survive shard 0's snapshots");
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::record::{self, ALIGNMENT_BYTES};
 use super::segment::{self, SegmentFile};
-use super::writer::{Batch, Phase, Shared};
+use super::writer::{Batch, Phase, Shared, BATCH_RECORDS_MAX};
 use super::{Durability, LogError};
 
 /// Runs until the log closes (or fails), then completes `shared.flusher_done`.
@@ -67,7 +67,8 @@ async fn next_batch(shared: &Shared) -> Option<Batch> {
             } else {
                 let first_at = state.open.first_at.expect("a batch with records has a start");
                 let deadline = first_at + flush_interval;
-                let full = state.open.bytes.len() >= shared.config.batch_bytes_max;
+                let full = state.open.bytes.len() >= shared.config.batch_bytes_max
+                    || state.open.record_count >= BATCH_RECORDS_MAX;
                 if closing || full || Instant::now() >= deadline {
                     return Some(state.take_open());
                 }

@@ -259,11 +259,12 @@ impl Shard {
             return;
         }
         self.compacting.set(true);
-        // The snapshot is taken and handed to the log in one synchronous step, so it covers
-        // exactly the records appended before the log switches segments.
-        let snapshot = self.snapshot_records();
         let shard = self.clone();
         glommio::spawn_local(async move {
+            // The snapshot is taken and handed to the log in one synchronous step (awaiting
+            // `compact` polls it at once), so it covers exactly the records appended before
+            // the log switches segments.
+            let snapshot = shard.snapshot_records();
             if let Err(error) = shard.log.compact(snapshot).await {
                 tracing::error!(shard = shard.id(), %error, "compaction failed; the log keeps growing");
             }
