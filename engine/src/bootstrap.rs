@@ -59,7 +59,8 @@ fn write_private(path: &Path, file: &DefaultProjectFile) -> std::io::Result<()> 
     use std::os::unix::fs::OpenOptionsExt;
     let text = toml::to_string(file).map_err(std::io::Error::other)?;
     let temp = path.with_extension("toml.tmp");
-    let mut out = std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&temp)?;
+    let mut out =
+        std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&temp)?;
     writeln!(out, "# The default project, made at first start because the config names none.")?;
     writeln!(out, "# Keep it secret. Configure [[projects]] instead to choose your own credentials.")?;
     out.write_all(text.as_bytes())?;
@@ -104,7 +105,8 @@ mod tests {
     #[test]
     fn configured_projects_are_left_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let project = ProjectConfig { project_id: "p1".into(), tokens: vec!["t1".into()], access_keys: vec![] };
+        let project =
+            ProjectConfig { project_id: "p1".into(), tokens: vec!["t1".into()], access_keys: vec![] };
         let mut config = Config { data_dir: dir.path().into(), projects: vec![project], ..Config::default() };
         assert_eq!(ensure_projects(&mut config).unwrap(), DefaultProject::Configured);
         assert!(!dir.path().join(DEFAULT_PROJECT_FILE).exists());

@@ -71,7 +71,11 @@ impl Default for Config {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "ringiot", version, about = "IoTDA-compatible device access engine (thread-per-core, io_uring)")]
+#[command(
+    name = "ringiot",
+    version,
+    about = "IoTDA-compatible device access engine (thread-per-core, io_uring)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -128,8 +132,8 @@ impl Config {
 
     /// Parses a file; keys it leaves out keep their defaults.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
         Config::from_toml(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
     }
 

@@ -105,7 +105,11 @@ async fn serve_front_desk(shard: &Rc<Shard>, context: &StartContext) -> anyhow::
     if let DefaultProject::Created(_) = context.default_project {
         print!("{}", bootstrap::welcome_text(config, address.port()));
     } else if let DefaultProject::Loaded(path) = &context.default_project {
-        println!("Using the default project {} (credentials in {})", config.projects[0].project_id, path.display());
+        println!(
+            "Using the default project {} (credentials in {})",
+            config.projects[0].project_id,
+            path.display()
+        );
     }
     println!("ringiot ready: http={address} shards={}", shard.shard_count());
     tracing::info!(%address, shards = shard.shard_count(), "serving the REST API");

@@ -48,8 +48,10 @@ pub fn open(path: &Path, shard_count: usize) -> Result<DataDirLock, DataDirError
     let meta_path = path.join(META_FILE);
     match std::fs::read_to_string(&meta_path) {
         Ok(text) => {
-            let recorded = parse_shard_count(&text)
-                .ok_or_else(|| DataDirError::BadMeta { path: path.to_owned(), reason: "no shard_count".into() })?;
+            let recorded = parse_shard_count(&text).ok_or_else(|| DataDirError::BadMeta {
+                path: path.to_owned(),
+                reason: "no shard_count".into(),
+            })?;
             if recorded != shard_count {
                 return Err(DataDirError::ShardCountMismatch {
                     path: path.to_owned(),
@@ -58,14 +60,18 @@ pub fn open(path: &Path, shard_count: usize) -> Result<DataDirLock, DataDirError
                 });
             }
         }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => write_meta(&meta_path, shard_count).map_err(io)?,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            write_meta(&meta_path, shard_count).map_err(io)?
+        }
         Err(error) => return Err(io(error)),
     }
     Ok(DataDirLock { _file: lock_file })
 }
 
 fn parse_shard_count(text: &str) -> Option<usize> {
-    text.lines().find_map(|line| line.trim().strip_prefix("shard_count")?.trim().strip_prefix('=')?.trim().parse().ok())
+    text.lines().find_map(|line| {
+        line.trim().strip_prefix("shard_count")?.trim().strip_prefix('=')?.trim().parse().ok()
+    })
 }
 
 fn write_meta(meta_path: &Path, shard_count: usize) -> std::io::Result<()> {

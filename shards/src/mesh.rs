@@ -114,7 +114,12 @@ impl Mesh {
         }
     }
 
-    async fn answer_requests_from(self: Rc<Self>, peer: ShardId, requests: &Receivers<ToShard>, handler: Handler) {
+    async fn answer_requests_from(
+        self: Rc<Self>,
+        peer: ShardId,
+        requests: &Receivers<ToShard>,
+        handler: Handler,
+    ) {
         while let Ok(Some(ToShard { correlation_id, request })) = requests.recv_from(peer).await {
             let (mesh, handler) = (self.clone(), handler.clone());
             // One task per request, so a slow request (a durable write) never stalls the others.

@@ -19,12 +19,29 @@ pub struct DeviceUpdate {
 pub enum Request {
     /// Register a device on its home shard (record id and secret already chosen by shard 0).
     AddDevice(Box<DeviceRecord>),
-    ShowDevice { project_id: String, device_id: String },
-    UpdateDevice { project_id: String, device_id: String, update: DeviceUpdate },
-    DeleteDevice { project_id: String, device_id: String },
+    ShowDevice {
+        project_id: String,
+        device_id: String,
+    },
+    UpdateDevice {
+        project_id: String,
+        device_id: String,
+        update: DeviceUpdate,
+    },
+    DeleteDevice {
+        project_id: String,
+        device_id: String,
+    },
     /// This shard's part of a list page.
-    ListDevices { filter: DeviceFilter, marker: u128, take: usize },
-    CountDevicesOfProduct { project_id: String, product_id: String },
+    ListDevices {
+        filter: DeviceFilter,
+        marker: u128,
+        take: usize,
+    },
+    CountDevicesOfProduct {
+        project_id: String,
+        product_id: String,
+    },
     /// Shard 0 made this product durable; keep a read-only copy.
     ReplicateProduct(ProductRecord),
     ForgetProduct(ProductKey),

@@ -12,9 +12,16 @@ pub enum Auth {
     None,
     Token(String),
     /// `SDK-HMAC-SHA256`, as `huaweicloudsdkcore` signs.
-    Sdk { ak: String, sk: String },
+    Sdk {
+        ak: String,
+        sk: String,
+    },
     /// `V11-HMAC-SHA256`, the derived signature.
-    V11 { ak: String, sk: String, region: String },
+    V11 {
+        ak: String,
+        sk: String,
+        region: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -46,7 +53,13 @@ impl HttpResponse {
 
 /// Sends one raw request (`head` without the final blank line is completed with
 /// `Content-Length` and `Connection: close`) and reads the whole answer.
-pub fn http_request(address: SocketAddr, method: &str, target: &str, headers: &[(String, String)], body: &[u8]) -> HttpResponse {
+pub fn http_request(
+    address: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> HttpResponse {
     let mut stream = TcpStream::connect(address).expect("connecting to the engine");
     stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut request = format!("{method} {target} HTTP/1.1\r\n");
@@ -65,7 +78,8 @@ fn parse_response(raw: &[u8]) -> HttpResponse {
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete response head");
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.split("\r\n");
-    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).expect("status");
+    let status =
+        lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).expect("status");
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
@@ -115,7 +129,13 @@ impl Client {
 
     /// The headers the SDK would send for this request, signed per `self.auth`. `extra`
     /// headers are sent (and signed) too.
-    pub fn signed_headers(&self, method: &str, target: &str, body: &[u8], extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    pub fn signed_headers(
+        &self,
+        method: &str,
+        target: &str,
+        body: &[u8],
+        extra: &[(&str, &str)],
+    ) -> Vec<(String, String)> {
         let mut headers: Vec<(String, String)> = vec![
             ("Content-Type".into(), "application/json".into()),
             ("Host".into(), self.address.to_string()),
@@ -131,7 +151,8 @@ impl Client {
             Auth::Sdk { ak, sk } | Auth::V11 { ak, sk, .. } => {
                 headers.push(("X-Project-Id".into(), self.project_id.clone()));
                 headers.push(("X-Sdk-Date".into(), sdk_date_now()));
-                let pairs: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
+                let pairs: Vec<(&str, &[u8])> =
+                    headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
                 let parts = RequestParts { method, path, query, headers: &pairs, body };
                 match &self.auth {
                     Auth::V11 { region, .. } => auth::sign_v11_hmac_sha256(&parts, ak, sk, region),

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::client::{Auth, Client};
 
 /// Credentials of the two projects every test engine is configured with.
+#[derive(Debug, Clone, Copy)]
 pub struct ProjectCredentials {
     pub project_id: &'static str,
     pub token: &'static str,
@@ -17,10 +18,18 @@ pub struct ProjectCredentials {
     pub sk: &'static str,
 }
 
-pub const PROJECT_A: ProjectCredentials =
-    ProjectCredentials { project_id: "proj_a", token: "token-a-0001", ak: "AKPROJECTA0000000001", sk: "SKprojectAsecret0000000000000000000000001" };
-pub const PROJECT_B: ProjectCredentials =
-    ProjectCredentials { project_id: "proj_b", token: "token-b-0001", ak: "AKPROJECTB0000000001", sk: "SKprojectBsecret0000000000000000000000001" };
+pub const PROJECT_A: ProjectCredentials = ProjectCredentials {
+    project_id: "proj_a",
+    token: "token-a-0001",
+    ak: "AKPROJECTA0000000001",
+    sk: "SKprojectAsecret0000000000000000000000001",
+};
+pub const PROJECT_B: ProjectCredentials = ProjectCredentials {
+    project_id: "proj_b",
+    token: "token-b-0001",
+    ak: "AKPROJECTB0000000001",
+    sk: "SKprojectBsecret0000000000000000000000001",
+};
 
 const READY_DEADLINE: Duration = Duration::from_secs(60);
 const EXIT_DEADLINE: Duration = Duration::from_secs(30);
@@ -32,15 +41,18 @@ pub struct EngineOptions {
     pub args: Vec<String>,
     /// Extra top-level TOML keys for the config file (before the `[[projects]]` tables).
     pub config_extra: String,
+    /// Start with no config file at all, as a newcomer would (the default project is made).
+    pub bare: bool,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { shards: 1, args: Vec::new(), config_extra: String::new() }
+        EngineOptions { shards: 1, args: Vec::new(), config_extra: String::new(), bare: false }
     }
 }
 
 /// A running engine. Killed (SIGKILL) when dropped, if still running.
+#[derive(Debug)]
 pub struct Engine {
     child: Option<Child>,
     pub http: SocketAddr,
@@ -55,7 +67,8 @@ impl Engine {
     pub fn start(options: EngineOptions) -> Engine {
         let temp = tempfile::tempdir().expect("temp dir");
         let data_dir = temp.path().join("data");
-        let mut engine = Engine::start_on(&data_dir, &options).unwrap_or_else(|stderr| panic!("engine did not start:\n{stderr}"));
+        let mut engine = Engine::start_on(&data_dir, &options)
+            .unwrap_or_else(|stderr| panic!("engine did not start:\n{stderr}"));
         engine._temp = Some(temp);
         engine
     }
@@ -64,11 +77,13 @@ impl Engine {
     /// printing its ready line.
     pub fn start_on(data_dir: &Path, options: &EngineOptions) -> Result<Engine, String> {
         std::fs::create_dir_all(data_dir).expect("data dir");
-        let config_path = data_dir.with_extension("toml");
-        std::fs::write(&config_path, config_text(&options.config_extra)).expect("config file");
-        let mut child = Command::new(engine_binary())
-            .arg("--config")
-            .arg(&config_path)
+        let mut command = Command::new(engine_binary());
+        if !options.bare {
+            let config_path = data_dir.with_extension("toml");
+            std::fs::write(&config_path, config_text(&options.config_extra)).expect("config file");
+            command.arg("--config").arg(&config_path);
+        }
+        let mut child = command
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--shards", &options.shards.to_string(), "--http-listen", "127.0.0.1:0"])
@@ -153,6 +168,11 @@ impl Drop for Engine {
             let _ = child.wait();
         }
     }
+}
+
+/// Runs the engine binary with `args` to completion (for subcommands like `print-config`).
+pub fn run_engine_command(args: &[&str]) -> std::process::Output {
+    Command::new(engine_binary()).args(args).output().expect("running the engine binary")
 }
 
 /// The `ringiot-under-test` binary. Cargo builds a package's binaries before its integration

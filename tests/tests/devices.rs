@@ -42,7 +42,8 @@ fn assert_no_device(answer: &HttpResponse) {
 }
 
 fn is_valid_generated_secret(secret: &str) -> bool {
-    (8..=32).contains(&secret.len()) && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    (8..=32).contains(&secret.len())
+        && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 #[test]
@@ -214,10 +215,14 @@ fn update_changes_name_description_and_extension_info_only() {
     assert_eq!(after["auth_info"]["secret"], before["auth_info"]["secret"]);
     assert_eq!(client.get("devices/meter_node-1").json(), after);
 
-    let secret_change = client.put("devices/meter_node-1", &json!({"auth_info": {"secret": "new-secret-123"}}));
+    let secret_change =
+        client.put("devices/meter_node-1", &json!({"auth_info": {"secret": "new-secret-123"}}));
     assert_invalid(&secret_change, "auth_info.secret");
     assert!(!secret_change.text().contains("new-secret-123"), "the refused secret is not echoed");
-    assert_invalid(&client.put("devices/meter_node-1", &json!({"device_name": "n".repeat(257)})), "device_name");
+    assert_invalid(
+        &client.put("devices/meter_node-1", &json!({"device_name": "n".repeat(257)})),
+        "device_name",
+    );
     let shown = client.get("devices/meter_node-1").json();
     assert_eq!(shown["auth_info"]["secret"], before["auth_info"]["secret"], "refused updates change nothing");
     assert_eq!(shown["device_name"], "Hall meter");
@@ -254,7 +259,8 @@ fn a_duplicate_device_or_an_unknown_product_is_refused() {
     let again = client.post("devices", &json!({"product_id": "meter", "node_id": "node-1"}));
     assert_eq!(again.status, 400, "{}", again.text());
     assert_eq!(again.error_code(), "IOTDA.014031");
-    let same_id = client.post("devices", &json!({"device_id": "meter_node-1", "product_id": "meter", "node_id": "x"}));
+    let same_id =
+        client.post("devices", &json!({"device_id": "meter_node-1", "product_id": "meter", "node_id": "x"}));
     assert_eq!(same_id.status, 400, "{}", same_id.text());
     assert_eq!(same_id.error_code(), "IOTDA.014031");
     assert_eq!(client.get("devices/meter_node-1").json(), original, "the original is kept");
@@ -280,7 +286,10 @@ fn each_broken_rule_is_refused_naming_its_field() {
         ("device_id", json!({"device_id": "d".repeat(129), "product_id": "meter", "node_id": "node-1"})),
         ("device_name", json!({"product_id": "meter", "node_id": "node-1", "device_name": "n".repeat(257)})),
         ("description", json!({"product_id": "meter", "node_id": "node-1", "description": "d".repeat(2049)})),
-        ("auth_info.secret", json!({"product_id": "meter", "node_id": "node-1", "auth_info": {"secret": "short"}})),
+        (
+            "auth_info.secret",
+            json!({"product_id": "meter", "node_id": "node-1", "auth_info": {"secret": "short"}}),
+        ),
         (
             "auth_info.secret",
             json!({"product_id": "meter", "node_id": "node-1", "auth_info": {"secret": "s".repeat(33)}}),
@@ -297,7 +306,10 @@ fn each_broken_rule_is_refused_naming_its_field() {
             "auth_info.fingerprint",
             json!({"product_id": "meter", "node_id": "node-1", "auth_info": {"auth_type": "CERTIFICATES"}}),
         ),
-        ("auth_info.timeout", json!({"product_id": "meter", "node_id": "node-1", "auth_info": {"timeout": -1}})),
+        (
+            "auth_info.timeout",
+            json!({"product_id": "meter", "node_id": "node-1", "auth_info": {"timeout": -1}}),
+        ),
         (
             "extension_info",
             json!({"product_id": "meter", "node_id": "node-1", "extension_info": {"blob": "x".repeat(1100)}}),
@@ -332,6 +344,21 @@ fn bodies_that_are_not_the_json_expected_are_400_iotda_000008() {
         assert_eq!(answer.status, 400, "{method} {}: {}", String::from_utf8_lossy(body), answer.text());
         assert_eq!(answer.error_code(), "IOTDA.000008", "{method} {}", String::from_utf8_lossy(body));
     }
+}
+
+/// Regression: serde maps a JSON array onto a struct's fields by position, so
+/// `[null, "node-1", "meter"]` used to register device `meter_node-1`.
+#[test]
+fn a_json_array_is_not_a_device() {
+    let engine = Engine::start(EngineOptions::default());
+    let client = engine.client_a();
+    add_product(&client, "meter");
+
+    let answer = client.call("POST", "devices", br#"[null, "node-1", "meter"]"#);
+
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    assert_eq!(answer.error_code(), "IOTDA.000008");
+    assert_no_device(&client.get("devices/meter_node-1"));
 }
 
 #[test]

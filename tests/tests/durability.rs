@@ -25,7 +25,10 @@ fn product_body(product_id: &str) -> serde_json::Value {
 }
 
 fn add_device(engine: &Engine, node_id: &str) -> tests::HttpResponse {
-    engine.client_a().post("devices", &json!({"node_id": node_id, "product_id": "meter", "auth_info": {"secret": "secret-of-the-device"}}))
+    engine.client_a().post(
+        "devices",
+        &json!({"node_id": node_id, "product_id": "meter", "auth_info": {"secret": "secret-of-the-device"}}),
+    )
 }
 
 fn segments_of(data_dir: &Path, shard: usize) -> Vec<PathBuf> {
@@ -92,7 +95,11 @@ fn kill_9_right_after_a_burst_of_201s_loses_none_of_them() {
     let workers: Vec<_> = (0..8)
         .map(|worker| {
             std::thread::spawn(move || {
-                let client = tests::Client::new(address, tests::PROJECT_A.project_id, tests::Auth::Token(tests::PROJECT_A.token.into()));
+                let client = tests::Client::new(
+                    address,
+                    tests::PROJECT_A.project_id,
+                    tests::Auth::Token(tests::PROJECT_A.token.into()),
+                );
                 (0..25)
                     .filter_map(|n| {
                         let node_id = format!("w{worker}n{n}");
@@ -187,7 +194,8 @@ fn compaction_keeps_every_device_across_restarts() {
     let temp = tempfile::tempdir().unwrap();
     let data_dir = temp.path().join("data");
     // A tiny compaction bound: the log is snapshotted many times during the run.
-    let options = EngineOptions { shards: 2, config_extra: "log_compaction_bytes = 4096".into(), ..Default::default() };
+    let options =
+        EngineOptions { shards: 2, config_extra: "log_compaction_bytes = 4096".into(), ..Default::default() };
     let mut engine = Engine::start_on(&data_dir, &options).unwrap();
     assert_eq!(engine.client_a().post("products", &product_body("meter")).status, 201);
     for n in 0..120 {

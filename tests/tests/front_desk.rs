@@ -13,10 +13,7 @@ use tests::{http_request, Engine, EngineOptions, HttpResponse, PROJECT_A};
 const BODY_BYTES_MAX: usize = 1024 * 1024;
 
 fn token_headers() -> Vec<(String, String)> {
-    vec![
-        ("Content-Type".into(), "application/json".into()),
-        ("X-Auth-Token".into(), PROJECT_A.token.into()),
-    ]
+    vec![("Content-Type".into(), "application/json".into()), ("X-Auth-Token".into(), PROJECT_A.token.into())]
 }
 
 #[test]
@@ -48,9 +45,9 @@ fn every_answer_carries_its_own_request_id() {
     assert_eq!(statuses, [200, 200, 404, 401, 404, 400]);
     let mut seen = HashSet::new();
     for answer in &answers {
-        let request_id = answer.header("X-Request-Id").unwrap_or_else(|| {
-            panic!("no X-Request-Id on a {} answer: {:?}", answer.status, answer.headers)
-        });
+        let request_id = answer
+            .header("X-Request-Id")
+            .unwrap_or_else(|| panic!("no X-Request-Id on a {} answer: {:?}", answer.status, answer.headers));
         assert!(!request_id.is_empty());
         assert!(seen.insert(request_id.to_owned()), "X-Request-Id {request_id} was handed out twice");
     }

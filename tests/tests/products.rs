@@ -216,7 +216,11 @@ fn update_changes_the_fields_given_and_keeps_identity_and_create_time() {
 
     assert_invalid(&client.put("products/meter-1", &json!({"protocol_type": "Zigbee"})), "protocol_type");
     assert_invalid(&client.put("products/meter-1", &json!({"name": ""})), "name");
-    assert_eq!(client.get("products/meter-1").json()["name"], "Smart water meter", "refused updates change nothing");
+    assert_eq!(
+        client.get("products/meter-1").json()["name"],
+        "Smart water meter",
+        "refused updates change nothing"
+    );
     assert_no_product(&client.put("products/no-such-product", &json!({"name": "x"})));
 }
 
@@ -366,7 +370,6 @@ fn bodies_that_are_not_the_json_expected_are_400_iotda_000008() {
     for (method, path, body) in [
         ("POST", "products", &br#"{"name": "meter","#[..]),
         ("POST", "products", br#"{"name": 5, "device_type": "x"}"#),
-        ("POST", "products", br#"["not", "an", "object"]"#),
         ("PUT", "products/meter-1", br#"{"name": "#),
         ("PUT", "products/meter-1", br#"{"service_capabilities": "none"}"#),
     ] {
@@ -374,6 +377,24 @@ fn bodies_that_are_not_the_json_expected_are_400_iotda_000008() {
         assert_eq!(answer.status, 400, "{method} {}: {}", String::from_utf8_lossy(body), answer.text());
         assert_eq!(answer.error_code(), "IOTDA.000008", "{method} {}", String::from_utf8_lossy(body));
     }
+}
+
+/// Regression: serde maps a JSON array onto a struct's fields by position, so an array used to
+/// create a product (and an array in place of a service to define one).
+#[test]
+fn a_json_array_is_not_a_product_or_a_service() {
+    let engine = Engine::start(EngineOptions::default());
+    let client = engine.client_a();
+
+    let product_as_array = br#"["array-1", "Array product", "Meter", "MQTT", "json", []]"#;
+    let service_as_array =
+        br#"{"name": "n", "device_type": "d", "protocol_type": "MQTT", "service_capabilities": [["s", "S"]]}"#;
+    for body in [&product_as_array[..], service_as_array] {
+        let answer = client.call("POST", "products", body);
+        assert_eq!(answer.status, 400, "{}: {}", String::from_utf8_lossy(body), answer.text());
+        assert_eq!(answer.error_code(), "IOTDA.000008", "{}", String::from_utf8_lossy(body));
+    }
+    assert_eq!(client.get("products").json()["page"]["count"], 0, "nothing was stored");
 }
 
 #[test]

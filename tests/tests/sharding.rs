@@ -55,7 +55,8 @@ fn devices_on_two_shards_list_as_one_table() {
     assert!(per_shard.iter().all(|&count| count > 0), "the test data must span both shards: {per_shard:?}");
 
     for n in 0..DEVICES {
-        let answer = client.post("devices", &json!({"product_id": "meter", "node_id": format!("node-{n:02}")}));
+        let answer =
+            client.post("devices", &json!({"product_id": "meter", "node_id": format!("node-{n:02}")}));
         assert_eq!(answer.status, 201, "{}", answer.text());
     }
     for device_id in &created {

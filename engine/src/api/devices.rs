@@ -25,7 +25,9 @@ pub async fn add(app: &Rc<App>, request: &ApiRequest<'_>) -> ApiResult {
     let (_, product) = super::products::find(app, request.project_id, &device.product_id)?;
     let now = now_ms();
     let secret = match device.auth_type {
-        AuthType::Secret => Some(device.secret.unwrap_or_else(|| crate::random::alphanumeric(GENERATED_SECRET_CHARS))),
+        AuthType::Secret => {
+            Some(device.secret.unwrap_or_else(|| crate::random::alphanumeric(GENERATED_SECRET_CHARS)))
+        }
         AuthType::Certificates => None,
     };
     let record = DeviceRecord {
@@ -57,7 +59,8 @@ pub async fn add(app: &Rc<App>, request: &ApiRequest<'_>) -> ApiResult {
 
 pub async fn show(app: &Rc<App>, request: &ApiRequest<'_>, device_id: &str) -> ApiResult {
     let home = home_shard(device_id, app.shard.shard_count());
-    let show = Request::ShowDevice { project_id: request.project_id.to_owned(), device_id: device_id.to_owned() };
+    let show =
+        Request::ShowDevice { project_id: request.project_id.to_owned(), device_id: device_id.to_owned() };
     let device = expect_device(app.shard.call(home, show).await)?;
     Ok(ApiResponse::json(StatusCode::OK, &device_response(app, &device, true)))
 }
@@ -84,7 +87,8 @@ pub async fn update(app: &Rc<App>, request: &ApiRequest<'_>, device_id: &str) ->
 
 pub async fn delete(app: &Rc<App>, request: &ApiRequest<'_>, device_id: &str) -> ApiResult {
     let home = home_shard(device_id, app.shard.shard_count());
-    let call = Request::DeleteDevice { project_id: request.project_id.to_owned(), device_id: device_id.to_owned() };
+    let call =
+        Request::DeleteDevice { project_id: request.project_id.to_owned(), device_id: device_id.to_owned() };
     match app.shard.call(home, call).await {
         Reply::Done => Ok(ApiResponse::no_content()),
         Reply::Failed(error) => Err(error.into()),
@@ -114,7 +118,7 @@ pub async fn list(app: &Rc<App>, request: &ApiRequest<'_>) -> ApiResult {
             _ => return Err(ApiError::Unavailable("unexpected reply to a device list".into())),
         }
     }
-    devices.sort_unstable_by(|a, b| b.record_id.cmp(&a.record_id));
+    devices.sort_unstable_by_key(|device| std::cmp::Reverse(device.record_id));
     let page: Vec<DeviceRecord> = devices.into_iter().skip(paging.offset).take(paging.limit).collect();
     #[derive(serde::Serialize)]
     struct ListDevices {
@@ -132,12 +136,9 @@ fn filter_of(request: &ApiRequest<'_>) -> Result<DeviceFilter, ApiError> {
         query
             .non_empty(name)
             .map(|text| {
-                protocol::time::parse_sdk_date(&text).map(|s| s * 1000).map_err(|_| {
-                    ApiError::Validation(protocol::error::ValidationError::new(
-                        name,
-                        format!("'{text}' is not yyyyMMdd'T'HHmmss'Z'"),
-                    ))
-                })
+                protocol::time::parse_sdk_date(&text)
+                    .map(|seconds| seconds * 1000)
+                    .map_err(|_| ApiError::TimeFormat(format!("{name} '{text}' is not yyyyMMdd'T'HHmmss'Z'")))
             })
             .transpose()
     };
@@ -153,10 +154,7 @@ fn filter_of(request: &ApiRequest<'_>) -> Result<DeviceFilter, ApiError> {
     };
     if let (Some(from), Some(to)) = (filter.created_from_ms, filter.created_to_ms) {
         if from > to {
-            return Err(ApiError::Validation(protocol::error::ValidationError::new(
-                "start_time",
-                "start_time is later than end_time",
-            )));
+            return Err(ApiError::TimeRange);
         }
     }
     Ok(filter)

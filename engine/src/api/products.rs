@@ -45,9 +45,13 @@ pub fn list(app: &Rc<App>, request: &ApiRequest<'_>) -> ApiResult {
             && product_name.as_deref().is_none_or(|n| n == product.name)
     };
     let count = products.newest_below(request.project_id, u128::MAX, keep).count() as u64;
-    let page: Vec<&ProductRecord> =
-        products.newest_below(request.project_id, paging.marker, keep).skip(paging.offset).take(paging.limit).collect();
-    let summaries = page.iter().map(|r| parse(r).map(|p| ProductSummary::from(&p))).collect::<Result<Vec<_>, _>>()?;
+    let page: Vec<&ProductRecord> = products
+        .newest_below(request.project_id, paging.marker, keep)
+        .skip(paging.offset)
+        .take(paging.limit)
+        .collect();
+    let summaries =
+        page.iter().map(|r| parse(r).map(|p| ProductSummary::from(&p))).collect::<Result<Vec<_>, _>>()?;
     #[derive(serde::Serialize)]
     struct ListProducts {
         products: Vec<ProductSummary>,
@@ -109,6 +113,7 @@ pub fn find(app: &App, project_id: &str, product_id: &str) -> Result<(ProductRec
 }
 
 fn parse(record: &ProductRecord) -> Result<Product, ApiError> {
-    protocol::json::from_bytes(record.product_json.as_bytes())
-        .map_err(|e| ApiError::Unavailable(format!("stored product '{}' is unreadable: {e}", record.product_id)))
+    protocol::json::from_bytes(record.product_json.as_bytes()).map_err(|e| {
+        ApiError::Unavailable(format!("stored product '{}' is unreadable: {e}", record.product_id))
+    })
 }

@@ -40,7 +40,8 @@ pub fn percent_decode(text: &str) -> Result<String, ApiError> {
         if bytes[index] == b'%' {
             let hex = bytes.get(index + 1..index + 3).and_then(|h| std::str::from_utf8(h).ok());
             let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
-            let byte = byte.ok_or_else(|| ApiError::BadRequest(format!("bad percent-encoding in '{text}'")))?;
+            let byte =
+                byte.ok_or_else(|| ApiError::BadRequest(format!("bad percent-encoding in '{text}'")))?;
             decoded.push(byte);
             index += 3;
         } else {
@@ -48,7 +49,8 @@ pub fn percent_decode(text: &str) -> Result<String, ApiError> {
             index += 1;
         }
     }
-    String::from_utf8(decoded).map_err(|_| ApiError::BadRequest(format!("'{text}' is not UTF-8 once decoded")))
+    String::from_utf8(decoded)
+        .map_err(|_| ApiError::BadRequest(format!("'{text}' is not UTF-8 once decoded")))
 }
 
 /// A validated page request.
@@ -81,7 +83,10 @@ impl Paging {
         let offset = match query.get("offset") {
             None | Some("") => 0,
             Some(text) => text.parse::<usize>().ok().filter(|o| *o <= OFFSET_MAX).ok_or_else(|| {
-                ApiError::Validation(ValidationError::new("offset", format!("'{text}' is not in 0..={OFFSET_MAX}")))
+                ApiError::Validation(ValidationError::new(
+                    "offset",
+                    format!("'{text}' is not in 0..={OFFSET_MAX}"),
+                ))
             })?,
         };
         Ok(Paging { limit, marker, offset })

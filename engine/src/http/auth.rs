@@ -47,14 +47,17 @@ impl Credentials {
     /// The project of the request's credential, or 401.
     pub fn authenticate(&self, request: &RequestParts<'_>, now_unix_s: i64) -> Result<&str, ApiError> {
         if let Some(token) = header(request, "x-auth-token") {
-            return self.project_of_token(token).ok_or_else(|| ApiError::Unauthorized("invalid X-Auth-Token".into()));
+            return self
+                .project_of_token(token)
+                .ok_or_else(|| ApiError::Unauthorized("invalid X-Auth-Token".into()));
         }
         let Some(authorization) = header(request, "authorization") else {
             return Err(ApiError::Unauthorized("no X-Auth-Token or Authorization header".into()));
         };
         let authorization = std::str::from_utf8(authorization)
             .map_err(|_| ApiError::Unauthorized("Authorization header is not UTF-8".into()))?;
-        let parsed = auth::parse_authorization(authorization).map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+        let parsed =
+            auth::parse_authorization(authorization).map_err(|e| ApiError::Unauthorized(e.to_string()))?;
         let access_key = match &parsed {
             auth::Authorization::SdkHmacSha256 { access_key, .. } => access_key,
             auth::Authorization::V11HmacSha256 { access_key, .. } => access_key,
@@ -62,7 +65,8 @@ impl Credentials {
         let Some((secret_key, project_id)) = self.secret_keys.get(access_key) else {
             return Err(ApiError::Unauthorized(format!("unknown access key '{access_key}'")));
         };
-        auth::verify(request, &parsed, secret_key, now_unix_s).map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+        auth::verify(request, &parsed, secret_key, now_unix_s)
+            .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
         Ok(project_id)
     }
 
@@ -113,8 +117,11 @@ mod tests {
     #[test]
     fn signed_requests_map_to_the_key_s_project() {
         let credentials = credentials();
-        let headers: Vec<(&str, &[u8])> =
-            vec![("Host", b"127.0.0.1:8080"), ("X-Sdk-Date", b"20240101T000000Z"), ("Content-Type", b"application/json")];
+        let headers: Vec<(&str, &[u8])> = vec![
+            ("Host", b"127.0.0.1:8080"),
+            ("X-Sdk-Date", b"20240101T000000Z"),
+            ("Content-Type", b"application/json"),
+        ];
         let now = 1_704_067_200;
         let authorization = auth::sign_sdk_hmac_sha256(&parts(&headers), "AK1", "SK1-secret").unwrap();
         let mut signed = headers.clone();

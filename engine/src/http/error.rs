@@ -28,6 +28,10 @@ pub enum ApiError {
     LimitOutOfRange(String),
     #[error("Invalid input. The specified parameter 'marker' is out of range: {0}")]
     MarkerOutOfRange(String),
+    #[error("Invalid input. Invalid time format: {0}")]
+    TimeFormat(String),
+    #[error("Invalid input. The start time must be earlier than the end time.")]
+    TimeRange,
     #[error("The device does not exist.")]
     DeviceNotFound,
     #[error("Invalid input. The device already exists.")]
@@ -60,6 +64,8 @@ impl ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "IOTDA.000008"),
             ApiError::LimitOutOfRange(_) => (StatusCode::BAD_REQUEST, "IOTDA.000017"),
             ApiError::MarkerOutOfRange(_) => (StatusCode::BAD_REQUEST, "IOTDA.000018"),
+            ApiError::TimeFormat(_) => (StatusCode::BAD_REQUEST, "IOTDA.000009"),
+            ApiError::TimeRange => (StatusCode::BAD_REQUEST, "IOTDA.000010"),
             ApiError::DeviceNotFound => (StatusCode::NOT_FOUND, "IOTDA.014000"),
             ApiError::DeviceExists => (StatusCode::BAD_REQUEST, "IOTDA.014031"),
             ApiError::ProductNotFound => (StatusCode::NOT_FOUND, "IOTDA.013000"),

@@ -71,7 +71,7 @@ async fn remove_older(dir: &Path, seq: u64) -> Result<(), LogError> {
     let snapshots =
         listing.snapshots.iter().filter(|&&older| older < seq).map(|&older| files::snapshot_path(dir, older));
     for path in segments.chain(snapshots) {
-        glommio::io::remove(&path).await.map_err(|source| LogError::io(&path, source))?;
+        glommio::io::remove(&path).await.map_err(|source| LogError::glommio(&path, source))?;
     }
     segment::sync_dir(dir).await
 }

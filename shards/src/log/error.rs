@@ -4,6 +4,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use glommio::GlommioError;
+
 use super::record::{KIND_RESERVED_MIN, RECORD_BYTES_MAX};
 
 /// Everything that can go wrong in the shard log.
@@ -59,8 +61,18 @@ pub enum LogError {
 }
 
 impl LogError {
-    pub(crate) fn io(path: &Path, source: impl Into<io::Error>) -> LogError {
-        LogError::Io { path: path.to_path_buf(), source: Arc::new(source.into()) }
+    pub(crate) fn io(path: &Path, source: io::Error) -> LogError {
+        LogError::Io { path: path.to_path_buf(), source: Arc::new(source) }
+    }
+
+    /// Keeps the OS error of a glommio error (its own conversion to `io::Error` drops the
+    /// errno and repeats the path in the message).
+    pub(crate) fn glommio(path: &Path, source: GlommioError<()>) -> LogError {
+        let source = match source {
+            GlommioError::EnhancedIoError { source, .. } | GlommioError::IoError(source) => source,
+            other => io::Error::from(other),
+        };
+        LogError::io(path, source)
     }
 
     pub(crate) fn too_large(body_bytes: usize) -> LogError {

@@ -31,8 +31,8 @@ impl SegmentFile {
             .create(true)
             .buffered_open(&path)
             .await
-            .map_err(|source| LogError::io(&path, source))?;
-        let size_bytes = file.file_size().await.map_err(|source| LogError::io(&path, source))?;
+            .map_err(|source| LogError::glommio(&path, source))?;
+        let size_bytes = file.file_size().await.map_err(|source| LogError::glommio(&path, source))?;
         if size_bytes != length_bytes {
             return Err(LogError::Corrupt {
                 path,
@@ -55,17 +55,17 @@ impl SegmentFile {
             .create_new(true)
             .buffered_open(&path)
             .await
-            .map_err(|source| LogError::io(&path, source))?;
+            .map_err(|source| LogError::glommio(&path, source))?;
         sync_dir(dir).await?;
         Ok(SegmentFile { seq, path, file, length_bytes: 0 })
     }
 
     pub(crate) async fn fdatasync(&self) -> Result<(), LogError> {
-        self.file.fdatasync().await.map_err(|source| LogError::io(&self.path, source))
+        self.file.fdatasync().await.map_err(|source| LogError::glommio(&self.path, source))
     }
 
     pub(crate) async fn close(self) -> Result<(), LogError> {
-        self.file.close().await.map_err(|source| LogError::io(&self.path, source))
+        self.file.close().await.map_err(|source| LogError::glommio(&self.path, source))
     }
 }
 
@@ -85,7 +85,7 @@ pub(crate) async fn write_all_at(
         return Ok(0);
     }
     let wrote_bytes =
-        file.write_at(bytes, position_bytes).await.map_err(|source| LogError::io(path, source))?;
+        file.write_at(bytes, position_bytes).await.map_err(|source| LogError::glommio(path, source))?;
     assert!(wrote_bytes <= asked_bytes);
     if wrote_bytes < asked_bytes {
         return Err(LogError::io(
@@ -103,7 +103,7 @@ pub(crate) async fn write_all_at(
 
 /// fsyncs the directory so names created, renamed or removed in it are durable.
 pub(crate) async fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    let directory = Directory::open(dir).await.map_err(|source| LogError::io(dir, source))?;
-    directory.sync().await.map_err(|source| LogError::io(dir, source))?;
-    directory.close().await.map_err(|source| LogError::io(dir, source))
+    let directory = Directory::open(dir).await.map_err(|source| LogError::glommio(dir, source))?;
+    directory.sync().await.map_err(|source| LogError::glommio(dir, source))?;
+    directory.close().await.map_err(|source| LogError::glommio(dir, source))
 }

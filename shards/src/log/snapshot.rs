@@ -35,7 +35,7 @@ pub(crate) async fn write(dir: &Path, seq: u64, records: &[LogRecord]) -> Result
         return Err(error);
     }
     let path = files::snapshot_path(dir, seq);
-    glommio::io::rename(&temporary, &path).await.map_err(|source| LogError::io(&path, source))?;
+    glommio::io::rename(&temporary, &path).await.map_err(|source| LogError::glommio(&path, source))?;
     segment::sync_dir(dir).await
 }
 
@@ -46,7 +46,7 @@ async fn write_temporary(path: &Path, seq: u64, records: &[LogRecord]) -> Result
         .truncate(true)
         .buffered_open(path)
         .await
-        .map_err(|source| LogError::io(path, source))?;
+        .map_err(|source| LogError::glommio(path, source))?;
     let mut chunk = Vec::with_capacity(WRITE_CHUNK_BYTES);
     let mut position_bytes = 0u64;
     for log_record in records {
@@ -61,8 +61,8 @@ async fn write_temporary(path: &Path, seq: u64, records: &[LogRecord]) -> Result
     let footer = footer_body(record_count, seq);
     record::encode_into(&mut chunk, KIND_SNAPSHOT_FOOTER, FOOTER_VERSION, &footer);
     write_chunk(&file, path, chunk, position_bytes).await?;
-    file.fdatasync().await.map_err(|source| LogError::io(path, source))?;
-    file.close().await.map_err(|source| LogError::io(path, source))
+    file.fdatasync().await.map_err(|source| LogError::glommio(path, source))?;
+    file.close().await.map_err(|source| LogError::glommio(path, source))
 }
 
 async fn write_chunk(

@@ -99,8 +99,10 @@ impl DeviceTable {
 
     /// How many devices of this project use this product.
     pub fn count_of_product(&self, project_id: &str, product_id: &str) -> u64 {
-        self.by_device_id.values().filter(|d| d.project_id == project_id && d.product_id == product_id).count()
-            as u64
+        self.by_device_id
+            .values()
+            .filter(|d| d.project_id == project_id && d.product_id == product_id)
+            .count() as u64
     }
 }
 

@@ -59,11 +59,16 @@ impl Shard {
     pub async fn open(mesh: Rc<Mesh>, config: &ShardConfig) -> Result<Rc<Shard>, StartError> {
         let shard = mesh.shard_id();
         let dir = config.data_dir.join(format!("shard-{shard}"));
-        std::fs::create_dir_all(&dir).map_err(|source| StartError::Io { shard, path: dir.clone(), source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| StartError::Io {
+            shard,
+            path: dir.clone(),
+            source,
+        })?;
         let recovered = log::recover(&dir).map_err(|source| StartError::Log { shard, source })?;
         let (mut devices, mut products) = (DeviceTable::default(), ProductTable::default());
         for record in recovered.snapshot.iter().chain(recovered.tail.iter()) {
-            let record = RegistryRecord::decode(record).map_err(|source| StartError::Decode { shard, source })?;
+            let record =
+                RegistryRecord::decode(record).map_err(|source| StartError::Decode { shard, source })?;
             apply(&mut devices, &mut products, record);
         }
         tracing::info!(shard, devices = devices.len(), products = products.len(), "shard state recovered");
@@ -74,7 +79,9 @@ impl Shard {
             batch_bytes_max: 1 << 20,
             compaction_bytes: config.compaction_bytes,
         };
-        let log = ShardLog::open(log_config, &recovered).await.map_err(|source| StartError::Log { shard, source })?;
+        let log = ShardLog::open(log_config, &recovered)
+            .await
+            .map_err(|source| StartError::Log { shard, source })?;
         Ok(Rc::new(Shard {
             mesh,
             log,
@@ -136,7 +143,9 @@ impl Shard {
             Request::UpdateDevice { project_id, device_id, update } => {
                 self.update_device(&project_id, &device_id, update).await
             }
-            Request::DeleteDevice { project_id, device_id } => self.delete_device(&project_id, &device_id).await,
+            Request::DeleteDevice { project_id, device_id } => {
+                self.delete_device(&project_id, &device_id).await
+            }
             Request::ListDevices { filter, marker, take } => {
                 Reply::Devices(self.devices.borrow().slice(&filter, marker, take))
             }
@@ -163,7 +172,7 @@ impl Shard {
             return Reply::Failed(ShardError::DeviceExists);
         }
         self.devices.borrow_mut().put(device.clone());
-        match self.persist(RegistryRecord::DevicePut(device.clone())).await {
+        match self.persist(RegistryRecord::DevicePut(Box::new(device.clone()))).await {
             Ok(()) => Reply::Device(Box::new(device)),
             Err(error) => {
                 self.devices.borrow_mut().remove(&device.device_id);
@@ -172,7 +181,12 @@ impl Shard {
         }
     }
 
-    async fn update_device(self: &Rc<Self>, project_id: &str, device_id: &str, update: DeviceUpdate) -> Reply {
+    async fn update_device(
+        self: &Rc<Self>,
+        project_id: &str,
+        device_id: &str,
+        update: DeviceUpdate,
+    ) -> Reply {
         let Some(mut device) = self.device_of(project_id, device_id) else {
             return Reply::Failed(ShardError::DeviceNotFound);
         };
@@ -183,7 +197,7 @@ impl Shard {
         device.secure_access = secure_access.unwrap_or(device.secure_access);
         device.timeout_s = timeout_s.unwrap_or(device.timeout_s);
         self.devices.borrow_mut().put(device.clone());
-        match self.persist(RegistryRecord::DevicePut(device.clone())).await {
+        match self.persist(RegistryRecord::DevicePut(Box::new(device.clone()))).await {
             Ok(()) => Reply::Device(Box::new(device)),
             Err(error) => Reply::Failed(error),
         }
@@ -276,9 +290,11 @@ impl Shard {
     fn snapshot_records(&self) -> Vec<log::LogRecord> {
         let devices = self.devices.borrow();
         let mut records: Vec<_> =
-            devices.iter().map(|d| RegistryRecord::DevicePut(d.clone()).encode()).collect();
+            devices.iter().map(|d| RegistryRecord::DevicePut(Box::new(d.clone())).encode()).collect();
         if self.id() == 0 {
-            records.extend(self.products.borrow().iter().map(|p| RegistryRecord::ProductPut(p.clone()).encode()));
+            records.extend(
+                self.products.borrow().iter().map(|p| RegistryRecord::ProductPut(p.clone()).encode()),
+            );
         }
         records
     }
@@ -298,7 +314,7 @@ impl Shard {
 
 fn apply(devices: &mut DeviceTable, products: &mut ProductTable, record: RegistryRecord) {
     match record {
-        RegistryRecord::DevicePut(device) => devices.put(device),
+        RegistryRecord::DevicePut(device) => devices.put(*device),
         RegistryRecord::DeviceDelete(key) => {
             devices.remove(&key.device_id);
         }

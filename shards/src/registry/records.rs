@@ -114,7 +114,7 @@ pub struct ProductKey {
 /// A log record the registry understands.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RegistryRecord {
-    DevicePut(DeviceRecord),
+    DevicePut(Box<DeviceRecord>),
     DeviceDelete(DeviceKey),
     ProductPut(ProductRecord),
     ProductDelete(ProductKey),
@@ -132,7 +132,7 @@ pub struct DecodeError {
 impl RegistryRecord {
     pub fn encode(&self) -> LogRecord {
         let (kind, body) = match self {
-            RegistryRecord::DevicePut(r) => (DEVICE_PUT, rkyv::to_bytes::<BoxedError>(r)),
+            RegistryRecord::DevicePut(r) => (DEVICE_PUT, rkyv::to_bytes::<BoxedError>(&**r)),
             RegistryRecord::DeviceDelete(r) => (DEVICE_DELETE, rkyv::to_bytes::<BoxedError>(r)),
             RegistryRecord::ProductPut(r) => (PRODUCT_PUT, rkyv::to_bytes::<BoxedError>(r)),
             RegistryRecord::ProductDelete(r) => (PRODUCT_DELETE, rkyv::to_bytes::<BoxedError>(r)),
@@ -151,9 +151,14 @@ impl RegistryRecord {
         let mut aligned = AlignedVec::<16>::with_capacity(record.body.len());
         aligned.extend_from_slice(&record.body);
         let decoded = match record.kind {
-            DEVICE_PUT => rkyv::from_bytes::<DeviceRecord, BoxedError>(&aligned).map(RegistryRecord::DevicePut),
-            DEVICE_DELETE => rkyv::from_bytes::<DeviceKey, BoxedError>(&aligned).map(RegistryRecord::DeviceDelete),
-            PRODUCT_PUT => rkyv::from_bytes::<ProductRecord, BoxedError>(&aligned).map(RegistryRecord::ProductPut),
+            DEVICE_PUT => rkyv::from_bytes::<DeviceRecord, BoxedError>(&aligned)
+                .map(|d| RegistryRecord::DevicePut(Box::new(d))),
+            DEVICE_DELETE => {
+                rkyv::from_bytes::<DeviceKey, BoxedError>(&aligned).map(RegistryRecord::DeviceDelete)
+            }
+            PRODUCT_PUT => {
+                rkyv::from_bytes::<ProductRecord, BoxedError>(&aligned).map(RegistryRecord::ProductPut)
+            }
             PRODUCT_DELETE => {
                 rkyv::from_bytes::<ProductKey, BoxedError>(&aligned).map(RegistryRecord::ProductDelete)
             }
@@ -195,7 +200,7 @@ mod tests {
     #[test]
     fn every_kind_round_trips() {
         let records = [
-            RegistryRecord::DevicePut(device()),
+            RegistryRecord::DevicePut(Box::new(device())),
             RegistryRecord::DeviceDelete(DeviceKey { device_id: "d".into() }),
             RegistryRecord::ProductPut(ProductRecord {
                 record_id: 7,
@@ -217,7 +222,7 @@ mod tests {
 
     #[test]
     fn garbage_and_unknown_kinds_are_errors_not_panics() {
-        let mut encoded = RegistryRecord::DevicePut(device()).encode();
+        let mut encoded = RegistryRecord::DevicePut(Box::new(device())).encode();
         encoded.body.truncate(encoded.body.len() / 2);
         assert!(RegistryRecord::decode(&encoded).is_err());
         let unknown = LogRecord { kind: 99, version: 1, body: vec![] };

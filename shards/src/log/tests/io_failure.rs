@@ -25,7 +25,6 @@ fn a_failed_write_fails_its_batch_and_every_later_append() {
         for task in tasks {
             let error = task.await.unwrap_err();
             assert!(matches!(error, LogError::Io { .. }), "{error:?}");
-            eprintln!("{error}");
             assert!(error.to_string().contains("segment-00000000000000000000.log"), "{error}");
         }
         let later = log.append(record(5)).await.unwrap_err();
