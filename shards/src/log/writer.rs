@@ -107,11 +107,12 @@ impl State {
         }
         let crossed_batch_bytes =
             bytes_before < config.batch_bytes_max && open.bytes.len() >= config.batch_bytes_max;
+        let open_full_by_count = open.record_count == BATCH_RECORDS_MAX;
         self.log_bytes += framed_bytes as u64;
         self.stats.appended_count += 1;
         Ok(Push::Accepted {
             completion: Rc::clone(&self.open.completion),
-            wake_flusher: first_record || crossed_batch_bytes,
+            wake_flusher: first_record || crossed_batch_bytes || open_full_by_count,
         })
     }
 
