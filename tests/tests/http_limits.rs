@@ -48,6 +48,7 @@ fn connections_over_the_bound_get_503_and_the_open_ones_keep_working() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(answer.contains("too many HTTP connections"), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("x-request-id: "), "{answer}");
     keep_alive(&mut first);
     drop(second);
     // A freed slot is usable again once the engine has noticed the close.

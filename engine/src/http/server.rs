@@ -39,7 +39,7 @@ pub async fn serve(app: Rc<App>, listener: TcpListener, stop: impl std::future::
                 }
             };
             if open_connections.get() >= app.config.http_connections_max {
-                glommio::spawn_local(refuse_connection(stream)).detach();
+                glommio::spawn_local(refuse_connection(stream, app.next_request_id())).detach();
                 continue;
             }
             let _ = stream.set_nodelay(true);
@@ -55,10 +55,12 @@ pub async fn serve(app: Rc<App>, listener: TcpListener, stop: impl std::future::
     futures_lite::future::or(accept_loop, stop).await;
 }
 
-async fn refuse_connection(mut stream: glommio::net::TcpStream) {
+/// Answers 503 on a connection over the bound and closes it, without handing it to hyper.
+async fn refuse_connection(mut stream: glommio::net::TcpStream, request_id: String) {
     let body = ApiError::Unavailable("too many HTTP connections".into()).body();
     let head = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         x-request-id: {request_id}\r\nconnection: close\r\n\r\n",
         body.len()
     );
     let _ = stream.write_all(head.as_bytes()).await;
