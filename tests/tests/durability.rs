@@ -31,6 +31,16 @@ fn add_device(engine: &Engine, node_id: &str) -> tests::HttpResponse {
     )
 }
 
+/// Runs an engine on `data_dir` that registers a product and three devices, then stops it.
+fn stopped_engine_with_three_devices(data_dir: &Path, options: &EngineOptions) {
+    let mut engine = Engine::start_on(data_dir, options).unwrap();
+    assert_eq!(engine.client_a().post("products", &product_body("meter")).status, 201);
+    for n in 0..3 {
+        assert_eq!(add_device(&engine, &format!("node{n}")).status, 201);
+    }
+    assert!(engine.stop().success());
+}
+
 fn segments_of(data_dir: &Path, shard: usize) -> Vec<PathBuf> {
     let mut segments: Vec<PathBuf> = std::fs::read_dir(data_dir.join(format!("shard-{shard}")))
         .unwrap()
@@ -126,12 +136,7 @@ fn a_torn_last_record_is_cut_off_and_the_engine_starts() {
     let temp = tempfile::tempdir().unwrap();
     let data_dir = temp.path().join("data");
     let options = EngineOptions::default();
-    let mut engine = Engine::start_on(&data_dir, &options).unwrap();
-    assert_eq!(engine.client_a().post("products", &product_body("meter")).status, 201);
-    for n in 0..3 {
-        assert_eq!(add_device(&engine, &format!("node{n}")).status, 201);
-    }
-    assert!(engine.stop().success());
+    stopped_engine_with_three_devices(&data_dir, &options);
     // A crash in the middle of a write: half a record header at the end of the last segment.
     let segment = segments_of(&data_dir, 0).pop().unwrap();
     let mut file = std::fs::OpenOptions::new().append(true).open(&segment).unwrap();
@@ -152,12 +157,7 @@ fn a_corrupt_record_in_the_middle_refuses_to_start_with_a_clear_message() {
     let temp = tempfile::tempdir().unwrap();
     let data_dir = temp.path().join("data");
     let options = EngineOptions::default();
-    let mut engine = Engine::start_on(&data_dir, &options).unwrap();
-    assert_eq!(engine.client_a().post("products", &product_body("meter")).status, 201);
-    for n in 0..3 {
-        assert_eq!(add_device(&engine, &format!("node{n}")).status, 201);
-    }
-    assert!(engine.stop().success());
+    stopped_engine_with_three_devices(&data_dir, &options);
     // Flip one byte inside the body of the first record (after its 16-byte header).
     let segment = segments_of(&data_dir, 0).remove(0);
     let mut file = std::fs::OpenOptions::new().read(true).write(true).open(&segment).unwrap();
