@@ -107,7 +107,7 @@ impl DeviceTable {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::registry::records::DeviceStatus;
 

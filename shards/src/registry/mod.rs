@@ -6,13 +6,16 @@
 //!
 //! Invariants:
 //! - Only the home shard mutates a device; only shard 0 mutates (and logs) products.
-//! - A change is applied in memory and queued in the log in one synchronous step, so the log's
-//!   order is the memory's order; the caller is answered only once the record is durable.
+//! - A change is applied in memory and given the next revision in one synchronous step; the
+//!   caller is answered only once its record is durable. Replay keeps the highest revision of
+//!   each key ([`replay`]), so the recovered state is the memory's state whatever order the
+//!   appends reached the disk in.
 //! - Replicated products are never written to a non-zero shard's log or snapshot.
 
 pub mod devices;
 pub mod products;
 pub mod records;
+pub mod replay;
 
 use std::cell::{Cell, Ref, RefCell};
 use std::path::PathBuf;
@@ -52,6 +55,8 @@ pub struct Shard {
     devices: RefCell<DeviceTable>,
     products: RefCell<ProductTable>,
     compacting: Cell<bool>,
+    /// The revision of the last change applied to memory.
+    revision: Cell<u64>,
 }
 
 impl Shard {
@@ -65,12 +70,9 @@ impl Shard {
             source,
         })?;
         let recovered = log::recover(&dir).map_err(|source| StartError::Log { shard, source })?;
-        let (mut devices, mut products) = (DeviceTable::default(), ProductTable::default());
-        for record in recovered.snapshot.iter().chain(recovered.tail.iter()) {
-            let record =
-                RegistryRecord::decode(record).map_err(|source| StartError::Decode { shard, source })?;
-            apply(&mut devices, &mut products, record);
-        }
+        let replayed = replay::replay(&recovered.snapshot, &recovered.tail)
+            .map_err(|source| StartError::Decode { shard, source })?;
+        let (devices, products) = (replayed.devices, replayed.products);
         tracing::info!(shard, devices = devices.len(), products = products.len(), "shard state recovered");
         let log_config = LogConfig {
             dir,
@@ -88,6 +90,7 @@ impl Shard {
             devices: RefCell::new(devices),
             products: RefCell::new(products),
             compacting: Cell::new(false),
+            revision: Cell::new(replayed.revision),
         }))
     }
 
@@ -261,9 +264,13 @@ impl Shard {
         Ok(())
     }
 
-    /// Appends `record` and waits until it is durable; compacts when the log has grown.
+    /// Gives the change just applied to memory the next revision, appends it and waits until
+    /// it is durable; compacts when the log has grown. Call it right after changing memory,
+    /// with no await in between, so revisions follow the order of the changes.
     async fn persist(self: &Rc<Self>, record: RegistryRecord) -> Result<(), ShardError> {
-        let result = self.log.append(record.encode()).await;
+        let revision = self.revision.get() + 1;
+        self.revision.set(revision);
+        let result = self.log.append(record.encode(revision)).await;
         self.compact_if_needed();
         result.map_err(|e| ShardError::Unavailable(e.to_string()))
     }
@@ -287,14 +294,16 @@ impl Shard {
         .detach();
     }
 
+    /// The whole state as of the last revision, opened by a snapshot mark at that revision.
     fn snapshot_records(&self) -> Vec<log::LogRecord> {
+        let revision = self.revision.get();
+        let mut records = vec![RegistryRecord::SnapshotMark.encode(revision)];
         let devices = self.devices.borrow();
-        let mut records: Vec<_> =
-            devices.iter().map(|d| RegistryRecord::DevicePut(Box::new(d.clone())).encode()).collect();
+        records
+            .extend(devices.iter().map(|d| RegistryRecord::DevicePut(Box::new(d.clone())).encode(revision)));
         if self.id() == 0 {
-            records.extend(
-                self.products.borrow().iter().map(|p| RegistryRecord::ProductPut(p.clone()).encode()),
-            );
+            let products = self.products.borrow();
+            records.extend(products.iter().map(|p| RegistryRecord::ProductPut(p.clone()).encode(revision)));
         }
         records
     }
@@ -309,18 +318,5 @@ impl Shard {
     /// Number of devices homed here.
     pub fn device_count(&self) -> usize {
         self.devices.borrow().len()
-    }
-}
-
-fn apply(devices: &mut DeviceTable, products: &mut ProductTable, record: RegistryRecord) {
-    match record {
-        RegistryRecord::DevicePut(device) => devices.put(*device),
-        RegistryRecord::DeviceDelete(key) => {
-            devices.remove(&key.device_id);
-        }
-        RegistryRecord::ProductPut(product) => products.put(product),
-        RegistryRecord::ProductDelete(key) => {
-            products.remove(&key);
-        }
     }
 }

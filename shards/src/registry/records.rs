@@ -1,16 +1,24 @@
 //! What the registry writes to the shard log, as rkyv structs, and how each maps to a
 //! [`LogRecord`] kind and version.
 //!
-//! | kind | version | body |
+//! Every body is the change's **revision** (u64, little-endian; the shard's change counter at
+//! the moment memory changed) followed by the rkyv bytes of the record:
+//!
+//! | kind | version | rkyv part |
 //! |---|---|---|
 //! | 1 `DEVICE_PUT` | 1 | [`DeviceRecord`] — the whole device after a create or update |
 //! | 2 `DEVICE_DELETE` | 1 | [`DeviceKey`] |
 //! | 3 `PRODUCT_PUT` | 1 | [`ProductRecord`] — shard 0 only |
 //! | 4 `PRODUCT_DELETE` | 1 | [`ProductKey`] — shard 0 only |
+//! | 5 `SNAPSHOT_MARK` | 1 | nothing: first record of a snapshot; its revision covers the snapshot |
+//!
+//! Replay keeps, per key, the change with the highest revision, so the state after recovery is
+//! the state in memory even if two appends reached the log in another order than they changed
+//! memory (an append that waited for buffer space can be overtaken). Whole-record puts (not
+//! field patches) keep that rule trivial.
 //!
 //! rkyv has no schema evolution: a new field means a new version number, and the reader keeps
-//! decoding every version it ever wrote. Whole-record puts (not field patches) keep replay and
-//! snapshots trivial: the state is "the last put of each key".
+//! decoding every version it ever wrote.
 
 use rkyv::rancor::BoxedError;
 use rkyv::util::AlignedVec;
@@ -22,6 +30,7 @@ pub const DEVICE_PUT: u16 = 1;
 pub const DEVICE_DELETE: u16 = 2;
 pub const PRODUCT_PUT: u16 = 3;
 pub const PRODUCT_DELETE: u16 = 4;
+pub const SNAPSHOT_MARK: u16 = 5;
 pub const VERSION_1: u16 = 1;
 
 /// A device's connection status, stored as a byte.
@@ -118,7 +127,12 @@ pub enum RegistryRecord {
     DeviceDelete(DeviceKey),
     ProductPut(ProductRecord),
     ProductDelete(ProductKey),
+    /// Opens a snapshot: everything up to its revision is in the records that follow.
+    SnapshotMark,
 }
+
+/// Bytes of the revision that starts every body.
+const REVISION_BYTES: usize = 8;
 
 /// A record that cannot be decoded: unknown kind or version, or a body that fails validation.
 #[derive(Debug, thiserror::Error)]
@@ -130,26 +144,36 @@ pub struct DecodeError {
 }
 
 impl RegistryRecord {
-    pub fn encode(&self) -> LogRecord {
-        let (kind, body) = match self {
+    /// The log record of this change, made at `revision`.
+    pub fn encode(&self, revision: u64) -> LogRecord {
+        let (kind, rkyv_bytes) = match self {
             RegistryRecord::DevicePut(r) => (DEVICE_PUT, rkyv::to_bytes::<BoxedError>(&**r)),
             RegistryRecord::DeviceDelete(r) => (DEVICE_DELETE, rkyv::to_bytes::<BoxedError>(r)),
             RegistryRecord::ProductPut(r) => (PRODUCT_PUT, rkyv::to_bytes::<BoxedError>(r)),
             RegistryRecord::ProductDelete(r) => (PRODUCT_DELETE, rkyv::to_bytes::<BoxedError>(r)),
+            RegistryRecord::SnapshotMark => (SNAPSHOT_MARK, Ok(AlignedVec::new())),
         };
         // Serializing owned strings and integers into a growable buffer cannot fail.
-        let body = body.expect("rkyv serialization of a plain record never fails");
-        LogRecord { kind, version: VERSION_1, body: body.to_vec() }
+        let rkyv_bytes = rkyv_bytes.expect("rkyv serialization of a plain record never fails");
+        let mut body = Vec::with_capacity(REVISION_BYTES + rkyv_bytes.len());
+        body.extend_from_slice(&revision.to_le_bytes());
+        body.extend_from_slice(&rkyv_bytes);
+        LogRecord { kind, version: VERSION_1, body }
     }
 
-    pub fn decode(record: &LogRecord) -> Result<Self, DecodeError> {
+    /// The change and its revision. Every body is validated by rkyv's checked access.
+    pub fn decode(record: &LogRecord) -> Result<(u64, Self), DecodeError> {
         let error = |reason: String| DecodeError { kind: record.kind, version: record.version, reason };
         if record.version != VERSION_1 {
             return Err(error("unknown version (written by a newer ringiot?)".into()));
         }
+        let Some((revision, rkyv_part)) = record.body.split_first_chunk::<REVISION_BYTES>() else {
+            return Err(error("body shorter than its revision".into()));
+        };
+        let revision = u64::from_le_bytes(*revision);
         // rkyv needs aligned input; the log hands out plain bytes.
-        let mut aligned = AlignedVec::<16>::with_capacity(record.body.len());
-        aligned.extend_from_slice(&record.body);
+        let mut aligned = AlignedVec::<16>::with_capacity(rkyv_part.len());
+        aligned.extend_from_slice(rkyv_part);
         let decoded = match record.kind {
             DEVICE_PUT => rkyv::from_bytes::<DeviceRecord, BoxedError>(&aligned)
                 .map(|d| RegistryRecord::DevicePut(Box::new(d))),
@@ -162,9 +186,11 @@ impl RegistryRecord {
             PRODUCT_DELETE => {
                 rkyv::from_bytes::<ProductKey, BoxedError>(&aligned).map(RegistryRecord::ProductDelete)
             }
+            SNAPSHOT_MARK if rkyv_part.is_empty() => Ok(RegistryRecord::SnapshotMark),
+            SNAPSHOT_MARK => return Err(error("snapshot mark with a payload".into())),
             _ => return Err(error("unknown kind".into())),
         };
-        decoded.map_err(|e| error(e.to_string()))
+        decoded.map(|record| (revision, record)).map_err(|e| error(e.to_string()))
     }
 }
 
@@ -209,9 +235,11 @@ mod tests {
                 product_json: "{}".into(),
             }),
             RegistryRecord::ProductDelete(ProductKey { project_id: "p".into(), product_id: "x".into() }),
+            RegistryRecord::SnapshotMark,
         ];
-        for record in records {
-            assert_eq!(RegistryRecord::decode(&record.encode()).unwrap(), record);
+        for (revision, record) in records.into_iter().enumerate() {
+            let revision = revision as u64 * 1_000_000_007;
+            assert_eq!(RegistryRecord::decode(&record.encode(revision)).unwrap(), (revision, record));
         }
     }
 
@@ -222,10 +250,12 @@ mod tests {
 
     #[test]
     fn garbage_and_unknown_kinds_are_errors_not_panics() {
-        let mut encoded = RegistryRecord::DevicePut(Box::new(device())).encode();
+        let mut encoded = RegistryRecord::DevicePut(Box::new(device())).encode(1);
         encoded.body.truncate(encoded.body.len() / 2);
         assert!(RegistryRecord::decode(&encoded).is_err());
-        let unknown = LogRecord { kind: 99, version: 1, body: vec![] };
+        let unknown = LogRecord { kind: 99, version: 1, body: vec![0; 8] };
+        assert!(RegistryRecord::decode(&unknown).is_err());
+        let unknown = LogRecord { kind: DEVICE_PUT, version: 1, body: vec![0; 3] };
         assert!(RegistryRecord::decode(&unknown).is_err());
         let newer = LogRecord { kind: DEVICE_PUT, version: 2, body: vec![] };
         assert!(RegistryRecord::decode(&newer).unwrap_err().to_string().contains("newer"));
