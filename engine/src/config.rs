@@ -40,7 +40,7 @@ pub enum DurabilityMode {
     None,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectConfig {
     pub project_id: String,
@@ -55,6 +55,17 @@ pub struct ProjectConfig {
 pub struct AccessKeyConfig {
     pub ak: String,
     pub sk: String,
+}
+
+impl std::fmt::Debug for ProjectConfig {
+    // Tokens are secrets: `{:?}` shows how many there are, not what they are.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectConfig")
+            .field("project_id", &self.project_id)
+            .field("tokens", &format_args!("<{} redacted>", self.tokens.len()))
+            .field("access_keys", &self.access_keys)
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for AccessKeyConfig {
@@ -127,6 +138,10 @@ impl Config {
         };
         config.apply_flags(cli);
         config.validate()?;
+        // glommio opens directories by path for fsync and refuses relative ones, so the data
+        // dir (`./data` by default) is made absolute once, here.
+        config.data_dir = std::path::absolute(&config.data_dir)
+            .map_err(|e| ConfigError::Invalid(format!("data_dir {}: {e}", config.data_dir.display())))?;
         Ok(config)
     }
 
@@ -177,9 +192,17 @@ impl Config {
             return invalid("http_body_bytes_max must be at least 1024".into());
         }
         let mut seen = std::collections::HashSet::new();
+        let mut credentials = std::collections::HashSet::new();
         for project in &self.projects {
             if project.project_id.is_empty() || !seen.insert(&project.project_id) {
                 return invalid(format!("project_id '{}' is empty or repeated", project.project_id));
+            }
+            let keys = project.tokens.iter().chain(project.access_keys.iter().map(|k| &k.ak));
+            if keys.into_iter().any(|credential| !credentials.insert(credential)) {
+                return invalid(format!(
+                    "project '{}': a token or AK is configured twice; each credential belongs to one project",
+                    project.project_id
+                ));
             }
             if project.tokens.iter().any(String::is_empty)
                 || project.access_keys.iter().any(|k| k.ak.is_empty() || k.sk.is_empty())
@@ -242,8 +265,29 @@ mod tests {
     }
 
     #[test]
-    fn secret_keys_never_print() {
+    fn secrets_never_print() {
         let key = AccessKeyConfig { ak: "AK1".into(), sk: "very-secret".into() };
-        assert!(!format!("{key:?}").contains("very-secret"));
+        let project = ProjectConfig {
+            project_id: "p".into(),
+            tokens: vec!["token-secret".into()],
+            access_keys: vec![key],
+        };
+        let printed = format!("{project:?}");
+        assert!(!printed.contains("very-secret") && !printed.contains("token-secret"), "{printed}");
+        assert!(printed.contains("AK1"));
+    }
+
+    #[test]
+    fn a_credential_shared_by_two_projects_is_refused() {
+        let text = "[[projects]]\nproject_id = \"a\"\ntokens = [\"same\"]\n[[projects]]\nproject_id = \"b\"\ntokens = [\"same\"]";
+        let error = Config::from_toml(text).unwrap().validate().unwrap_err().to_string();
+        assert!(error.contains("configured twice"), "{error}");
+    }
+
+    #[test]
+    fn a_relative_data_dir_is_made_absolute() {
+        let config = Config::load(&Cli::parse_from(["ringiot", "--data-dir", "some/dir"])).unwrap();
+        assert!(config.data_dir.is_absolute());
+        assert!(config.data_dir.ends_with("some/dir"));
     }
 }

@@ -43,11 +43,20 @@ pub struct EngineOptions {
     pub config_extra: String,
     /// Start with no config file at all, as a newcomer would (the default project is made).
     pub bare: bool,
+    /// Pass no `--data-dir`: run in the data dir's parent so the default `./data` is it (the
+    /// data dir must then be named `data`).
+    pub default_data_dir: bool,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { shards: 1, args: Vec::new(), config_extra: String::new(), bare: false }
+        EngineOptions {
+            shards: 1,
+            args: Vec::new(),
+            config_extra: String::new(),
+            bare: false,
+            default_data_dir: false,
+        }
     }
 }
 
@@ -83,9 +92,13 @@ impl Engine {
             std::fs::write(&config_path, config_text(&options.config_extra)).expect("config file");
             command.arg("--config").arg(&config_path);
         }
+        if options.default_data_dir {
+            assert!(data_dir.ends_with("data"), "the default data dir is ./data");
+            command.current_dir(data_dir.parent().expect("data dir has a parent"));
+        } else {
+            command.arg("--data-dir").arg(data_dir);
+        }
         let mut child = command
-            .arg("--data-dir")
-            .arg(data_dir)
             .args(["--shards", &options.shards.to_string(), "--http-listen", "127.0.0.1:0"])
             .args(["--mqtt-listen", "127.0.0.1:0"])
             .args(&options.args)

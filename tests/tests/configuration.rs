@@ -34,8 +34,10 @@ fn print_config_prints_every_key_with_a_comment_and_parses_back() {
 fn a_bare_start_creates_a_default_project_whose_curl_line_works() {
     let temp = tempfile::tempdir().unwrap();
     let data_dir = temp.path().join("data");
-    let options = EngineOptions { bare: true, ..Default::default() };
+    // No config and no --data-dir: exactly `cargo run --release --bin ringiot`, but on port 0.
+    let options = EngineOptions { bare: true, default_data_dir: true, ..Default::default() };
     let mut engine = Engine::start_on(&data_dir, &options).unwrap();
+    assert!(data_dir.join("default-project.toml").exists(), "the default ./data was used");
     let curl = engine
         .stdout_head
         .lines()
