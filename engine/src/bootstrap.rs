@@ -35,6 +35,11 @@ pub fn ensure_projects(config: &mut Config) -> std::io::Result<DefaultProject> {
             let file: DefaultProjectFile = toml::from_str(&text).map_err(|e| {
                 std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
             })?;
+            if file.projects.is_empty() {
+                let message =
+                    format!("{} names no project; delete it to make a new default project", path.display());
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, message));
+            }
             config.projects = file.projects;
             Ok(DefaultProject::Loaded(path))
         }

@@ -57,6 +57,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     tracing::info!(open_files, "open-files limit (bounds the number of connections)");
     let stop = StopFlag::new();
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // The first signal asks for a graceful stop; a second one, while stopping, exits at once.
+        signal_hook::flag::register_conditional_shutdown(signal, 1, stop.as_atomic())
+            .context("registering signal handlers")?;
         signal_hook::flag::register(signal, stop.as_atomic()).context("registering signal handlers")?;
     }
     let shard_config = ShardConfig {
@@ -68,10 +71,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         flush_interval_us: config.log_flush_interval_us,
         compaction_bytes: config.log_compaction_bytes,
     };
-    let context = Arc::new(StartContext { config, shard_config, default_project, stop });
-    runtime::run_shards(&runtime_config, move |mesh| {
+    let context = Arc::new(StartContext { config, shard_config, default_project, stop: stop.clone() });
+    runtime::run_shards(&runtime_config, &stop, move |mesh| {
         let context = context.clone();
         async move {
+            // A panicking shard stops the others too, instead of leaving them waiting on it.
+            let _stop_on_panic = StopOnPanic(&context.stop);
             let result = shard_main(mesh, &context).await;
             if let Err(error) = &result {
                 tracing::error!("{error:#}");
@@ -84,8 +89,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shard_main(mesh: Mesh, context: &StartContext) -> anyhow::Result<()> {
-    let shard = Shard::open(Rc::new(mesh), &context.shard_config).await?;
+async fn shard_main(mesh: Rc<Mesh>, context: &StartContext) -> anyhow::Result<()> {
+    let shard = Shard::open(mesh, &context.shard_config).await?;
     shard.start_serving();
     if shard.id() == 0 {
         serve_front_desk(&shard, context).await?;
@@ -117,6 +122,17 @@ async fn serve_front_desk(shard: &Rc<Shard>, context: &StartContext) -> anyhow::
     crate::http::server::serve(app, listener, context.stop.wait()).await;
     tracing::info!("HTTP listener closed");
     Ok(())
+}
+
+/// Sets the stop flag when dropped during a panic.
+struct StopOnPanic<'a>(&'a StopFlag);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.stop();
+        }
+    }
 }
 
 /// Binds without SO_REUSEPORT (glommio's own `bind` always sets it): a second engine on the same

@@ -9,7 +9,8 @@
 //!
 //! Invariants:
 //! - A shard never sends to itself through the mesh; callers handle local work directly.
-//! - Every pending correlation id is completed exactly once, or removed when the peer is gone.
+//! - Every pending correlation id is completed exactly once, or failed when its peer is gone
+//!   (the peer's reply channel closed), so no caller waits forever on a dead shard.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -50,8 +51,11 @@ pub struct Mesh {
     request_receivers: RefCell<Option<Receivers<ToShard>>>,
     reply_senders: Senders<FromShard>,
     reply_receivers: RefCell<Option<Receivers<FromShard>>>,
-    pending: RefCell<HashMap<u64, LocalSender<Reply>>>,
+    /// Waiters by correlation id, with the shard each one waits on.
+    pending: RefCell<HashMap<u64, (ShardId, LocalSender<Reply>)>>,
     next_correlation_id: Cell<u64>,
+    /// Peers whose reply channel has closed: calls to them fail at once.
+    peer_gone: Vec<Cell<bool>>,
 }
 
 impl Mesh {
@@ -70,6 +74,7 @@ impl Mesh {
             reply_receivers: RefCell::new(Some(reply_receivers)),
             pending: RefCell::new(HashMap::new()),
             next_correlation_id: Cell::new(1),
+            peer_gone: (0..shard_count).map(|_| Cell::new(false)).collect(),
         }
     }
 
@@ -84,10 +89,13 @@ impl Mesh {
     /// Sends `request` to `target` (never this shard) and waits for its reply.
     pub async fn call(&self, target: ShardId, request: Request) -> Reply {
         assert_ne!(target, self.shard_id, "local requests do not cross the mesh");
+        if self.peer_gone[target].get() {
+            return Reply::Failed(ShardError::Unreachable(target));
+        }
         let correlation_id = self.next_correlation_id.get();
         self.next_correlation_id.set(correlation_id.wrapping_add(1));
         let (sender, receiver) = local_channel::new_bounded(1);
-        self.pending.borrow_mut().insert(correlation_id, sender);
+        self.pending.borrow_mut().insert(correlation_id, (target, sender));
         if self.request_senders.send_to(target, ToShard { correlation_id, request }).await.is_err() {
             self.pending.borrow_mut().remove(&correlation_id);
             return Reply::Failed(ShardError::Unreachable(target));
@@ -96,6 +104,14 @@ impl Mesh {
             Some(reply) => reply,
             None => Reply::Failed(ShardError::Unreachable(target)),
         }
+    }
+
+    /// Closes this shard's sending ends of both meshes: every peer's loops see the channels
+    /// from this shard end, and their waiters on this shard fail. Called when a shard stops;
+    /// glommio does not drop a finished executor's leftover tasks, so dropping is not enough.
+    pub fn close(&self) {
+        self.request_senders.close();
+        self.reply_senders.close();
     }
 
     /// Starts the loops that answer requests from every peer with `handler` and route replies
@@ -137,11 +153,16 @@ impl Mesh {
         while let Ok(Some(FromShard { correlation_id, reply })) = replies.recv_from(peer).await {
             let waiter = self.pending.borrow_mut().remove(&correlation_id);
             match waiter {
-                Some(sender) => {
+                Some((_, sender)) => {
                     let _ = sender.try_send(reply);
                 }
                 None => tracing::warn!(peer, correlation_id, "reply for an unknown correlation id"),
             }
         }
+        // The peer is gone: its waiters get `Unreachable` (their senders drop) instead of
+        // waiting forever.
+        self.peer_gone[peer].set(true);
+        self.pending.borrow_mut().retain(|_, (target, _)| *target != peer);
+        tracing::debug!(peer, "reply channel closed");
     }
 }

@@ -9,6 +9,7 @@
 //! within [`STOP_POLL_INTERVAL`], finishes what is in flight, flushes its log and returns.
 
 use std::future::Future;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,9 +63,38 @@ impl StopFlag {
     }
 }
 
+/// Closes a shard's mesh ends when dropped.
+struct CloseOnDrop(Rc<Mesh>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 /// Number of CPUs this process may run on.
 pub fn online_cpus() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// The CPUs this process may run on (its affinity mask), in ascending order. Pinning only to
+/// these keeps `taskset` and cpuset cgroups working.
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most its size into it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: pid 0 is this thread; the size and pointer describe `set`.
+    let read = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    let cpus: Vec<usize> = if read == 0 {
+        // SAFETY: CPU_ISSET reads the set filled above, within CPU_SETSIZE.
+        (0..libc::CPU_SETSIZE as usize).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) }).collect()
+    } else {
+        Vec::new()
+    };
+    if cpus.is_empty() {
+        (0..online_cpus()).collect()
+    } else {
+        cpus
+    }
 }
 
 /// Raises the soft RLIMIT_MEMLOCK towards what `shard_count` executors need (NOTES.md:
@@ -112,28 +142,46 @@ pub fn raise_open_files_limit() -> u64 {
 }
 
 /// Starts `config.shard_count` executors. Each joins the meshes and then runs
-/// `shard_main(mesh)`. Returns once every shard has returned; the first error wins.
-pub fn run_shards<G, F, E>(config: &RuntimeConfig, shard_main: G) -> Result<(), E>
+/// `shard_main(mesh)`; when it ends, its mesh ends are closed so no peer waits on it. Returns once every shard has returned; the first error wins. A shard
+/// still waiting for its peers to join gives up when `stop` is set (a peer failed to start).
+pub fn run_shards<G, F, E>(config: &RuntimeConfig, stop: &StopFlag, shard_main: G) -> Result<(), E>
 where
-    G: Fn(Mesh) -> F + Send + Sync + Clone + 'static,
+    G: Fn(Rc<Mesh>) -> F + Send + Sync + Clone + 'static,
     F: Future<Output = Result<(), E>> + 'static,
     E: Send + 'static + From<std::io::Error>,
 {
     assert!(config.shard_count > 0, "at least one shard");
     let requests = MeshBuilder::<ToShard, _>::full(config.shard_count, config.mesh_capacity);
     let replies = MeshBuilder::<FromShard, _>::full(config.shard_count, config.mesh_capacity);
-    let cpus = online_cpus();
+    let cpus = allowed_cpus();
     let mut handles = Vec::with_capacity(config.shard_count);
     for index in 0..config.shard_count {
-        let placement = if config.pin_cpus { Placement::Fixed(index % cpus) } else { Placement::Unbound };
+        let placement =
+            if config.pin_cpus { Placement::Fixed(cpus[index % cpus.len()]) } else { Placement::Unbound };
         let (requests, replies, shard_main) = (requests.clone(), replies.clone(), shard_main.clone());
+        let stop = stop.clone();
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("shard-{index}"))
             .io_memory(config.io_memory_bytes)
             .spin_before_park(Duration::from_micros(config.spin_before_park_us))
             .spawn(move || async move {
-                let mesh = Mesh::join(requests, replies).await;
-                shard_main(mesh).await
+                let joined =
+                    futures_lite::future::or(async { Some(Mesh::join(requests, replies).await) }, async {
+                        stop.wait().await;
+                        None
+                    })
+                    .await;
+                match joined {
+                    Some(mesh) => {
+                        let mesh = Rc::new(mesh);
+                        // However the shard ends (return, error or panic), its peers learn it.
+                        let _close = CloseOnDrop(mesh.clone());
+                        shard_main(mesh).await
+                    }
+                    None => Err(E::from(std::io::Error::other(format!(
+                        "shard {index} stopped before every shard had started"
+                    )))),
+                }
             })
             .map_err(|e| E::from(std::io::Error::other(format!("starting shard {index}: {e}"))))?;
         handles.push(handle);

@@ -62,11 +62,12 @@ where
 {
     let stop = StopFlag::new();
     let shared = Arc::new((config, stop, shard_zero, others));
-    run_shards(&runtime(), move |mesh| {
+    let stop_for_runtime = shared.1.clone();
+    run_shards(&runtime(), &stop_for_runtime, move |mesh| {
         let shared = shared.clone();
         async move {
             let (config, stop, shard_zero, others) = &*shared;
-            let shard = Shard::open(Rc::new(mesh), config).await.map_err(|e| Wrapped(e.to_string()))?;
+            let shard = Shard::open(mesh, config).await.map_err(|e| Wrapped(e.to_string()))?;
             shard.start_serving();
             let result = if shard.id() == 0 {
                 let result = shard_zero(shard.clone()).await;

@@ -32,6 +32,8 @@ pub const PROJECT_B: ProjectCredentials = ProjectCredentials {
 };
 
 const READY_DEADLINE: Duration = Duration::from_secs(60);
+/// Starts the error text of an engine that hung at start-up (killed by the harness).
+pub const HUNG: &str = "HUNG";
 const EXIT_DEADLINE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
@@ -83,7 +85,7 @@ impl Engine {
     }
 
     /// Starts an engine on `data_dir` (kept by the caller). `Err(stderr)` if it exits before
-    /// printing its ready line.
+    /// printing its ready line; the text starts with [`HUNG`] if it had to be killed instead.
     pub fn start_on(data_dir: &Path, options: &EngineOptions) -> Result<Engine, String> {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let mut command = Command::new(engine_binary());
@@ -140,10 +142,17 @@ impl Engine {
                 stdout_head: head,
                 _temp: None,
             }),
-            Ok(None) | Err(_) => {
-                let _ = child.kill();
+            Ok(None) => {
                 let _ = child.wait();
                 Err(stderr_receiver.recv_timeout(EXIT_DEADLINE).unwrap_or_default())
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let stderr = stderr_receiver.recv_timeout(EXIT_DEADLINE).unwrap_or_default();
+                Err(format!(
+                    "{HUNG}: the engine neither became ready nor exited within {READY_DEADLINE:?}\n{stderr}"
+                ))
             }
         }
     }

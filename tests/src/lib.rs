@@ -19,4 +19,4 @@ mod client;
 mod engine;
 
 pub use client::{http_request, sdk_date_now, Auth, Client, HttpResponse};
-pub use engine::{run_engine_command, Engine, EngineOptions, ProjectCredentials, PROJECT_A, PROJECT_B};
+pub use engine::{run_engine_command, Engine, EngineOptions, ProjectCredentials, HUNG, PROJECT_A, PROJECT_B};

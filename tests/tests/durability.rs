@@ -5,6 +5,7 @@
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use protocol::routing::home_shard;
 use serde_json::json;
 use tests::{Engine, EngineOptions};
 
@@ -39,6 +40,15 @@ fn stopped_engine_with_three_devices(data_dir: &Path, options: &EngineOptions) {
         assert_eq!(add_device(&engine, &format!("node{n}")).status, 201);
     }
     assert!(engine.stop().success());
+}
+
+fn flip_byte(path: &Path, offset: u64) {
+    let mut file = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    file.seek(SeekFrom::Start(offset)).unwrap();
+    let mut byte = [0u8; 1];
+    std::io::Read::read_exact(&mut file, &mut byte).unwrap();
+    file.seek(SeekFrom::Start(offset)).unwrap();
+    file.write_all(&[byte[0] ^ 0xff]).unwrap();
 }
 
 fn segments_of(data_dir: &Path, shard: usize) -> Vec<PathBuf> {
@@ -159,14 +169,7 @@ fn a_corrupt_record_in_the_middle_refuses_to_start_with_a_clear_message() {
     let options = EngineOptions::default();
     stopped_engine_with_three_devices(&data_dir, &options);
     // Flip one byte inside the body of the first record (after its 16-byte header).
-    let segment = segments_of(&data_dir, 0).remove(0);
-    let mut file = std::fs::OpenOptions::new().read(true).write(true).open(&segment).unwrap();
-    file.seek(SeekFrom::Start(20)).unwrap();
-    let mut byte = [0u8; 1];
-    std::io::Read::read_exact(&mut file, &mut byte).unwrap();
-    file.seek(SeekFrom::Start(20)).unwrap();
-    file.write_all(&[byte[0] ^ 0xff]).unwrap();
-    drop(file);
+    flip_byte(&segments_of(&data_dir, 0)[0], 20);
 
     let stderr = match Engine::start_on(&data_dir, &options) {
         Ok(_) => panic!("the engine started on a corrupt log"),
@@ -174,6 +177,34 @@ fn a_corrupt_record_in_the_middle_refuses_to_start_with_a_clear_message() {
     };
     assert!(stderr.contains("checksum") || stderr.contains("corrupt"), "message names the problem: {stderr}");
     assert!(stderr.contains("shard-0"), "message names the file: {stderr}");
+}
+
+/// Regression: shard 0 used to wait forever for a reply from a shard that had failed to start,
+/// and the process ignored SIGTERM.
+#[test]
+fn a_shard_that_cannot_start_stops_the_whole_engine() {
+    let temp = tempfile::tempdir().unwrap();
+    let data_dir = temp.path().join("data");
+    let options = EngineOptions { shards: 2, ..Default::default() };
+    let mut engine = Engine::start_on(&data_dir, &options).unwrap();
+    assert_eq!(engine.client_a().post("products", &product_body("meter")).status, 201);
+    let on_shard_1: Vec<String> = (0..40)
+        .map(|n| format!("node{n}"))
+        .filter(|n| home_shard(&format!("meter_{n}"), 2) == 1)
+        .take(3)
+        .collect();
+    for node in &on_shard_1 {
+        assert_eq!(add_device(&engine, node).status, 201);
+    }
+    assert!(engine.stop().success());
+    flip_byte(&segments_of(&data_dir, 1)[0], 20);
+
+    let stderr = match Engine::start_on(&data_dir, &options) {
+        Ok(_) => panic!("the engine started with a corrupt shard"),
+        Err(stderr) => stderr,
+    };
+    assert!(!stderr.starts_with(tests::HUNG), "the engine hung instead of exiting: {stderr}");
+    assert!(stderr.contains("shard-1"), "{stderr}");
 }
 
 #[test]
