@@ -204,3 +204,34 @@ fn a_credential_of_project_a_is_forbidden_on_project_b() {
     assert_eq!(own.status, 200, "{}", own.text());
     assert_eq!(own.json()["page"]["count"], 0, "nothing was created in project B");
 }
+
+/// Regression: `X-Sdk-Content-Sha256` used to stand in for the body hash unchecked, so a
+/// captured signed request could be replayed with another body and the old body's hash.
+#[test]
+fn a_signed_request_replayed_with_another_body_is_refused() {
+    let engine = Engine::start(EngineOptions::default());
+    let client = engine.client(PROJECT_A.project_id, sdk_auth_a());
+    let target = format!("/v5/iot/{}/products", PROJECT_A.project_id);
+    let original = product("honest").to_string();
+    let original_hash = auth::sha256_hex(original.as_bytes());
+    let headers = client.signed_headers(
+        "POST",
+        &target,
+        original.as_bytes(),
+        &[("X-Sdk-Content-Sha256", &original_hash)],
+    );
+    let evil = product("evil").to_string();
+    let replayed = http_request(engine.http, "POST", &target, &headers, evil.as_bytes());
+    assert_refused(&replayed, 401, "IOTDA.000002", "replayed with another body");
+    let unsigned = client.signed_headers(
+        "POST",
+        &target,
+        evil.as_bytes(),
+        &[("X-Sdk-Content-Sha256", "UNSIGNED-PAYLOAD")],
+    );
+    let unsigned_body = http_request(engine.http, "POST", &target, &unsigned, evil.as_bytes());
+    assert_refused(&unsigned_body, 401, "IOTDA.000002", "a JSON body declared UNSIGNED-PAYLOAD");
+    assert_eq!(engine.client_a().get("products/evil").status, 404, "nothing was created");
+    let honest = http_request(engine.http, "POST", &target, &headers, original.as_bytes());
+    assert_eq!(honest.status, 201, "the genuine request still passes: {}", honest.text());
+}

@@ -132,6 +132,12 @@ pub enum AuthError {
     BadCredentialScope(String),
     #[error("signature does not match")]
     SignatureMismatch,
+    /// `X-Sdk-Content-Sha256` does not describe the body received: either not its SHA-256, or
+    /// `UNSIGNED-PAYLOAD` on a request that has a body (every body of this API is JSON, which
+    /// the SDK always hashes). Without this check a captured request could be replayed with
+    /// another body and the old body's hash in that header.
+    #[error("X-Sdk-Content-Sha256 does not match the request body")]
+    PayloadHashMismatch,
 }
 
 /// Parses an `Authorization` header value. Tolerates spaces around the comma-separated
@@ -245,6 +251,7 @@ pub fn verify(
             (signature, Signing::V11 { access_key, secret_key, info })
         }
     };
+    check_declared_payload_hash(req)?;
     let without_payload = canonical_request_without_payload(req, auth.signed_headers())?;
     let payload_hash_lines = PayloadHashLines::of(req)?;
     let candidates = std::iter::once(&payload_hash_lines.current).chain(payload_hash_lines.legacy.as_ref());
@@ -259,6 +266,17 @@ pub fn verify(
         Ok(())
     } else {
         Err(AuthError::SignatureMismatch)
+    }
+}
+
+/// A declared payload hash must be the body's own hash whenever there is a body.
+fn check_declared_payload_hash(req: &RequestParts<'_>) -> Result<(), AuthError> {
+    let declared = header_text(req.headers, canonical::CONTENT_SHA256_HEADER)?;
+    match declared {
+        Some(value) if !req.body.is_empty() && !value.eq_ignore_ascii_case(&sha256_hex(req.body)) => {
+            Err(AuthError::PayloadHashMismatch)
+        }
+        _ => Ok(()),
     }
 }
 

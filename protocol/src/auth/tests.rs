@@ -292,15 +292,25 @@ fn v11_scope_must_match_the_date_and_name_iotdm() {
 }
 
 #[test]
-fn payload_hash_header_replaces_the_body_hash() {
+fn payload_hash_header_replaces_the_body_hash_only_when_it_is_the_body_s_hash() {
     let mut headers = VECTOR_HEADERS.to_vec();
     headers.push(("X-Sdk-Content-Sha256", b"UNSIGNED-PAYLOAD"));
     let req = RequestParts { headers: &headers, body: b"--multipart--", ..post_vector() };
     let authorization = parse_authorization(&sign_sdk_hmac_sha256(&req, AK, SK).unwrap()).unwrap();
+    // The client side signs as the SDK does: the declared value stands in for the body hash.
     assert!(canonical_request(&req, authorization.signed_headers()).unwrap().ends_with("\nUNSIGNED-PAYLOAD"));
-    // The body is deliberately not covered, so changing it keeps the signature valid.
-    let other_body = RequestParts { body: b"--other--", ..req };
-    assert_eq!(verify(&other_body, &authorization, SK, VECTOR_NOW_UNIX_S), Ok(()));
+    // The server refuses a body that no signature covers: every body of this API is JSON.
+    assert_eq!(verify(&req, &authorization, SK, VECTOR_NOW_UNIX_S), Err(AuthError::PayloadHashMismatch));
+
+    // Regression: a captured request replayed with another body and the old body's hash.
+    let original_hash = sha256_hex(post_vector().body);
+    let mut declared = VECTOR_HEADERS.to_vec();
+    declared.push(("X-Sdk-Content-Sha256", original_hash.as_bytes()));
+    let honest = RequestParts { headers: &declared, ..post_vector() };
+    let signed = parse_authorization(&sign_sdk_hmac_sha256(&honest, AK, SK).unwrap()).unwrap();
+    assert_eq!(verify(&honest, &signed, SK, VECTOR_NOW_UNIX_S), Ok(()));
+    let replayed = RequestParts { body: br#"{"service_id": "evil"}"#, ..honest };
+    assert_eq!(verify(&replayed, &signed, SK, VECTOR_NOW_UNIX_S), Err(AuthError::PayloadHashMismatch));
 }
 
 /// Current SDKs hash an empty body as the empty string even when `X-Sdk-Content-Sha256` is
