@@ -29,6 +29,7 @@ pub struct Config {
     pub http_connections_max: usize,
     pub http_body_bytes_max: usize,
     pub http_header_read_timeout_ms: u64,
+    pub http_body_read_timeout_ms: u64,
     #[serde(default)]
     pub projects: Vec<ProjectConfig>,
 }

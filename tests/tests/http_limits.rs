@@ -64,3 +64,33 @@ fn connections_over_the_bound_get_503_and_the_open_ones_keep_working() {
         assert!(Instant::now() < deadline, "the slot was never freed");
     }
 }
+
+#[test]
+fn a_body_that_never_arrives_is_answered_408_and_unauthenticated_bodies_are_not_read() {
+    let options =
+        EngineOptions { config_extra: "http_body_read_timeout_ms = 300".into(), ..Default::default() };
+    let engine = Engine::start(options);
+    let target = format!("/v5/iot/{}/products", tests::PROJECT_A.project_id);
+    let mut stalled = TcpStream::connect(engine.http).unwrap();
+    let head = format!(
+        "POST {target} HTTP/1.1\r\nHost: x\r\nX-Auth-Token: {}\r\nContent-Length: 100\r\n\r\n{{\"name\":",
+        tests::PROJECT_A.token
+    );
+    stalled.write_all(head.as_bytes()).unwrap();
+    stalled.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buffer = [0u8; 1024];
+    let read = stalled.read(&mut buffer).unwrap();
+    let answer = String::from_utf8_lossy(&buffer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("IOTDA.000008"), "{answer}");
+
+    // Without a credential the engine answers 401 at once, without waiting for the body.
+    let mut anonymous = TcpStream::connect(engine.http).unwrap();
+    anonymous
+        .write_all(format!("POST {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n").as_bytes())
+        .unwrap();
+    anonymous.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let read = anonymous.read(&mut buffer).unwrap();
+    let answer = String::from_utf8_lossy(&buffer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+}

@@ -44,30 +44,46 @@ impl Credentials {
         credentials
     }
 
+    /// A cheap look at the headers before the body is read: a valid token, or an
+    /// `Authorization` that parses and names a known access key. The signature itself needs
+    /// the body and is checked by [`Credentials::authenticate`].
+    pub fn precheck(&self, headers: &[(&str, &[u8])]) -> Result<(), ApiError> {
+        self.presented(headers).map(|_| ())
+    }
+
     /// The project of the request's credential, or 401.
     pub fn authenticate(&self, request: &RequestParts<'_>, now_unix_s: i64) -> Result<&str, ApiError> {
-        if let Some(token) = header(request, "x-auth-token") {
-            return self
-                .project_of_token(token)
-                .ok_or_else(|| ApiError::Unauthorized("invalid X-Auth-Token".into()));
+        match self.presented(request.headers)? {
+            Presented::Token { project_id } => Ok(project_id),
+            Presented::Signed { authorization, secret_key, project_id } => {
+                auth::verify(request, &authorization, secret_key, now_unix_s)
+                    .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+                Ok(project_id)
+            }
         }
-        let Some(authorization) = header(request, "authorization") else {
-            return Err(ApiError::Unauthorized("no X-Auth-Token or Authorization header".into()));
-        };
+    }
+
+    /// The credential the headers present: a valid token, or a signature by a known key.
+    fn presented(&self, headers: &[(&str, &[u8])]) -> Result<Presented<'_>, ApiError> {
+        if let Some(token) = header(headers, "x-auth-token") {
+            let project_id = self
+                .project_of_token(token)
+                .ok_or_else(|| ApiError::Unauthorized("invalid X-Auth-Token".into()))?;
+            return Ok(Presented::Token { project_id });
+        }
+        let authorization = header(headers, "authorization")
+            .ok_or_else(|| ApiError::Unauthorized("no X-Auth-Token or Authorization header".into()))?;
         let authorization = std::str::from_utf8(authorization)
             .map_err(|_| ApiError::Unauthorized("Authorization header is not UTF-8".into()))?;
-        let parsed =
+        let authorization =
             auth::parse_authorization(authorization).map_err(|e| ApiError::Unauthorized(e.to_string()))?;
-        let access_key = match &parsed {
-            auth::Authorization::SdkHmacSha256 { access_key, .. } => access_key,
-            auth::Authorization::V11HmacSha256 { access_key, .. } => access_key,
+        let Some((secret_key, project_id)) = self.secret_keys.get(authorization.access_key()) else {
+            return Err(ApiError::Unauthorized(format!(
+                "unknown access key '{}'",
+                authorization.access_key()
+            )));
         };
-        let Some((secret_key, project_id)) = self.secret_keys.get(access_key) else {
-            return Err(ApiError::Unauthorized(format!("unknown access key '{access_key}'")));
-        };
-        auth::verify(request, &parsed, secret_key, now_unix_s)
-            .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
-        Ok(project_id)
+        Ok(Presented::Signed { authorization, secret_key, project_id })
     }
 
     fn project_of_token(&self, token: &[u8]) -> Option<&str> {
@@ -82,8 +98,14 @@ impl Credentials {
     }
 }
 
-fn header<'a>(request: &RequestParts<'a>, name: &str) -> Option<&'a [u8]> {
-    request.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
+/// What a request's headers claim, before the signature is checked.
+enum Presented<'a> {
+    Token { project_id: &'a str },
+    Signed { authorization: auth::Authorization, secret_key: &'a str, project_id: &'a str },
+}
+
+fn header<'a>(headers: &[(&str, &'a [u8])], name: &str) -> Option<&'a [u8]> {
+    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
 }
 
 #[cfg(test)]

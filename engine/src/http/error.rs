@@ -6,7 +6,7 @@
 //! - unknown product: 404 `IOTDA.013000` (unconfirmed; mirrors the device code's shape);
 //! - unknown path or method: 404 / 405 `IOTDA.000029` (reported by users for wrong paths);
 //! - a credential of another project: 403 `IOTDA.000021` ("no permission");
-//! - body over the limit: 413 `IOTDA.000006`;
+//! - body over the limit: 413 `IOTDA.000006`; body not sent in time: 408 `IOTDA.000008`;
 //! - storage or a shard unavailable (shutdown, disk error): 503 `IOTDA.000503` (ringiot's own;
 //!   the SDK treats every status ≥ 500 as a server error whatever the code).
 
@@ -48,6 +48,8 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("Request body is larger than {0} bytes.")]
     PayloadTooLarge(usize),
+    #[error("The request body did not arrive within {0} ms.")]
+    BodyTimeout(u64),
     #[error("Service temporarily unavailable: {0}")]
     Unavailable(String),
 }
@@ -72,6 +74,7 @@ impl ApiError {
             ApiError::NoRoute(_) => (StatusCode::NOT_FOUND, "IOTDA.000029"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "IOTDA.000029"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "IOTDA.000006"),
+            ApiError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "IOTDA.000008"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "IOTDA.000503"),
         }
     }

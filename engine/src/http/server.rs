@@ -84,6 +84,26 @@ async fn serve_connection(app: Rc<App>, stream: glommio::net::TcpStream) {
     }
 }
 
+/// The whole body, bounded in size and in time: a client that stops sending mid-body does not
+/// hold its connection (one of `http_connections_max`) for ever.
+async fn read_body(app: &App, body: Incoming) -> Result<Bytes, ApiError> {
+    let limit = app.config.http_body_bytes_max;
+    let timeout = Duration::from_millis(app.config.http_body_read_timeout_ms);
+    let collect = async { Some(Limited::new(body, limit).collect().await) };
+    let deadline = async {
+        glommio::timer::sleep(timeout).await;
+        None
+    };
+    match futures_lite::future::or(collect, deadline).await {
+        Some(Ok(collected)) => Ok(collected.to_bytes()),
+        Some(Err(error)) if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(ApiError::PayloadTooLarge(limit))
+        }
+        Some(Err(error)) => Err(ApiError::BadRequest(format!("reading the body: {error}"))),
+        None => Err(ApiError::BodyTimeout(timeout.as_millis() as u64)),
+    }
+}
+
 /// One request, start to finish. Never fails: errors become IoTDA error responses.
 pub async fn handle(app: &Rc<App>, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let request_id = app.next_request_id();
@@ -111,14 +131,6 @@ pub async fn handle(app: &Rc<App>, request: Request<Incoming>) -> Response<Full<
 
 async fn answer(app: &Rc<App>, request: Request<Incoming>) -> Result<ApiResponse, ApiError> {
     let (parts, body) = request.into_parts();
-    let limit = app.config.http_body_bytes_max;
-    let body = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return Err(ApiError::PayloadTooLarge(limit));
-        }
-        Err(error) => return Err(ApiError::BadRequest(format!("reading the body: {error}"))),
-    };
     let path = parts.uri.path();
     if path == "/health" {
         return router::health(app, &parts.method);
@@ -126,6 +138,9 @@ async fn answer(app: &Rc<App>, request: Request<Incoming>) -> Result<ApiResponse
     let project_in_path = router::project_of_path(path)?;
     let header_pairs: Vec<(&str, &[u8])> =
         parts.headers.iter().map(|(name, value)| (name.as_str(), value.as_bytes())).collect();
+    // Refuse callers without a plausible credential before buffering their body.
+    app.credentials.precheck(&header_pairs)?;
+    let body = read_body(app, body).await?;
     let request_parts = RequestParts {
         method: parts.method.as_str(),
         path,
