@@ -174,13 +174,9 @@ impl Shard {
         if self.devices.borrow().get(&device.device_id).is_some() {
             return Reply::Failed(ShardError::DeviceExists);
         }
-        self.devices.borrow_mut().put(device.clone());
-        match self.persist(RegistryRecord::DevicePut(Box::new(device.clone()))).await {
+        match self.write_device(&device.device_id.clone(), Some(device.clone())).await {
             Ok(()) => Reply::Device(Box::new(device)),
-            Err(error) => {
-                self.devices.borrow_mut().remove(&device.device_id);
-                Reply::Failed(error)
-            }
+            Err(error) => Reply::Failed(error),
         }
     }
 
@@ -199,8 +195,7 @@ impl Shard {
         device.extension_info_json = extension_info_json.or(device.extension_info_json);
         device.secure_access = secure_access.unwrap_or(device.secure_access);
         device.timeout_s = timeout_s.unwrap_or(device.timeout_s);
-        self.devices.borrow_mut().put(device.clone());
-        match self.persist(RegistryRecord::DevicePut(Box::new(device.clone()))).await {
+        match self.write_device(device_id, Some(device.clone())).await {
             Ok(()) => Reply::Device(Box::new(device)),
             Err(error) => Reply::Failed(error),
         }
@@ -210,11 +205,44 @@ impl Shard {
         if self.device_of(project_id, device_id).is_none() {
             return Reply::Failed(ShardError::DeviceNotFound);
         }
-        self.devices.borrow_mut().remove(device_id);
-        match self.persist(RegistryRecord::DeviceDelete(DeviceKey { device_id: device_id.into() })).await {
+        match self.write_device(device_id, None).await {
             Ok(()) => Reply::Done,
             Err(error) => Reply::Failed(error),
         }
+    }
+
+    /// Puts (`Some`) or removes (`None`) a device in memory and logs the change. If the log
+    /// refuses it, the memory change is undone — unless a later change replaced it already —
+    /// so a caller told "unavailable" never sees the change take effect.
+    async fn write_device(
+        self: &Rc<Self>,
+        device_id: &str,
+        written: Option<DeviceRecord>,
+    ) -> Result<(), ShardError> {
+        let previous = {
+            let mut devices = self.devices.borrow_mut();
+            let previous = devices.get(device_id).cloned();
+            match &written {
+                Some(device) => devices.put(device.clone()),
+                None => drop(devices.remove(device_id)),
+            }
+            previous
+        };
+        let record = match &written {
+            Some(device) => RegistryRecord::DevicePut(Box::new(device.clone())),
+            None => RegistryRecord::DeviceDelete(DeviceKey { device_id: device_id.into() }),
+        };
+        let result = self.persist(record).await;
+        if result.is_err() {
+            let mut devices = self.devices.borrow_mut();
+            if devices.get(device_id) == written.as_ref() {
+                match previous {
+                    Some(device) => devices.put(device),
+                    None => drop(devices.remove(device_id)),
+                }
+            }
+        }
+        result
     }
 
     /// The products this shard knows (shard 0: the authoritative set).
@@ -225,17 +253,49 @@ impl Shard {
     /// Shard 0 only: makes `product` durable, then copies it to every other shard.
     pub async fn put_product(self: &Rc<Self>, product: ProductRecord) -> Result<(), ShardError> {
         assert_eq!(self.id(), 0, "only shard 0 writes products");
-        self.products.borrow_mut().put(product.clone());
-        self.persist(RegistryRecord::ProductPut(product.clone())).await?;
+        let key =
+            ProductKey { project_id: product.project_id.clone(), product_id: product.product_id.clone() };
+        self.write_product(&key, Some(product.clone())).await?;
         self.replicate(|| Request::ReplicateProduct(product.clone())).await
     }
 
     /// Shard 0 only: removes a product durably and from every replica.
     pub async fn delete_product(self: &Rc<Self>, key: ProductKey) -> Result<(), ShardError> {
         assert_eq!(self.id(), 0, "only shard 0 writes products");
-        self.products.borrow_mut().remove(&key);
-        self.persist(RegistryRecord::ProductDelete(key.clone())).await?;
+        self.write_product(&key, None).await?;
         self.replicate(|| Request::ForgetProduct(key.clone())).await
+    }
+
+    /// [`Shard::write_device`] for products.
+    async fn write_product(
+        self: &Rc<Self>,
+        key: &ProductKey,
+        written: Option<ProductRecord>,
+    ) -> Result<(), ShardError> {
+        let previous = {
+            let mut products = self.products.borrow_mut();
+            let previous = products.get(&key.project_id, &key.product_id).cloned();
+            match &written {
+                Some(product) => products.put(product.clone()),
+                None => drop(products.remove(key)),
+            }
+            previous
+        };
+        let record = match &written {
+            Some(product) => RegistryRecord::ProductPut(product.clone()),
+            None => RegistryRecord::ProductDelete(key.clone()),
+        };
+        let result = self.persist(record).await;
+        if result.is_err() {
+            let mut products = self.products.borrow_mut();
+            if products.get(&key.project_id, &key.product_id) == written.as_ref() {
+                match previous {
+                    Some(product) => products.put(product),
+                    None => drop(products.remove(key)),
+                }
+            }
+        }
+        result
     }
 
     /// Shard 0 at start-up: sends every recovered product to every other shard.
