@@ -25,12 +25,13 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(shard: Rc<Shard>, credentials: Credentials, config: Config) -> App {
+    /// `record_id_max`: the highest record id stored anywhere, so new ids sort above it.
+    pub fn new(shard: Rc<Shard>, credentials: Credentials, config: Config, record_id_max: u128) -> App {
         App {
             shard,
             credentials,
             config,
-            record_ids: RecordIdGenerator::default(),
+            record_ids: RecordIdGenerator::above(record_id_max),
             request_id_nonce: crate::random::u64(),
             request_id_counter: Cell::new(0),
         }

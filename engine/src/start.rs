@@ -103,6 +103,7 @@ async fn shard_main(mesh: Rc<Mesh>, context: &StartContext) -> anyhow::Result<()
 
 async fn serve_front_desk(shard: &Rc<Shard>, context: &StartContext) -> anyhow::Result<()> {
     shard.replicate_all_products().await.context("replicating products to the shards")?;
+    let record_id_max = shard.record_id_max().await.context("reading the shards' record ids")?;
     let config = &context.config;
     let listener = bind_exclusive(config.http_listen)
         .with_context(|| format!("binding the HTTP listener on {}", config.http_listen))?;
@@ -118,7 +119,8 @@ async fn serve_front_desk(shard: &Rc<Shard>, context: &StartContext) -> anyhow::
     }
     println!("ringiot ready: http={address} shards={}", shard.shard_count());
     tracing::info!(%address, shards = shard.shard_count(), "serving the REST API");
-    let app = Rc::new(App::new(shard.clone(), Credentials::from_projects(&config.projects), config.clone()));
+    let credentials = Credentials::from_projects(&config.projects);
+    let app = Rc::new(App::new(shard.clone(), credentials, config.clone(), record_id_max));
     crate::http::server::serve(app, listener, context.stop.wait()).await;
     tracing::info!("HTTP listener closed");
     Ok(())

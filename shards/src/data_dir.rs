@@ -8,6 +8,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 pub const META_FILE: &str = "shards.toml";
@@ -38,7 +39,16 @@ pub struct DataDirLock {
 /// Creates the directory if needed, locks it, and checks or records the shard count.
 pub fn open(path: &Path, shard_count: usize) -> Result<DataDirLock, DataDirError> {
     let io = |source| DataDirError::Io { path: path.to_owned(), source };
-    std::fs::create_dir_all(path).map_err(io)?;
+    // The logs hold device secrets: only the engine's own user may read them.
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(io)?;
+    let mode = std::fs::metadata(path).map_err(io)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(
+            path = %path.display(),
+            mode = format!("{:o}", mode & 0o777),
+            "the data dir holds device secrets but other users may read it; chmod 700 it"
+        );
+    }
     let lock_file =
         OpenOptions::new().create(true).truncate(false).write(true).open(path.join(LOCK_FILE)).map_err(io)?;
     // SAFETY: flock on a file descriptor we own; the lock goes with the descriptor.
@@ -97,6 +107,15 @@ mod tests {
         drop(open(dir.path(), 2).unwrap());
         let error = open(dir.path(), 3).unwrap_err().to_string();
         assert!(error.contains("written by 2 shard(s)") && error.contains("--shards 2"), "{error}");
+    }
+
+    #[test]
+    fn a_new_data_dir_is_private_to_its_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        drop(open(&data_dir, 1).unwrap());
+        let mode = std::fs::metadata(&data_dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub enum Request {
         project_id: String,
         product_id: String,
     },
+    /// The highest record id this shard holds (devices and, on shard 0, products), so that
+    /// shard 0 hands out ids above every existing one after a restart.
+    RecordIdMax,
     /// Shard 0 made this product durable; keep a read-only copy.
     ReplicateProduct(ProductRecord),
     ForgetProduct(ProductKey),
@@ -52,6 +55,7 @@ pub enum Reply {
     Device(Box<DeviceRecord>),
     Devices(DeviceSlice),
     Count(u64),
+    RecordId(u128),
     Done,
     Failed(ShardError),
 }

@@ -15,6 +15,11 @@ pub struct RecordIdGenerator {
 }
 
 impl RecordIdGenerator {
+    /// A generator whose ids all lie above `record_id_max` (the highest id already stored).
+    pub fn above(record_id_max: u128) -> Self {
+        RecordIdGenerator { last: Cell::new(record_id_max) }
+    }
+
     /// The next id: above every id handed out before, and at least `now_ms << 48`.
     pub fn next(&self, now_ms: i64) -> u128 {
         let time_floor = (u128::from(now_ms.max(0) as u64) & ((1 << 48) - 1)) << 48;
@@ -50,6 +55,14 @@ mod tests {
         let c = ids.next(1_699_999_999_000); // a clock step back still moves forward
         let d = ids.next(1_700_000_000_001);
         assert!(a < b && b < c && c < d, "{a} {b} {c} {d}");
+    }
+
+    #[test]
+    fn a_generator_seeded_after_a_restart_stays_above_stored_ids() {
+        let stored = RecordIdGenerator::default().next(1_800_000_000_000);
+        // The clock stepped back an hour across the restart.
+        let ids = RecordIdGenerator::above(stored);
+        assert!(ids.next(1_799_996_400_000) > stored);
     }
 
     #[test]

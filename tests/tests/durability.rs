@@ -102,6 +102,9 @@ fn a_clean_restart_keeps_products_and_devices() {
     assert_eq!(device["device_name"], "renamed");
     assert_eq!(device["auth_info"]["secret"], "secret-of-the-device");
     assert_eq!(engine.client_a().get("devices/meter_node4").status, 404);
+    // Ids handed out after the restart sort above every stored one: the newest device is first.
+    assert_eq!(add_device(&engine, "after_restart").status, 201);
+    assert_eq!(device_ids(&engine)[0], "meter_after_restart");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! Two indexes: by device id (lookups) and by record id (list pages in descending record-id
 //! order, as IoTDA's `marker` paging requires).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use super::records::DeviceRecord;
 
@@ -47,7 +47,9 @@ pub struct DeviceSlice {
 #[derive(Debug, Default)]
 pub struct DeviceTable {
     by_device_id: HashMap<String, DeviceRecord>,
-    by_record_id: BTreeMap<u128, String>,
+    /// Ordered by record id; the device id breaks ties, so even two devices with one record
+    /// id (a clock stepped back across restarts) keep separate entries.
+    by_record_id: BTreeSet<(u128, String)>,
 }
 
 impl DeviceTable {
@@ -66,15 +68,15 @@ impl DeviceTable {
     /// Inserts or replaces the device with this device id.
     pub fn put(&mut self, device: DeviceRecord) {
         if let Some(old) = self.by_device_id.get(&device.device_id) {
-            self.by_record_id.remove(&old.record_id);
+            self.by_record_id.remove(&(old.record_id, old.device_id.clone()));
         }
-        self.by_record_id.insert(device.record_id, device.device_id.clone());
+        self.by_record_id.insert((device.record_id, device.device_id.clone()));
         self.by_device_id.insert(device.device_id.clone(), device);
     }
 
     pub fn remove(&mut self, device_id: &str) -> Option<DeviceRecord> {
         let removed = self.by_device_id.remove(device_id)?;
-        self.by_record_id.remove(&removed.record_id);
+        self.by_record_id.remove(&(removed.record_id, removed.device_id.clone()));
         Some(removed)
     }
 
@@ -86,7 +88,7 @@ impl DeviceTable {
     pub fn slice(&self, filter: &DeviceFilter, marker: u128, take: usize) -> DeviceSlice {
         let devices = self
             .by_record_id
-            .range(..marker)
+            .range(..(marker, String::new()))
             .rev()
             .filter_map(|(_, device_id)| self.by_device_id.get(device_id))
             .filter(|device| filter.matches(device))
@@ -95,6 +97,11 @@ impl DeviceTable {
             .collect();
         let matching_count = self.by_device_id.values().filter(|d| filter.matches(d)).count() as u64;
         DeviceSlice { devices, matching_count }
+    }
+
+    /// The highest record id here (0 when empty).
+    pub fn record_id_max(&self) -> u128 {
+        self.by_record_id.last().map_or(0, |(record_id, _)| *record_id)
     }
 
     /// How many devices of this project use this product.
@@ -170,5 +177,17 @@ pub(crate) mod tests {
         assert!(table.remove("d1").is_none());
         assert!(table.slice(&filter(), u128::MAX, 10).devices.is_empty());
         assert_eq!(table.count_of_product("p1", "x"), 0);
+    }
+
+    #[test]
+    fn two_devices_with_one_record_id_stay_apart() {
+        let mut table = DeviceTable::default();
+        table.put(device("a", 7, "x"));
+        table.put(device("b", 7, "x"));
+        assert_eq!(table.slice(&filter(), u128::MAX, 10).devices.len(), 2);
+        table.remove("a");
+        let left = table.slice(&filter(), u128::MAX, 10).devices;
+        assert_eq!(left.iter().map(|d| d.device_id.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(table.record_id_max(), 7);
     }
 }

@@ -155,6 +155,11 @@ impl Shard {
             Request::CountDevicesOfProduct { project_id, product_id } => {
                 Reply::Count(self.devices.borrow().count_of_product(&project_id, &product_id))
             }
+            Request::RecordIdMax => {
+                let devices = self.devices.borrow().record_id_max();
+                let products = if self.id() == 0 { self.products.borrow().record_id_max() } else { 0 };
+                Reply::RecordId(devices.max(products))
+            }
             Request::ReplicateProduct(product) => {
                 self.products.borrow_mut().put(product);
                 Reply::Done
@@ -296,6 +301,19 @@ impl Shard {
             }
         }
         result
+    }
+
+    /// The highest record id held by any shard.
+    pub async fn record_id_max(self: &Rc<Self>) -> Result<u128, ShardError> {
+        let mut max = 0;
+        for reply in self.call_all(|_| Request::RecordIdMax).await {
+            match reply {
+                Reply::RecordId(record_id) => max = max.max(record_id),
+                Reply::Failed(error) => return Err(error),
+                _ => return Err(ShardError::UnexpectedReply),
+            }
+        }
+        Ok(max)
     }
 
     /// Shard 0 at start-up: sends every recovered product to every other shard.

@@ -1,14 +1,15 @@
 //! Products as a shard sees them. Shard 0 is the writer (it logs every change); every other
 //! shard keeps a read-only replica fed by [`Request::ReplicateProduct`](crate::messages::Request).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use super::records::{ProductKey, ProductRecord};
 
 #[derive(Debug, Default)]
 pub struct ProductTable {
     by_key: HashMap<(String, String), ProductRecord>,
-    by_record_id: BTreeMap<u128, (String, String)>,
+    /// Ordered by record id, ties broken by the key (see `DeviceTable`).
+    by_record_id: BTreeSet<(u128, (String, String))>,
 }
 
 impl ProductTable {
@@ -19,16 +20,22 @@ impl ProductTable {
     pub fn put(&mut self, record: ProductRecord) {
         let key = (record.project_id.clone(), record.product_id.clone());
         if let Some(old) = self.by_key.get(&key) {
-            self.by_record_id.remove(&old.record_id);
+            self.by_record_id.remove(&(old.record_id, key.clone()));
         }
-        self.by_record_id.insert(record.record_id, key.clone());
+        self.by_record_id.insert((record.record_id, key.clone()));
         self.by_key.insert(key, record);
     }
 
     pub fn remove(&mut self, key: &ProductKey) -> Option<ProductRecord> {
-        let removed = self.by_key.remove(&(key.project_id.clone(), key.product_id.clone()))?;
-        self.by_record_id.remove(&removed.record_id);
+        let key = (key.project_id.clone(), key.product_id.clone());
+        let removed = self.by_key.remove(&key)?;
+        self.by_record_id.remove(&(removed.record_id, key));
         Some(removed)
+    }
+
+    /// The highest record id here (0 when empty).
+    pub fn record_id_max(&self) -> u128 {
+        self.by_record_id.last().map_or(0, |(record_id, _)| *record_id)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &ProductRecord> {
@@ -51,7 +58,7 @@ impl ProductTable {
         keep: impl Fn(&ProductRecord) -> bool + 'a,
     ) -> impl Iterator<Item = &'a ProductRecord> + 'a {
         self.by_record_id
-            .range(..marker)
+            .range(..(marker, (String::new(), String::new())))
             .rev()
             .filter_map(|(_, key)| self.by_key.get(key))
             .filter(move |record| record.project_id == project_id && keep(record))
