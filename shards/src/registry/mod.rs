@@ -57,6 +57,8 @@ pub struct Shard {
     compacting: Cell<bool>,
     /// The revision of the last change applied to memory.
     revision: Cell<u64>,
+    /// Body bytes of the last snapshot written (0 before the first).
+    snapshot_bytes: Cell<u64>,
 }
 
 impl Shard {
@@ -91,6 +93,7 @@ impl Shard {
             products: RefCell::new(products),
             compacting: Cell::new(false),
             revision: Cell::new(replayed.revision),
+            snapshot_bytes: Cell::new(0),
         }))
     }
 
@@ -353,8 +356,11 @@ impl Shard {
         result.map_err(|e| ShardError::Unavailable(e.to_string()))
     }
 
+    /// Compacts once the log has passed `compaction_bytes` **and** grown past the size of the
+    /// last snapshot: a state larger than the bound is not rewritten for every few appends.
     fn compact_if_needed(self: &Rc<Self>) {
-        if self.compacting.get() || !self.log.needs_compaction() {
+        let grown_past_snapshot = self.log.stats().log_bytes >= self.snapshot_bytes.get();
+        if self.compacting.get() || !self.log.needs_compaction() || !grown_past_snapshot {
             return;
         }
         self.compacting.set(true);
@@ -364,6 +370,7 @@ impl Shard {
             // `compact` polls it at once), so it covers exactly the records appended before
             // the log switches segments.
             let snapshot = shard.snapshot_records();
+            shard.snapshot_bytes.set(snapshot.iter().map(|r| r.body.len() as u64).sum());
             if let Err(error) = shard.log.compact(snapshot).await {
                 tracing::error!(shard = shard.id(), %error, "compaction failed; the log keeps growing");
             }
