@@ -399,9 +399,4 @@ impl Shard {
             tracing::error!(shard = self.id(), %error, "closing the log");
         }
     }
-
-    /// Number of devices homed here.
-    pub fn device_count(&self) -> usize {
-        self.devices.borrow().len()
-    }
 }
