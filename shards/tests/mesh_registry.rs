@@ -2,6 +2,8 @@
 //! replica; devices are registered on their home shard through the mesh and come back from
 //! show, list and delete; everything is back after the shards restart on the same data dir.
 
+mod common;
+
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -10,36 +12,11 @@ use shards::log::Durability;
 use shards::messages::{Reply, Request, ShardError};
 use shards::record_id::RECORD_ID_MAX;
 use shards::registry::devices::DeviceFilter;
-use shards::registry::records::{DeviceRecord, DeviceStatus, ProductRecord};
+use shards::registry::records::ProductRecord;
 use shards::registry::{Shard, ShardConfig};
 use shards::runtime::{run_shards, RuntimeConfig, StopFlag};
 
 const SHARDS: usize = 2;
-
-fn device(device_id: &str, record_id: u128) -> DeviceRecord {
-    DeviceRecord {
-        record_id,
-        project_id: "p1".into(),
-        device_id: device_id.into(),
-        node_id: device_id.into(),
-        product_id: "meter".into(),
-        app_id: "default".into(),
-        gateway_id: device_id.into(),
-        device_name: None,
-        description: None,
-        auth_type: "SECRET".into(),
-        secret: Some("secret-123".into()),
-        fingerprint: None,
-        secure_access: false,
-        timeout_s: 0,
-        extension_info_json: None,
-        initial_shadow_json: None,
-        status: DeviceStatus::Inactive,
-        create_time_ms: 0,
-        connection_status_update_time_ms: None,
-        active_time_ms: None,
-    }
-}
 
 fn runtime() -> RuntimeConfig {
     RuntimeConfig {
@@ -124,7 +101,7 @@ fn products_replicate_and_devices_live_on_their_home_shard() {
                     let reply = shard
                         .call(
                             home_shard(id, SHARDS),
-                            Request::AddDevice(Box::new(device(id, n as u128 + 10))),
+                            Request::AddDevice(Box::new(common::device(id, n as u128 + 10))),
                         )
                         .await;
                     if !matches!(reply, Reply::Device(_)) {
@@ -132,7 +109,10 @@ fn products_replicate_and_devices_live_on_their_home_shard() {
                     }
                 }
                 let duplicate = shard
-                    .call(home_shard(&ids[0], SHARDS), Request::AddDevice(Box::new(device(&ids[0], 99))))
+                    .call(
+                        home_shard(&ids[0], SHARDS),
+                        Request::AddDevice(Box::new(common::device(&ids[0], 99))),
+                    )
                     .await;
                 if duplicate != Reply::Failed(ShardError::DeviceExists) {
                     return Err(format!("duplicate accepted: {duplicate:?}"));

@@ -1,12 +1,14 @@
 //! A write the log refuses (here: the log is closed) leaves memory as it was: the caller is
 //! told "unavailable", and later reads do not see the change either.
 
+mod common;
+
 use std::rc::Rc;
 
 use shards::log::Durability;
 use shards::mesh::Mesh;
 use shards::messages::{DeviceUpdate, Reply, Request, ShardError};
-use shards::registry::records::{DeviceRecord, DeviceStatus, ProductKey, ProductRecord};
+use shards::registry::records::{DeviceRecord, ProductKey, ProductRecord};
 use shards::registry::{Shard, ShardConfig};
 use shards::runtime::{run_shards, RuntimeConfig, StopFlag};
 
@@ -20,28 +22,7 @@ impl From<std::io::Error> for Failure {
 }
 
 fn device(device_id: &str) -> DeviceRecord {
-    DeviceRecord {
-        record_id: 1,
-        project_id: "p1".into(),
-        device_id: device_id.into(),
-        node_id: device_id.into(),
-        product_id: "meter".into(),
-        app_id: "default".into(),
-        gateway_id: device_id.into(),
-        device_name: Some("before".into()),
-        description: None,
-        auth_type: "SECRET".into(),
-        secret: Some("secret-123".into()),
-        fingerprint: None,
-        secure_access: false,
-        timeout_s: 0,
-        extension_info_json: None,
-        initial_shadow_json: None,
-        status: DeviceStatus::Inactive,
-        create_time_ms: 0,
-        connection_status_update_time_ms: None,
-        active_time_ms: None,
-    }
+    DeviceRecord { device_name: Some("before".into()), ..common::device(device_id, 1) }
 }
 
 fn expect(condition: bool, what: &str) -> Result<(), Failure> {

@@ -200,26 +200,10 @@ mod tests {
 
     fn device() -> DeviceRecord {
         DeviceRecord {
-            record_id: 0x0123_4567_89ab_cdef_0123_4567,
-            project_id: "p1".into(),
-            device_id: "prod_node".into(),
-            node_id: "node".into(),
-            product_id: "prod".into(),
-            app_id: "default".into(),
-            gateway_id: "prod_node".into(),
             device_name: Some("pump ü".into()),
-            description: None,
-            auth_type: "SECRET".into(),
             secret: Some("secret-123".into()),
-            fingerprint: None,
-            secure_access: false,
-            timeout_s: 0,
             extension_info_json: Some("{\"a\":1}".into()),
-            initial_shadow_json: None,
-            status: DeviceStatus::Inactive,
-            create_time_ms: 1_700_000_000_000,
-            connection_status_update_time_ms: None,
-            active_time_ms: None,
+            ..crate::registry::devices::tests::device("prod_node", 0x0123_4567_89ab_cdef_0123_4567, "prod")
         }
     }
 
