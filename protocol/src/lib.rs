@@ -13,7 +13,9 @@
 //!   `X-Sdk-Date` parsing, without a date crate.
 //! - [`model`]: the product model (services, properties, commands) with its validation.
 //! - [`device`]: device REST bodies (add / update) with their validation.
-//! - [`json`]: simd-json in, serde out.
+//! - [`json`]: simd-json in (objects only where a struct is expected), serde out.
+//! - [`mqtt`]: the device side — one packet type over MQTT 3.1.1 and 5.0 (mqttbytes), the
+//!   IoTDA device login (clientId grammar, HMAC password), topics and the topic ACL.
 //! - [`error`]: [`ValidationError`](error::ValidationError) and [`JsonError`](error::JsonError).
 //!
 //! ## Flow
@@ -31,5 +33,6 @@ pub mod device;
 pub mod error;
 pub mod json;
 pub mod model;
+pub mod mqtt;
 pub mod routing;
 pub mod time;
