@@ -18,6 +18,9 @@ pub struct Config {
     pub shards: usize,
     pub http_listen: SocketAddr,
     pub mqtt_listen: SocketAddr,
+    pub mqtt_connections_per_shard_max: usize,
+    pub mqtt_packet_bytes_max: usize,
+    pub mqtt_connect_timeout_ms: u64,
     pub command_timeout_ms: u64,
     pub durability: DurabilityMode,
     pub log_flush_interval_us: u64,
@@ -188,6 +191,14 @@ impl Config {
         }
         if self.mesh_capacity == 0 || self.http_connections_max == 0 {
             return invalid("mesh_capacity and http_connections_max must be positive".into());
+        }
+        if self.mqtt_connections_per_shard_max == 0 || self.mqtt_connect_timeout_ms == 0 {
+            return invalid(
+                "mqtt_connections_per_shard_max and mqtt_connect_timeout_ms must be positive".into(),
+            );
+        }
+        if self.mqtt_packet_bytes_max < 1024 {
+            return invalid("mqtt_packet_bytes_max must be at least 1024".into());
         }
         if self.http_body_bytes_max < 1024 {
             return invalid("http_body_bytes_max must be at least 1024".into());

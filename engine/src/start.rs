@@ -3,17 +3,23 @@
 //! 1. Load the config (defaults → file → flags); lock the data dir and check its shard count.
 //! 2. Ensure a project exists (the default project on a bare start).
 //! 3. Raise RLIMIT_MEMLOCK / RLIMIT_NOFILE; register SIGINT/SIGTERM on the stop flag.
-//! 4. Start the shards. Each recovers its log and answers mesh requests; shard 0 then
-//!    replicates the products, binds the HTTP listener, prints `ringiot ready: http=ADDR …`
-//!    on stdout (tests and scripts wait for that line), and serves.
+//! 4. Start the shards. Each recovers its log, answers mesh requests and listens for MQTT
+//!    (shard 0 binds first, resolving port 0; the others join it with SO_REUSEPORT); shard 0
+//!    then replicates the products, binds the HTTP listener, and once every shard listens
+//!    prints `ringiot ready: http=ADDR mqtt=ADDR shards=N` on stdout (tests and scripts wait
+//!    for that line), and serves.
 //! 5. On the stop flag: shard 0 stops accepting; every shard flushes its log; exit 0.
 //!    A shard that fails to start flips the stop flag so the others exit too.
 
+use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use anyhow::Context;
 use glommio::net::TcpListener;
+use shards::device_access::{listener, DeviceAccessConfig};
 use shards::log::Durability;
 use shards::mesh::Mesh;
 use shards::registry::{Shard, ShardConfig};
@@ -31,6 +37,10 @@ struct StartContext {
     shard_config: ShardConfig,
     default_project: DefaultProject,
     stop: StopFlag,
+    /// The MQTT address shard 0 bound (port 0 resolved); the other shards bind the same.
+    mqtt_address: OnceLock<SocketAddr>,
+    /// Shards whose MQTT listener is bound; shard 0 says "ready" once all are.
+    mqtt_bound: AtomicUsize,
 }
 
 /// The whole process: returns when the engine has shut down.
@@ -71,7 +81,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         flush_interval_us: config.log_flush_interval_us,
         compaction_bytes: config.log_compaction_bytes,
     };
-    let context = Arc::new(StartContext { config, shard_config, default_project, stop: stop.clone() });
+    let context = Arc::new(StartContext {
+        config,
+        shard_config,
+        default_project,
+        stop: stop.clone(),
+        mqtt_address: OnceLock::new(),
+        mqtt_bound: AtomicUsize::new(0),
+    });
     runtime::run_shards(&runtime_config, &stop, move |mesh| {
         let context = context.clone();
         async move {
@@ -91,11 +108,25 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn shard_main(mesh: Rc<Mesh>, context: &StartContext) -> anyhow::Result<()> {
     let shard = Shard::open(mesh, &context.shard_config).await?;
+    let config = &context.config;
+    shard.set_device_access_config(DeviceAccessConfig {
+        listen: config.mqtt_listen,
+        connect_timeout: Duration::from_millis(config.mqtt_connect_timeout_ms),
+        packet_bytes_max: config.mqtt_packet_bytes_max,
+        connections_per_shard_max: config.mqtt_connections_per_shard_max,
+    });
     shard.start_serving();
+    let mqtt_listener = bind_mqtt(&shard, context).await?;
+    let shard_for_mqtt = shard.clone();
+    let stop = context.stop.clone();
+    let mqtt = glommio::spawn_local(async move {
+        listener::serve(shard_for_mqtt, mqtt_listener, stop.wait()).await;
+    });
     if shard.id() == 0 {
         serve_front_desk(&shard, context).await?;
     }
     context.stop.wait().await;
+    mqtt.await;
     shard.close().await;
     tracing::info!(shard = shard.id(), "shard stopped; log flushed");
     Ok(())
@@ -117,13 +148,41 @@ async fn serve_front_desk(shard: &Rc<Shard>, context: &StartContext) -> anyhow::
             path.display()
         );
     }
-    println!("ringiot ready: http={address} shards={}", shard.shard_count());
+    while context.mqtt_bound.load(Ordering::SeqCst) < shard.shard_count() && !context.stop.is_stopped() {
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+    let mqtt = context.mqtt_address.get().expect("shard 0 bound the MQTT listener");
+    println!("ringiot ready: http={address} mqtt={mqtt} shards={}", shard.shard_count());
     tracing::info!(%address, shards = shard.shard_count(), "serving the REST API");
     let credentials = Credentials::from_projects(&config.projects);
     let app = Rc::new(App::new(shard.clone(), credentials, config.clone(), record_id_max));
     crate::http::server::serve(app, listener, context.stop.wait()).await;
     tracing::info!("HTTP listener closed");
     Ok(())
+}
+
+/// Binds the MQTT listener of this shard. Shard 0 binds first (resolving port 0); the others
+/// bind the same address, so the kernel spreads connections over every shard (SO_REUSEPORT).
+async fn bind_mqtt(shard: &Shard, context: &StartContext) -> anyhow::Result<TcpListener> {
+    let address = if shard.id() == 0 {
+        context.config.mqtt_listen
+    } else {
+        loop {
+            if let Some(address) = context.mqtt_address.get() {
+                break *address;
+            }
+            anyhow::ensure!(!context.stop.is_stopped(), "stopped before shard 0 bound MQTT");
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    let listener = TcpListener::bind(address)
+        .map_err(|e| anyhow::anyhow!("binding the MQTT listener on {address}: {e}"))?;
+    if shard.id() == 0 {
+        let bound = listener.local_addr().map_err(|e| anyhow::anyhow!("reading the MQTT address: {e}"))?;
+        let _ = context.mqtt_address.set(bound);
+    }
+    context.mqtt_bound.fetch_add(1, Ordering::SeqCst);
+    Ok(listener)
 }
 
 /// Sets the stop flag when dropped during a panic.

@@ -13,6 +13,8 @@
 //!   logs every change and answers requests.
 //! - [`log`]: the durable per-shard append-only log with group commit, recovery, snapshots.
 //! - [`data_dir`]: the data-directory lock and the recorded shard count.
+//! - [`device_access`]: MQTT — the accept loop on every shard, the hand-off of a connection to
+//!   its home shard, and device sessions.
 //! - [`record_id`]: the 96-bit ids behind IoTDA's 24-hex list markers.
 //!
 //! ## Flow
@@ -28,9 +30,20 @@
 //! - Every queue is bounded: mesh channels, the log buffer.
 
 pub mod data_dir;
+pub mod device_access;
 pub mod log;
 pub mod mesh;
 pub mod messages;
 pub mod record_id;
 pub mod registry;
 pub mod runtime;
+
+/// Wall-clock time in unix seconds (the shards' one clock read for device logins).
+pub fn now_unix_s() -> i64 {
+    now_unix_ms() / 1000
+}
+
+/// Wall-clock time in unix milliseconds.
+pub fn now_unix_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}

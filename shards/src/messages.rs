@@ -15,7 +15,17 @@ pub struct DeviceUpdate {
     pub timeout_s: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// A device connection handed to its home shard: the socket, what was read from it already
+/// beyond the CONNECT, and the CONNECT.
+#[derive(Debug)]
+pub struct Adoption {
+    pub fd: std::os::fd::OwnedFd,
+    pub buffered: Vec<u8>,
+    pub connect: protocol::mqtt::codec::Connect,
+}
+
+/// Not `Clone`: an [`Adoption`] owns a file descriptor.
+#[derive(Debug)]
 pub enum Request {
     /// Register a device on its home shard (record id and secret already chosen by shard 0).
     AddDevice(Box<DeviceRecord>),
@@ -45,6 +55,8 @@ pub enum Request {
     /// The highest record id this shard holds (devices and, on shard 0, products), so that
     /// shard 0 hands out ids above every existing one after a restart.
     RecordIdMax,
+    /// Run this device connection here, its home (the accepting shard read its CONNECT).
+    AdoptConnection(Box<Adoption>),
     /// Shard 0 made this product durable; keep a read-only copy.
     ReplicateProduct(ProductRecord),
     ForgetProduct(ProductKey),

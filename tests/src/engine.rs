@@ -67,6 +67,8 @@ impl Default for EngineOptions {
 pub struct Engine {
     child: Option<Child>,
     pub http: SocketAddr,
+    /// The MQTT address every shard listens on.
+    pub mqtt: SocketAddr,
     pub data_dir: PathBuf,
     /// Everything the engine printed on stdout up to its ready line.
     pub stdout_head: String,
@@ -127,17 +129,23 @@ impl Engine {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 head.push_str(&line);
                 head.push('\n');
-                if let Some(rest) = line.strip_prefix("ringiot ready: http=") {
-                    let address = rest.split_whitespace().next().unwrap_or_default().to_owned();
-                    let _ = ready_sender.send(Some((address, head.clone())));
+                if line.starts_with("ringiot ready: ") {
+                    let field = |name: &str| {
+                        line.split_whitespace()
+                            .find_map(|f| f.strip_prefix(name))
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    let _ = ready_sender.send(Some((field("http="), field("mqtt="), head.clone())));
                 }
             }
             let _ = ready_sender.send(None);
         });
         match ready_receiver.recv_timeout(READY_DEADLINE) {
-            Ok(Some((address, head))) => Ok(Engine {
+            Ok(Some((http, mqtt, head))) => Ok(Engine {
                 child: Some(child),
-                http: address.parse().expect("ready line carries an address"),
+                http: http.parse().expect("ready line carries the HTTP address"),
+                mqtt: mqtt.parse().expect("ready line carries the MQTT address"),
                 data_dir: data_dir.to_owned(),
                 stdout_head: head,
                 _temp: None,

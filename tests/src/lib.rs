@@ -10,6 +10,7 @@
 //!   an `SDK-HMAC-SHA256` signature or a `V11-HMAC-SHA256` signature, signing exactly the
 //!   headers it sends.
 //! - [`http_request`]: one raw request, for tests that need to send odd bytes.
+//! - [`mqtt::MqttDevice`]: a blocking MQTT 3.1.1 device with IoTDA credentials.
 //!
 //! ## Conventions
 //! No sleeps as synchronisation: waits are on an event (a line on stdout, a process exit)
@@ -17,6 +18,7 @@
 
 mod client;
 mod engine;
+pub mod mqtt;
 
 pub use client::{http_request, sdk_date_now, Auth, Client, HttpResponse};
 pub use engine::{run_engine_command, Engine, EngineOptions, ProjectCredentials, HUNG, PROJECT_A, PROJECT_B};

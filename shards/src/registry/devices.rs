@@ -99,6 +99,15 @@ impl DeviceTable {
         DeviceSlice { devices, matching_count }
     }
 
+    /// Turns every ONLINE device OFFLINE (at start-up: no connection survives a restart).
+    pub fn mark_online_offline(&mut self) {
+        for device in self.by_device_id.values_mut() {
+            if device.status == super::records::DeviceStatus::Online {
+                device.status = super::records::DeviceStatus::Offline;
+            }
+        }
+    }
+
     /// The highest record id here (0 when empty).
     pub fn record_id_max(&self) -> u128 {
         self.by_record_id.last().map_or(0, |(record_id, _)| *record_id)

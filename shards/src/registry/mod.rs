@@ -12,6 +12,7 @@
 //!   appends reached the disk in.
 //! - Replicated products are never written to a non-zero shard's log or snapshot.
 
+pub mod access;
 pub mod devices;
 pub mod products;
 pub mod records;
@@ -59,6 +60,7 @@ pub struct Shard {
     revision: Cell<u64>,
     /// Body bytes of the last snapshot written (0 before the first).
     snapshot_bytes: Cell<u64>,
+    access: access::AccessState,
 }
 
 impl Shard {
@@ -74,7 +76,9 @@ impl Shard {
         let recovered = log::recover(&dir).map_err(|source| StartError::Log { shard, source })?;
         let replayed = replay::replay(&recovered.snapshot, &recovered.tail)
             .map_err(|source| StartError::Decode { shard, source })?;
-        let (devices, products) = (replayed.devices, replayed.products);
+        let (mut devices, products) = (replayed.devices, replayed.products);
+        // Nobody is connected to a shard that just started.
+        devices.mark_online_offline();
         tracing::info!(shard, devices = devices.len(), products = products.len(), "shard state recovered");
         let log_config = LogConfig {
             dir,
@@ -94,6 +98,7 @@ impl Shard {
             compacting: Cell::new(false),
             revision: Cell::new(replayed.revision),
             snapshot_bytes: Cell::new(0),
+            access: access::AccessState::default(),
         }))
     }
 
@@ -163,6 +168,7 @@ impl Shard {
                 let products = if self.id() == 0 { self.products.borrow().record_id_max() } else { 0 };
                 Reply::RecordId(devices.max(products))
             }
+            Request::AdoptConnection(adoption) => self.adopt(*adoption),
             Request::ReplicateProduct(product) => {
                 self.products.borrow_mut().put(product);
                 Reply::Done
@@ -214,7 +220,10 @@ impl Shard {
             return Reply::Failed(ShardError::DeviceNotFound);
         }
         match self.write_device(device_id, None).await {
-            Ok(()) => Reply::Done,
+            Ok(()) => {
+                self.disconnect_device(device_id);
+                Reply::Done
+            }
             Err(error) => Reply::Failed(error),
         }
     }

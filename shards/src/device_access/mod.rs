@@ -1,0 +1,40 @@
+//! Device access over MQTT: every shard accepts, only the home shard logs a device in.
+//!
+//! - [`listener`]: the accept loop of a shard. It reads one complete CONNECT (bounded in size
+//!   and time), finds the device's home shard from the clientId, and either runs the session
+//!   here or hands the socket to the home shard over the mesh (dup the fd, drop the glommio
+//!   stream, send `{fd, bytes already read, CONNECT}`; NOTES.md "Handing a socket").
+//! - [`session`]: one device connection on its home shard: the IoTDA login, CONNACK, takeover
+//!   of an older connection, keep-alive, PINGREQ, uplink PUBLISH with the topic ACL,
+//!   SUBSCRIBE/UNSUBSCRIBE, DISCONNECT, and the device's ONLINE/OFFLINE status.
+//!
+//! Invariants:
+//! - Only the home shard authenticates a device and owns its live session.
+//! - A connection has one reader loop and one writer fed by a bounded queue; no read future is
+//!   ever raced or dropped while bytes may be in flight (the keep-alive is the socket's own
+//!   read timeout, and a takeover shuts the socket down so the reader sees EOF).
+//! - A session's entry in the shard's live-session table is removed before its socket is
+//!   closed, so a takeover never shuts down a reused file descriptor.
+
+pub mod listener;
+pub mod session;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Limits and addresses of the MQTT side.
+#[derive(Debug, Clone)]
+pub struct DeviceAccessConfig {
+    /// Where every shard listens (SO_REUSEPORT). Port 0 is resolved by shard 0 first.
+    pub listen: SocketAddr,
+    /// Time a client has, from connecting, to send a complete CONNECT.
+    pub connect_timeout: Duration,
+    /// Largest MQTT packet accepted (refused from its fixed header).
+    pub packet_bytes_max: usize,
+    /// Open MQTT connections per shard; more are closed at once.
+    pub connections_per_shard_max: usize,
+}
+
+/// Largest CONNECT accepted: clientId, username and password are ≤ 256 characters each
+/// (spec §1.2), so a few KiB is generous.
+pub const CONNECT_BYTES_MAX: usize = 16 * 1024;

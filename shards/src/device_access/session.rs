@@ -1,0 +1,268 @@
+//! One device connection on its home shard.
+//!
+//! Login (spec §1.2) → CONNACK → the session loop. The reader owns the read half and handles
+//! every packet; the writer task owns the write half and drains a bounded queue of encoded
+//! packets. The keep-alive is the socket's read timeout at 1.5 × the CONNECT's keep-alive.
+//!
+//! Decisions where the spec leaves room:
+//! - A second CONNECT on a live connection is a protocol error [MQTT-3.1.0-2]: closed.
+//! - Will messages are not supported by IoTDA: a will in CONNECT is accepted and never sent.
+//!   Retain flags on uplink publishes are ignored.
+//! - QoS 2 is not supported: a QoS 2 PUBLISH closes the connection (v5: DISCONNECT 0x82).
+//! - An uplink to a topic the device may not use closes a 3.1.1 connection; a 5.0 client gets
+//!   PUBACK 0x87 (QoS 1) or the message is dropped (QoS 0) and the connection stays up.
+//! - At most [`SUBSCRIPTIONS_MAX`] filters per connection; more are refused in SUBACK.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::channels::local_channel::{self, LocalSender};
+use glommio::net::TcpStream;
+use protocol::mqtt::codec::{
+    self, Connect, ConnectCode, DisconnectReason, MqttVersion, Packet, Publish, PublishRefusal, Subscribe,
+};
+use protocol::mqtt::{login, topic};
+
+use super::listener::READ_CHUNK_BYTES;
+use crate::registry::records::DeviceStatus;
+use crate::registry::Shard;
+
+/// Subscriptions one connection may hold (spec §5: 100).
+pub const SUBSCRIPTIONS_MAX: usize = 100;
+/// Encoded packets waiting for the writer.
+const OUTBOUND_PACKETS_MAX: usize = 256;
+
+/// Why a session ended, for the log.
+enum End {
+    Disconnected,
+    Closed(String),
+}
+
+/// Logs the device in and serves the connection until it ends. Owns one unit of the shard's
+/// connection count and gives it back.
+pub async fn run(shard: Rc<Shard>, stream: TcpStream, buffer: BytesMut, connect: Connect) {
+    let device_id = match login_device(&shard, &connect) {
+        Ok(device_id) => device_id,
+        Err(refusal) => {
+            refuse(stream, &connect, refusal).await;
+            shard.connection_closed();
+            return;
+        }
+    };
+    let keep_alive = Duration::from_millis(u64::from(connect.keep_alive_s) * 1500);
+    let raw_fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+    let session_id = shard.begin_session(&device_id, raw_fd);
+    shard.set_connection_status(&device_id, DeviceStatus::Online).await;
+    let end = serve(&shard, stream, buffer, &connect, &device_id, keep_alive).await;
+    // The session leaves the table before its socket is closed (dropped in `serve`).
+    if shard.end_session(&device_id, session_id) {
+        shard.set_connection_status(&device_id, DeviceStatus::Offline).await;
+    }
+    shard.connection_closed();
+    match end {
+        End::Disconnected => tracing::debug!(shard = shard.id(), device_id, "device disconnected"),
+        End::Closed(reason) => {
+            tracing::info!(shard = shard.id(), device_id, reason, "device connection closed")
+        }
+    }
+}
+
+/// The device id, if the login is good; else the CONNACK code and a reason for the log.
+fn login_device(shard: &Shard, connect: &Connect) -> Result<String, login::LoginRefusal> {
+    let device_id = login::device_id_of(&connect.client_id).unwrap_or_default().to_owned();
+    let device = shard.device_for_login(&device_id);
+    let secret = device.as_ref().and_then(|d| d.secret.as_deref());
+    login::check_login(connect, secret, crate::now_unix_s())?;
+    let device = device.expect("check_login refuses an unknown device");
+    if device.status == DeviceStatus::Frozen {
+        return Err(login::LoginRefusal {
+            code: ConnectCode::NotAuthorized,
+            reason: "the device is frozen".into(),
+        });
+    }
+    Ok(device_id)
+}
+
+async fn refuse(mut stream: TcpStream, connect: &Connect, refusal: login::LoginRefusal) {
+    tracing::info!(client_id = connect.client_id, code = ?refusal.code, reason = refusal.reason, "device login refused");
+    let mut out = BytesMut::new();
+    codec::write_connack(connect.version, refusal.code, &mut out);
+    let _ = stream.write_all(&out).await;
+    let _ = stream.close().await;
+}
+
+async fn serve(
+    shard: &Rc<Shard>,
+    stream: TcpStream,
+    mut buffer: BytesMut,
+    connect: &Connect,
+    device_id: &str,
+    keep_alive: Duration,
+) -> End {
+    let version = connect.version;
+    if stream.set_read_timeout(Some(keep_alive)).is_err() {
+        return End::Closed("could not arm the keep-alive".into());
+    }
+    let (mut reader, mut writer) = futures_lite::io::split(stream);
+    let (outbound, queue) = local_channel::new_bounded::<Bytes>(OUTBOUND_PACKETS_MAX);
+    let writer_task = glommio::spawn_local(async move {
+        while let Some(packet) = queue.recv().await {
+            if writer.write_all(&packet).await.is_err() {
+                break;
+            }
+        }
+        let _ = writer.close().await;
+    });
+    let mut connack = BytesMut::new();
+    codec::write_connack(version, ConnectCode::Accepted, &mut connack);
+    let _ = outbound.send(connack.freeze()).await;
+    let mut state = SessionState { device_id, version, subscriptions: Vec::new(), outbound: &outbound };
+    let packet_bytes_max = shard.device_access_config().packet_bytes_max;
+    let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+    let end = loop {
+        match codec::read_packet(&mut buffer, Some(version), packet_bytes_max) {
+            Ok(Some(packet)) => match state.handle(packet).await {
+                Ok(true) => continue,
+                Ok(false) => break End::Disconnected,
+                Err(reason) => break End::Closed(reason),
+            },
+            Ok(None) => {}
+            Err(error) => {
+                let reason = match error {
+                    codec::CodecError::TooLarge { .. } => DisconnectReason::PacketTooLarge,
+                    _ => DisconnectReason::ProtocolError,
+                };
+                state.disconnect(reason).await;
+                break End::Closed(error.to_string());
+            }
+        }
+        match reader.read(&mut chunk).await {
+            Ok(0) => break End::Closed("closed by the client or taken over".into()),
+            Ok(read) => buffer.extend_from_slice(&chunk[..read]),
+            Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {
+                state.disconnect(DisconnectReason::KeepAliveTimeout).await;
+                break End::Closed(format!("keep-alive expired ({keep_alive:?} without a packet)"));
+            }
+            Err(error) => break End::Closed(error.to_string()),
+        }
+    };
+    drop(state);
+    drop(outbound);
+    writer_task.await;
+    let _ = shard;
+    end
+}
+
+struct SessionState<'a> {
+    device_id: &'a str,
+    version: MqttVersion,
+    subscriptions: Vec<(String, u8)>,
+    outbound: &'a LocalSender<Bytes>,
+}
+
+impl SessionState<'_> {
+    /// `Ok(true)`: go on; `Ok(false)`: the client disconnected; `Err`: close, with the reason.
+    async fn handle(&mut self, packet: Packet) -> Result<bool, String> {
+        match packet {
+            Packet::PingReq => {
+                let mut out = BytesMut::new();
+                codec::write_pingresp(&mut out);
+                self.send(out).await;
+            }
+            Packet::Publish(publish) => self.uplink(publish).await?,
+            Packet::Subscribe(subscribe) => self.subscribe(subscribe).await,
+            Packet::Unsubscribe(unsubscribe) => {
+                self.subscriptions.retain(|(filter, _)| !unsubscribe.filters.contains(filter));
+                let mut out = BytesMut::new();
+                codec::write_unsuback(
+                    self.version,
+                    unsubscribe.packet_id,
+                    unsubscribe.filters.len(),
+                    &mut out,
+                );
+                self.send(out).await;
+            }
+            Packet::PubAck { .. } => {}
+            Packet::Disconnect => return Ok(false),
+            Packet::Connect(_) => {
+                self.disconnect(DisconnectReason::ProtocolError).await;
+                return Err("[MQTT-3.1.0-2] a second CONNECT".into());
+            }
+            Packet::Unexpected(what) => {
+                self.disconnect(DisconnectReason::ProtocolError).await;
+                return Err(format!("unexpected packet from a client: {what}"));
+            }
+        }
+        Ok(true)
+    }
+
+    async fn uplink(&mut self, publish: Publish) -> Result<(), String> {
+        if publish.qos > 1 {
+            self.disconnect(DisconnectReason::ProtocolError).await;
+            return Err("QoS 2 is not supported (spec §1.1)".into());
+        }
+        if let Err(refusal) = topic::classify_uplink(self.device_id, &publish.topic) {
+            tracing::warn!(device_id = self.device_id, topic = publish.topic, %refusal, "uplink refused");
+            if self.version == MqttVersion::V4 {
+                return Err(format!("publish to '{}' refused: {refusal}", publish.topic));
+            }
+            if publish.qos == 1 {
+                let mut out = BytesMut::new();
+                codec::write_puback_refused(
+                    self.version,
+                    publish.packet_id,
+                    PublishRefusal::NotAuthorized,
+                    &mut out,
+                );
+                self.send(out).await;
+            }
+            return Ok(());
+        }
+        if publish.qos == 1 {
+            let mut out = BytesMut::new();
+            codec::write_puback(self.version, publish.packet_id, &mut out);
+            self.send(out).await;
+        }
+        Ok(())
+    }
+
+    async fn subscribe(&mut self, subscribe: Subscribe) {
+        let mut results = Vec::with_capacity(subscribe.filters.len());
+        for (filter, qos) in subscribe.filters {
+            let allowed = topic::filter_allowed(self.device_id, &filter);
+            let room = self.subscriptions.iter().any(|(f, _)| *f == filter)
+                || self.subscriptions.len() < SUBSCRIPTIONS_MAX;
+            match allowed {
+                Ok(()) if room => {
+                    let granted = qos.min(1);
+                    self.subscriptions.retain(|(f, _)| *f != filter);
+                    self.subscriptions.push((filter, granted));
+                    results.push(Some(granted));
+                }
+                Ok(()) => results.push(None),
+                Err(refusal) => {
+                    tracing::warn!(device_id = self.device_id, filter, %refusal, "subscription refused");
+                    results.push(None);
+                }
+            }
+        }
+        let mut out = BytesMut::new();
+        codec::write_suback(self.version, subscribe.packet_id, &results, &mut out);
+        self.send(out).await;
+    }
+
+    async fn disconnect(&self, reason: DisconnectReason) {
+        let mut out = BytesMut::new();
+        codec::write_disconnect(self.version, reason, &mut out);
+        if !out.is_empty() {
+            self.send(out).await;
+        }
+    }
+
+    async fn send(&self, packet: BytesMut) {
+        // A closed queue means the writer failed: the reader notices at its next read.
+        let _ = self.outbound.send(packet.freeze()).await;
+    }
+}

@@ -1,0 +1,148 @@
+//! The registry's side of device access: login look-ups, the live-session table (one
+//! connection per device, newest wins), the MQTT connection count, and connection status.
+
+use std::cell::OnceCell;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+
+use super::records::{DeviceRecord, DeviceStatus};
+use super::Shard;
+use crate::device_access::DeviceAccessConfig;
+use crate::messages::{Adoption, Reply};
+
+/// The connection a device is logged in on.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveSession {
+    pub session_id: u64,
+    /// Shut down (not closed) to end the session from outside: its reader then sees EOF.
+    pub raw_fd: RawFd,
+}
+
+/// Per-shard device-access state, kept in [`Shard`].
+#[derive(Debug, Default)]
+pub struct AccessState {
+    pub(super) config: OnceCell<Rc<DeviceAccessConfig>>,
+    pub(super) sessions: std::cell::RefCell<std::collections::HashMap<String, LiveSession>>,
+    pub(super) next_session_id: std::cell::Cell<u64>,
+    pub(super) open_connections: std::cell::Cell<usize>,
+}
+
+impl Shard {
+    /// Called once before the MQTT listener starts.
+    pub fn set_device_access_config(&self, config: DeviceAccessConfig) {
+        let _ = self.access.config.set(Rc::new(config));
+    }
+
+    pub fn device_access_config(&self) -> Rc<DeviceAccessConfig> {
+        self.access.config.get().cloned().expect("device access is configured before connections arrive")
+    }
+
+    /// Counts a new MQTT connection; `false` (and nothing counted) when the shard is full.
+    pub fn connection_opened(&self) -> bool {
+        let open = self.access.open_connections.get();
+        if open >= self.device_access_config().connections_per_shard_max {
+            return false;
+        }
+        self.access.open_connections.set(open + 1);
+        true
+    }
+
+    pub fn connection_closed(&self) {
+        let open = self.access.open_connections.get();
+        self.access.open_connections.set(open.saturating_sub(1));
+    }
+
+    /// Open MQTT connections on this shard (being logged in, or sessions).
+    pub fn open_connections(&self) -> usize {
+        self.access.open_connections.get()
+    }
+
+    /// The device as the login needs it (any project: device ids are unique).
+    pub fn device_for_login(&self, device_id: &str) -> Option<DeviceRecord> {
+        self.devices.borrow().get(device_id).cloned()
+    }
+
+    /// Registers a new live session for the device, ending the older one (takeover).
+    pub fn begin_session(&self, device_id: &str, raw_fd: RawFd) -> u64 {
+        let session_id = self.access.next_session_id.get() + 1;
+        self.access.next_session_id.set(session_id);
+        let older = self
+            .access
+            .sessions
+            .borrow_mut()
+            .insert(device_id.to_owned(), LiveSession { session_id, raw_fd });
+        if let Some(older) = older {
+            tracing::info!(shard = self.id(), device_id, "a new login takes over the device's connection");
+            shut_down(older.raw_fd);
+        }
+        session_id
+    }
+
+    /// Removes the session if it is still the device's current one; `true` if it was.
+    pub fn end_session(&self, device_id: &str, session_id: u64) -> bool {
+        let mut sessions = self.access.sessions.borrow_mut();
+        match sessions.get(device_id) {
+            Some(live) if live.session_id == session_id => {
+                sessions.remove(device_id);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Ends the device's connection, if it has one (the device was deleted).
+    pub(super) fn disconnect_device(&self, device_id: &str) {
+        if let Some(live) = self.access.sessions.borrow().get(device_id) {
+            shut_down(live.raw_fd);
+        }
+    }
+
+    /// Whether the device has a live connection here.
+    pub fn is_connected(&self, device_id: &str) -> bool {
+        self.access.sessions.borrow().contains_key(device_id)
+    }
+
+    /// Records ONLINE (with `active_time` on the very first login) or OFFLINE, durably.
+    pub async fn set_connection_status(self: &Rc<Self>, device_id: &str, status: DeviceStatus) {
+        let Some(mut device) = self.device_for_login(device_id) else { return };
+        let now_ms = crate::now_unix_ms();
+        device.status = status;
+        device.connection_status_update_time_ms = Some(now_ms);
+        if status == DeviceStatus::Online && device.active_time_ms.is_none() {
+            device.active_time_ms = Some(now_ms);
+        }
+        if let Err(error) = self.write_device(device_id, Some(device)).await {
+            tracing::warn!(shard = self.id(), device_id, %error, "connection status not persisted");
+        }
+    }
+
+    /// Runs a connection handed over by another shard.
+    pub(super) fn adopt(self: &Rc<Self>, adoption: Adoption) -> Reply {
+        if !self.connection_opened() {
+            tracing::warn!(
+                shard = self.id(),
+                "adopted MQTT connection refused: the per-shard bound is reached"
+            );
+            return Reply::Done;
+        }
+        // SAFETY: the descriptor is a connected TCP socket whose ownership the mesh moved here.
+        let stream = unsafe {
+            <glommio::net::TcpStream as std::os::fd::FromRawFd>::from_raw_fd(
+                std::os::fd::IntoRawFd::into_raw_fd(adoption.fd),
+            )
+        };
+        let buffer = bytes::BytesMut::from(&adoption.buffered[..]);
+        let shard = self.clone();
+        glommio::spawn_local(async move {
+            crate::device_access::session::run(shard, stream, buffer, adoption.connect).await;
+        })
+        .detach();
+        Reply::Done
+    }
+}
+
+fn shut_down(raw_fd: RawFd) {
+    // SAFETY: shutdown(2) on a descriptor the live-session table says is open; entries leave
+    // the table before their socket is closed.
+    unsafe { libc::shutdown(raw_fd, libc::SHUT_RDWR) };
+}

@@ -1,0 +1,134 @@
+//! A blocking MQTT 3.1.1 device for tests, on a plain socket so every byte is visible. Packets
+//! are encoded and decoded with mqttbytes (the client side of the codec the engine wraps).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
+use mqttbytes::v4::{self, Packet};
+
+/// The largest packet the test client reads.
+const PACKET_BYTES_MAX: usize = 2 * 1024 * 1024;
+
+/// `{device_id}_0_{signature_type}_{YYYYMMDDHH}` for the current UTC hour, and the password.
+pub fn iotda_credentials(device_id: &str, secret: &str, signature_type: u8) -> (String, String) {
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    let t1 = protocol::time::format_t1(now_ms); // yyyyMMddTHHmmssZ
+    let timestamp = format!("{}{}", &t1[..8], &t1[9..11]);
+    let client_id = format!("{device_id}_0_{signature_type}_{timestamp}");
+    (client_id, protocol::mqtt::login::device_password(secret, &timestamp))
+}
+
+/// A CONNECT as IoTDA's device SDKs send it (clean session, keep-alive 120 s).
+pub fn iotda_connect(device_id: &str, secret: &str, signature_type: u8) -> v4::Connect {
+    let (client_id, password) = iotda_credentials(device_id, secret, signature_type);
+    let mut connect = v4::Connect::new(client_id);
+    connect.keep_alive = 120;
+    connect.set_login(device_id.to_owned(), password);
+    connect
+}
+
+/// One device connection.
+#[derive(Debug)]
+pub struct MqttDevice {
+    pub stream: TcpStream,
+    buffer: BytesMut,
+}
+
+impl MqttDevice {
+    pub fn open(address: SocketAddr) -> MqttDevice {
+        let stream = TcpStream::connect(address).expect("connecting to the MQTT listener");
+        stream.set_nodelay(true).unwrap();
+        MqttDevice { stream, buffer: BytesMut::new() }
+    }
+
+    /// Sends `connect` and returns the CONNACK's return code (0 = accepted).
+    pub fn connect(address: SocketAddr, connect: &v4::Connect) -> (MqttDevice, u8) {
+        let mut device = MqttDevice::open(address);
+        let mut out = BytesMut::new();
+        connect.write(&mut out).unwrap();
+        device.send_raw(&out);
+        match device.next_packet(Duration::from_secs(20)) {
+            Some(Packet::ConnAck(connack)) => {
+                let code = connack.code as u8;
+                (device, code)
+            }
+            other => panic!("expected a CONNACK, got {other:?}"),
+        }
+    }
+
+    /// Logs an IoTDA device in and asserts the CONNACK accepted it.
+    pub fn login(address: SocketAddr, device_id: &str, secret: &str) -> MqttDevice {
+        let (device, code) = MqttDevice::connect(address, &iotda_connect(device_id, secret, 1));
+        assert_eq!(code, 0, "login of {device_id} refused");
+        device
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("writing to the engine");
+    }
+
+    pub fn send(&mut self, packet: impl FnOnce(&mut BytesMut)) {
+        let mut out = BytesMut::new();
+        packet(&mut out);
+        self.send_raw(&out);
+    }
+
+    /// The next packet, or `None` if the engine closed the connection (or nothing came
+    /// within `timeout`, which the caller tells apart with [`MqttDevice::is_closed`]).
+    pub fn next_packet(&mut self, timeout: Duration) -> Option<Packet> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match v4::read(&mut self.buffer, PACKET_BYTES_MAX) {
+                Ok(packet) => return Some(packet),
+                Err(mqttbytes::Error::InsufficientBytes(_)) => {}
+                Err(error) => panic!("the engine sent a malformed packet: {error:?}"),
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(read) => self.buffer.extend_from_slice(&chunk[..read]),
+            }
+        }
+    }
+
+    /// Whether the engine closes the connection within `timeout` (EOF or reset).
+    pub fn is_closed_within(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut chunk = [0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return false
+                }
+                Err(_) => return true,
+            }
+        }
+    }
+
+    /// PINGREQ, and whether a PINGRESP came back.
+    pub fn ping(&mut self) -> bool {
+        self.send(|out| {
+            v4::PingReq.write(out).unwrap();
+        });
+        matches!(self.next_packet(Duration::from_secs(10)), Some(Packet::PingResp))
+    }
+}

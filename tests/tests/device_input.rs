@@ -1,0 +1,124 @@
+//! Bad input on the MQTT side is answered and never disturbs another device: a first packet
+//! that is not CONNECT, garbage, a client that never sends CONNECT, an oversized packet (refused
+//! from its fixed header), connections over the per-shard bound, publishing or subscribing
+//! outside the device's own topics.
+
+use std::time::Duration;
+
+use mqttbytes::v4;
+use mqttbytes::QoS;
+use serde_json::json;
+use tests::mqtt::MqttDevice;
+use tests::{Client, Engine, EngineOptions};
+
+const SECRET: &str = "device-secret-1";
+
+fn register(client: &Client, node_ids: &[&str]) {
+    let product = json!({"product_id": "meter", "name": "meter", "device_type": "Meter", "protocol_type": "MQTT", "service_capabilities": []});
+    assert_eq!(client.post("products", &product).status, 201);
+    for node_id in node_ids {
+        let body = json!({"node_id": node_id, "product_id": "meter", "auth_info": {"secret": SECRET}});
+        assert_eq!(client.post("devices", &body).status, 201);
+    }
+}
+
+#[test]
+fn bad_first_bytes_close_the_connection_and_a_logged_in_device_is_undisturbed() {
+    let options =
+        EngineOptions { config_extra: "mqtt_connect_timeout_ms = 300".into(), ..Default::default() };
+    let engine = Engine::start(options);
+    register(&engine.client_a(), &["n1"]);
+    let mut bystander = MqttDevice::login(engine.mqtt, "meter_n1", SECRET);
+
+    let mut ping_first = MqttDevice::open(engine.mqtt);
+    ping_first.send(|out| {
+        v4::PingReq.write(out).unwrap();
+    });
+    assert!(ping_first.is_closed_within(Duration::from_secs(10)), "a non-CONNECT first packet");
+
+    let mut garbage = MqttDevice::open(engine.mqtt);
+    garbage.send_raw(&[0xff; 64]);
+    assert!(garbage.is_closed_within(Duration::from_secs(10)), "garbage");
+
+    let mut silent = MqttDevice::open(engine.mqtt);
+    assert!(silent.is_closed_within(Duration::from_secs(10)), "a client that never sends CONNECT");
+
+    let mut truncated = MqttDevice::open(engine.mqtt);
+    truncated.send_raw(&[0x10, 0x20, 0x00, 0x04]);
+    assert!(truncated.is_closed_within(Duration::from_secs(10)), "half a CONNECT, then silence");
+
+    assert!(bystander.ping(), "the logged-in device never noticed");
+}
+
+#[test]
+fn an_oversized_packet_is_refused_from_its_fixed_header() {
+    let engine = Engine::start(EngineOptions::default());
+    register(&engine.client_a(), &["n1"]);
+    let mut device = MqttDevice::login(engine.mqtt, "meter_n1", SECRET);
+    // A PUBLISH declaring 2 MiB (remaining length 0x80 0x80 0x80 0x01), of which nothing follows.
+    device.send_raw(&[0x30, 0x80, 0x80, 0x80, 0x01]);
+    assert!(device.is_closed_within(Duration::from_secs(10)));
+}
+
+#[test]
+fn connections_over_the_per_shard_bound_get_server_unavailable() {
+    let options =
+        EngineOptions { config_extra: "mqtt_connections_per_shard_max = 2".into(), ..Default::default() };
+    let engine = Engine::start(options);
+    register(&engine.client_a(), &["n1", "n2", "n3"]);
+    let mut first = MqttDevice::login(engine.mqtt, "meter_n1", SECRET);
+    let _second = MqttDevice::login(engine.mqtt, "meter_n2", SECRET);
+    let (mut third, code) =
+        MqttDevice::connect(engine.mqtt, &tests::mqtt::iotda_connect("meter_n3", SECRET, 1));
+    assert_eq!(code, 3, "CONNACK server unavailable");
+    assert!(third.is_closed_within(Duration::from_secs(10)));
+    assert!(first.ping());
+}
+
+#[test]
+fn a_device_may_only_use_its_own_topics() {
+    let engine = Engine::start(EngineOptions::default());
+    register(&engine.client_a(), &["n1", "n2"]);
+    let mut device = MqttDevice::login(engine.mqtt, "meter_n1", SECRET);
+    let filters = vec![
+        v4::SubscribeFilter::new("$oc/devices/meter_n1/sys/commands/#".into(), QoS::AtLeastOnce),
+        v4::SubscribeFilter::new("$oc/devices/meter_n2/sys/commands/#".into(), QoS::AtMostOnce),
+        v4::SubscribeFilter::new("$oc/#".into(), QoS::AtMostOnce),
+    ];
+    device.send(|out| {
+        let mut subscribe = v4::Subscribe::new_many(filters);
+        subscribe.pkid = 7;
+        subscribe.write(out).unwrap();
+    });
+    match device.next_packet(Duration::from_secs(10)) {
+        Some(v4::Packet::SubAck(suback)) => {
+            assert_eq!(suback.pkid, 7);
+            assert_eq!(
+                suback.return_codes,
+                vec![
+                    v4::SubscribeReasonCode::Success(QoS::AtLeastOnce),
+                    v4::SubscribeReasonCode::Failure,
+                    v4::SubscribeReasonCode::Failure
+                ]
+            );
+        }
+        other => panic!("expected a SUBACK, got {other:?}"),
+    }
+    // Its own uplink is acknowledged...
+    device.send(|out| {
+        let mut publish =
+            v4::Publish::new("$oc/devices/meter_n1/sys/messages/up", QoS::AtLeastOnce, b"hello".to_vec());
+        publish.pkid = 9;
+        publish.write(out).unwrap();
+    });
+    assert!(
+        matches!(device.next_packet(Duration::from_secs(10)), Some(v4::Packet::PubAck(ack)) if ack.pkid == 9)
+    );
+    // ...another device's topic closes a 3.1.1 connection.
+    device.send(|out| {
+        v4::Publish::new("$oc/devices/meter_n2/sys/messages/up", QoS::AtMostOnce, b"x".to_vec())
+            .write(out)
+            .unwrap();
+    });
+    assert!(device.is_closed_within(Duration::from_secs(10)));
+}
