@@ -13,6 +13,7 @@
 //!   `X-Sdk-Date` parsing, without a date crate.
 //! - [`model`]: the product model (services, properties, commands) with its validation.
 //! - [`device`]: device REST bodies (add / update) with their validation.
+//! - [`shadow`]: the device shadow (desired / reported per service) and property reports.
 //! - [`json`]: simd-json in (objects only where a struct is expected), serde out.
 //! - [`mqtt`]: the device side — one packet type over MQTT 3.1.1 and 5.0 (mqttbytes), the
 //!   IoTDA device login (clientId grammar, HMAC password), topics and the topic ACL.
@@ -35,4 +36,5 @@ pub mod json;
 pub mod model;
 pub mod mqtt;
 pub mod routing;
+pub mod shadow;
 pub mod time;

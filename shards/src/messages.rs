@@ -55,6 +55,11 @@ pub enum Request {
     /// The highest record id this shard holds (devices and, on shard 0, products), so that
     /// shard 0 hands out ids above every existing one after a restart.
     RecordIdMax,
+    /// ShowDeviceShadow.
+    ShowShadow {
+        project_id: String,
+        device_id: String,
+    },
     /// Run this device connection here, its home (the accepting shard read its CONNECT).
     AdoptConnection(Box<Adoption>),
     /// Shard 0 made this product durable; keep a read-only copy.
@@ -68,6 +73,7 @@ pub enum Reply {
     Devices(DeviceSlice),
     Count(u64),
     RecordId(u128),
+    Shadow(Box<protocol::shadow::DeviceShadow>),
     Done,
     Failed(ShardError),
 }

@@ -96,6 +96,26 @@ pub async fn delete(app: &Rc<App>, request: &ApiRequest<'_>, device_id: &str) ->
     }
 }
 
+/// ShowDeviceShadow (spec §2.9): `{"device_id", "shadow": [{service_id, desired, reported,
+/// version}]}` — readable while the device is offline.
+pub async fn show_shadow(app: &Rc<App>, request: &ApiRequest<'_>, device_id: &str) -> ApiResult {
+    let home = home_shard(device_id, app.shard.shard_count());
+    let call =
+        Request::ShowShadow { project_id: request.project_id.to_owned(), device_id: device_id.to_owned() };
+    match app.shard.call(home, call).await {
+        Reply::Shadow(shadow) => {
+            #[derive(serde::Serialize)]
+            struct ShowShadow<'a> {
+                device_id: &'a str,
+                shadow: &'a [protocol::shadow::ServiceShadow],
+            }
+            Ok(ApiResponse::json(StatusCode::OK, &ShowShadow { device_id, shadow: &shadow.services }))
+        }
+        Reply::Failed(error) => Err(error.into()),
+        _ => Err(ApiError::Unavailable("unexpected reply to a shadow request".into())),
+    }
+}
+
 pub async fn list(app: &Rc<App>, request: &ApiRequest<'_>) -> ApiResult {
     let paging = Paging::from_query(&request.query)?;
     let filter = filter_of(request)?;

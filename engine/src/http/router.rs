@@ -57,6 +57,10 @@ pub async fn route(app: &Rc<App>, method: &Method, path: &str, request: ApiReque
             Method::DELETE => devices::delete(app, &request, device_id).await,
             _ => not_allowed(),
         },
+        ["devices", device_id, "shadow"] => match *method {
+            Method::GET => devices::show_shadow(app, &request, device_id).await,
+            _ => not_allowed(),
+        },
         _ => Err(ApiError::NoRoute(path.to_owned())),
     }
 }

@@ -23,9 +23,12 @@ use glommio::net::TcpStream;
 use protocol::mqtt::codec::{
     self, Connect, ConnectCode, DisconnectReason, MqttVersion, Packet, Publish, PublishRefusal, Subscribe,
 };
+use protocol::mqtt::topic::Uplink;
 use protocol::mqtt::{login, topic};
+use protocol::shadow::PropertyReport;
 
 use super::listener::READ_CHUNK_BYTES;
+use crate::registry::access::UplinkKind;
 use crate::registry::records::DeviceStatus;
 use crate::registry::Shard;
 
@@ -118,7 +121,8 @@ async fn serve(
     let mut connack = BytesMut::new();
     codec::write_connack(version, ConnectCode::Accepted, &mut connack);
     let _ = outbound.send(connack.freeze()).await;
-    let mut state = SessionState { device_id, version, subscriptions: Vec::new(), outbound: &outbound };
+    let mut state =
+        SessionState { shard, device_id, version, subscriptions: Vec::new(), outbound: &outbound };
     let packet_bytes_max = shard.device_access_config().packet_bytes_max;
     let mut chunk = vec![0u8; READ_CHUNK_BYTES];
     let end = loop {
@@ -151,11 +155,11 @@ async fn serve(
     drop(state);
     drop(outbound);
     writer_task.await;
-    let _ = shard;
     end
 }
 
 struct SessionState<'a> {
+    shard: &'a Rc<Shard>,
     device_id: &'a str,
     version: MqttVersion,
     subscriptions: Vec<(String, u8)>,
@@ -203,22 +207,32 @@ impl SessionState<'_> {
             self.disconnect(DisconnectReason::ProtocolError).await;
             return Err("QoS 2 is not supported (spec §1.1)".into());
         }
-        if let Err(refusal) = topic::classify_uplink(self.device_id, &publish.topic) {
-            tracing::warn!(device_id = self.device_id, topic = publish.topic, %refusal, "uplink refused");
-            if self.version == MqttVersion::V4 {
-                return Err(format!("publish to '{}' refused: {refusal}", publish.topic));
+        let uplink = match topic::classify_uplink(self.device_id, &publish.topic) {
+            Ok(uplink) => uplink,
+            Err(refusal) => {
+                tracing::warn!(device_id = self.device_id, topic = publish.topic, %refusal, "uplink refused");
+                self.shard.count_uplink(UplinkKind::Refused);
+                if self.version == MqttVersion::V4 {
+                    return Err(format!("publish to '{}' refused: {refusal}", publish.topic));
+                }
+                if publish.qos == 1 {
+                    let mut out = BytesMut::new();
+                    codec::write_puback_refused(
+                        self.version,
+                        publish.packet_id,
+                        PublishRefusal::NotAuthorized,
+                        &mut out,
+                    );
+                    self.send(out).await;
+                }
+                return Ok(());
             }
-            if publish.qos == 1 {
-                let mut out = BytesMut::new();
-                codec::write_puback_refused(
-                    self.version,
-                    publish.packet_id,
-                    PublishRefusal::NotAuthorized,
-                    &mut out,
-                );
-                self.send(out).await;
-            }
-            return Ok(());
+        };
+        match uplink {
+            Uplink::PropertiesReport => self.report_properties(&publish.payload).await,
+            Uplink::MessagesUp => self.shard.count_uplink(UplinkKind::Message),
+            Uplink::EventsUp => self.shard.count_uplink(UplinkKind::Event),
+            _ => self.shard.count_uplink(UplinkKind::Other),
         }
         if publish.qos == 1 {
             let mut out = BytesMut::new();
@@ -226,6 +240,24 @@ impl SessionState<'_> {
             self.send(out).await;
         }
         Ok(())
+    }
+
+    /// A property report updates the shadow (durably, before a QoS 1 PUBACK). A malformed one
+    /// is counted and logged; it never ends the session.
+    async fn report_properties(&self, payload: &[u8]) {
+        self.shard.count_uplink(UplinkKind::PropertyReport);
+        let report = match protocol::json::from_bytes::<PropertyReport>(payload) {
+            Ok(report) => report,
+            Err(error) => {
+                self.shard.count_uplink(UplinkKind::Malformed);
+                tracing::debug!(device_id = self.device_id, %error, "malformed property report ignored");
+                return;
+            }
+        };
+        if let Err(error) = self.shard.report_properties(self.device_id, report).await {
+            self.shard.count_uplink(UplinkKind::Malformed);
+            tracing::debug!(device_id = self.device_id, %error, "property report not applied");
+        }
     }
 
     async fn subscribe(&mut self, subscribe: Subscribe) {

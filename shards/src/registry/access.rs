@@ -18,6 +18,30 @@ pub struct LiveSession {
     pub raw_fd: RawFd,
 }
 
+/// What a device published, for the uplink counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UplinkKind {
+    Message,
+    Event,
+    PropertyReport,
+    Other,
+    /// A payload that could not be applied (bad JSON, bad report): counted, the session goes on.
+    Malformed,
+    /// A topic the device may not use.
+    Refused,
+}
+
+/// Uplink counters of one shard (read by `/metrics` when it comes).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct UplinkCounts {
+    pub messages: u64,
+    pub events: u64,
+    pub property_reports: u64,
+    pub other: u64,
+    pub malformed: u64,
+    pub refused: u64,
+}
+
 /// Per-shard device-access state, kept in [`Shard`].
 #[derive(Debug, Default)]
 pub struct AccessState {
@@ -25,6 +49,7 @@ pub struct AccessState {
     pub(super) sessions: std::cell::RefCell<std::collections::HashMap<String, LiveSession>>,
     pub(super) next_session_id: std::cell::Cell<u64>,
     pub(super) open_connections: std::cell::Cell<usize>,
+    pub(super) uplink: std::cell::Cell<UplinkCounts>,
 }
 
 impl Shard {
@@ -114,6 +139,24 @@ impl Shard {
         if let Err(error) = self.write_device(device_id, Some(device)).await {
             tracing::warn!(shard = self.id(), device_id, %error, "connection status not persisted");
         }
+    }
+
+    pub fn count_uplink(&self, kind: UplinkKind) {
+        let mut counts = self.access.uplink.get();
+        let counter = match kind {
+            UplinkKind::Message => &mut counts.messages,
+            UplinkKind::Event => &mut counts.events,
+            UplinkKind::PropertyReport => &mut counts.property_reports,
+            UplinkKind::Other => &mut counts.other,
+            UplinkKind::Malformed => &mut counts.malformed,
+            UplinkKind::Refused => &mut counts.refused,
+        };
+        *counter += 1;
+        self.access.uplink.set(counts);
+    }
+
+    pub fn uplink_counts(&self) -> UplinkCounts {
+        self.access.uplink.get()
     }
 
     /// Runs a connection handed over by another shard.

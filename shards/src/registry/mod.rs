@@ -17,6 +17,7 @@ pub mod devices;
 pub mod products;
 pub mod records;
 pub mod replay;
+pub mod shadow;
 
 use std::cell::{Cell, Ref, RefCell};
 use std::path::PathBuf;
@@ -61,6 +62,8 @@ pub struct Shard {
     /// Body bytes of the last snapshot written (0 before the first).
     snapshot_bytes: Cell<u64>,
     access: access::AccessState,
+    /// Shadows of the devices that have one beyond their registration (reported, changed).
+    shadows: RefCell<std::collections::HashMap<String, protocol::shadow::DeviceShadow>>,
 }
 
 impl Shard {
@@ -77,6 +80,7 @@ impl Shard {
         let replayed = replay::replay(&recovered.snapshot, &recovered.tail)
             .map_err(|source| StartError::Decode { shard, source })?;
         let (mut devices, products) = (replayed.devices, replayed.products);
+        let shadows = shadow::parse_shadows(shard, replayed.shadows);
         // Nobody is connected to a shard that just started.
         devices.mark_online_offline();
         tracing::info!(shard, devices = devices.len(), products = products.len(), "shard state recovered");
@@ -99,6 +103,7 @@ impl Shard {
             revision: Cell::new(replayed.revision),
             snapshot_bytes: Cell::new(0),
             access: access::AccessState::default(),
+            shadows: RefCell::new(shadows),
         }))
     }
 
@@ -169,6 +174,7 @@ impl Shard {
                 Reply::RecordId(devices.max(products))
             }
             Request::AdoptConnection(adoption) => self.adopt(*adoption),
+            Request::ShowShadow { project_id, device_id } => self.show_shadow(&project_id, &device_id),
             Request::ReplicateProduct(product) => {
                 self.products.borrow_mut().put(product);
                 Reply::Done
@@ -221,6 +227,7 @@ impl Shard {
         }
         match self.write_device(device_id, None).await {
             Ok(()) => {
+                self.shadows.borrow_mut().remove(device_id);
                 self.disconnect_device(device_id);
                 Reply::Done
             }
@@ -399,6 +406,7 @@ impl Shard {
             let products = self.products.borrow();
             records.extend(products.iter().map(|p| RegistryRecord::ProductPut(p.clone()).encode(revision)));
         }
+        records.extend(self.shadow_snapshot(revision));
         records
     }
 

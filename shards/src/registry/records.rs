@@ -11,6 +11,7 @@
 //! | 3 `PRODUCT_PUT` | 1 | [`ProductRecord`] — shard 0 only |
 //! | 4 `PRODUCT_DELETE` | 1 | [`ProductKey`] — shard 0 only |
 //! | 5 `SNAPSHOT_MARK` | 1 | nothing: first record of a snapshot; its revision covers the snapshot |
+//! | 6 `SHADOW_PUT` | 1 | [`ShadowRecord`] — a device's whole shadow after a change |
 //!
 //! Replay keeps, per key, the change with the highest revision, so the state after recovery is
 //! the state in memory even if two appends reached the log in another order than they changed
@@ -31,6 +32,7 @@ pub const DEVICE_DELETE: u16 = 2;
 pub const PRODUCT_PUT: u16 = 3;
 pub const PRODUCT_DELETE: u16 = 4;
 pub const SNAPSHOT_MARK: u16 = 5;
+pub const SHADOW_PUT: u16 = 6;
 pub const VERSION_1: u16 = 1;
 
 /// A device's connection status, stored as a byte.
@@ -114,6 +116,14 @@ pub struct ProductRecord {
     pub product_json: String,
 }
 
+/// A device's shadow, as the JSON text of `protocol::shadow::DeviceShadow` (the model of the
+/// shadow grows with the product model; JSON keeps it out of the rkyv schema).
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ShadowRecord {
+    pub device_id: String,
+    pub shadow_json: String,
+}
+
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct ProductKey {
     pub project_id: String,
@@ -129,6 +139,7 @@ pub enum RegistryRecord {
     ProductDelete(ProductKey),
     /// Opens a snapshot: everything up to its revision is in the records that follow.
     SnapshotMark,
+    ShadowPut(ShadowRecord),
 }
 
 /// Bytes of the revision that starts every body.
@@ -152,6 +163,7 @@ impl RegistryRecord {
             RegistryRecord::ProductPut(r) => (PRODUCT_PUT, rkyv::to_bytes::<BoxedError>(r)),
             RegistryRecord::ProductDelete(r) => (PRODUCT_DELETE, rkyv::to_bytes::<BoxedError>(r)),
             RegistryRecord::SnapshotMark => (SNAPSHOT_MARK, Ok(AlignedVec::new())),
+            RegistryRecord::ShadowPut(r) => (SHADOW_PUT, rkyv::to_bytes::<BoxedError>(r)),
         };
         // Serializing owned strings and integers into a growable buffer cannot fail.
         let rkyv_bytes = rkyv_bytes.expect("rkyv serialization of a plain record never fails");
@@ -187,6 +199,9 @@ impl RegistryRecord {
                 rkyv::from_bytes::<ProductKey, BoxedError>(&aligned).map(RegistryRecord::ProductDelete)
             }
             SNAPSHOT_MARK if rkyv_part.is_empty() => Ok(RegistryRecord::SnapshotMark),
+            SHADOW_PUT => {
+                rkyv::from_bytes::<ShadowRecord, BoxedError>(&aligned).map(RegistryRecord::ShadowPut)
+            }
             SNAPSHOT_MARK => return Err(error("snapshot mark with a payload".into())),
             _ => return Err(error("unknown kind".into())),
         };
@@ -220,6 +235,7 @@ mod tests {
             }),
             RegistryRecord::ProductDelete(ProductKey { project_id: "p".into(), product_id: "x".into() }),
             RegistryRecord::SnapshotMark,
+            RegistryRecord::ShadowPut(ShadowRecord { device_id: "d".into(), shadow_json: "{}".into() }),
         ];
         for (revision, record) in records.into_iter().enumerate() {
             let revision = revision as u64 * 1_000_000_007;

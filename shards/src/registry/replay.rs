@@ -19,6 +19,8 @@ use crate::log::LogRecord;
 pub struct Replayed {
     pub devices: DeviceTable,
     pub products: ProductTable,
+    /// Shadow JSON by device id.
+    pub shadows: HashMap<String, String>,
     pub revision: u64,
 }
 
@@ -45,6 +47,7 @@ struct ReplayState {
     revision: u64,
     devices: HashMap<String, (u64, Option<DeviceRecord>)>,
     products: HashMap<(String, String), (u64, Option<ProductRecord>)>,
+    shadows: HashMap<String, (u64, Option<String>)>,
 }
 
 impl ReplayState {
@@ -55,7 +58,14 @@ impl ReplayState {
             RegistryRecord::DevicePut(device) => {
                 set(&mut self.devices, device.device_id.clone(), revision, floor, Some(*device))
             }
-            RegistryRecord::DeviceDelete(key) => set(&mut self.devices, key.device_id, revision, floor, None),
+            RegistryRecord::DeviceDelete(key) => {
+                // A device's shadow goes with it.
+                set(&mut self.shadows, key.device_id.clone(), revision, floor, None);
+                set(&mut self.devices, key.device_id, revision, floor, None)
+            }
+            RegistryRecord::ShadowPut(shadow) => {
+                set(&mut self.shadows, shadow.device_id, revision, floor, Some(shadow.shadow_json))
+            }
             RegistryRecord::ProductPut(product) => {
                 let key = (product.project_id.clone(), product.product_id.clone());
                 set(&mut self.products, key, revision, floor, Some(product))
@@ -75,6 +85,12 @@ impl ReplayState {
         for product in self.products.into_values().filter_map(|(_, product)| product) {
             replayed.products.put(product);
         }
+        replayed.shadows = self
+            .shadows
+            .into_iter()
+            .filter_map(|(device_id, (_, shadow))| shadow.map(|json| (device_id, json)))
+            .filter(|(device_id, _)| replayed.devices.get(device_id).is_some())
+            .collect();
         replayed
     }
 }
@@ -139,5 +155,20 @@ mod tests {
         assert_eq!(replayed.revision, 11);
         let tail = [delete(12, "a")];
         assert!(ids(&replay(&snapshot, &tail).unwrap()).is_empty());
+    }
+
+    #[test]
+    fn a_shadow_lives_and_dies_with_its_device() {
+        let shadow = |revision: u64| {
+            RegistryRecord::ShadowPut(crate::registry::records::ShadowRecord {
+                device_id: "a".into(),
+                shadow_json: format!("{{\"r\":{revision}}}"),
+            })
+            .encode(revision)
+        };
+        let replayed = replay(&[], &[put(1, "a"), shadow(2), shadow(3)]).unwrap();
+        assert_eq!(replayed.shadows["a"], "{\"r\":3}");
+        let replayed = replay(&[], &[put(1, "a"), shadow(2), delete(3, "a")]).unwrap();
+        assert!(replayed.shadows.is_empty());
     }
 }
