@@ -175,6 +175,15 @@ async fn bind_mqtt(shard: &Shard, context: &StartContext) -> anyhow::Result<TcpL
             glommio::timer::sleep(Duration::from_millis(1)).await;
         }
     };
+    if shard.id() == 0 && address.port() != 0 {
+        // glommio binds with SO_REUSEPORT, which would let this engine silently share the port
+        // with another process of the same user. A plain bind first fails if anyone holds it.
+        drop(
+            std::net::TcpListener::bind(address).with_context(|| {
+                format!("the MQTT address {address} is in use (another ringiot or broker?)")
+            })?,
+        );
+    }
     let listener = TcpListener::bind(address)
         .map_err(|e| anyhow::anyhow!("binding the MQTT listener on {address}: {e}"))?;
     if shard.id() == 0 {

@@ -89,7 +89,7 @@ impl Engine {
     /// Starts an engine on `data_dir` (kept by the caller). `Err(stderr)` if it exits before
     /// printing its ready line; the text starts with [`HUNG`] if it had to be killed instead.
     pub fn start_on(data_dir: &Path, options: &EngineOptions) -> Result<Engine, String> {
-        std::fs::create_dir_all(data_dir).expect("data dir");
+        std::fs::create_dir_all(data_dir.parent().expect("data dir has a parent")).expect("data dir parent");
         let mut command = Command::new(engine_binary());
         if !options.bare {
             let config_path = data_dir.with_extension("toml");
@@ -102,9 +102,14 @@ impl Engine {
         } else {
             command.arg("--data-dir").arg(data_dir);
         }
+        // Port 0 unless the test chose an address itself.
+        for flag in ["--http-listen", "--mqtt-listen"] {
+            if !options.args.iter().any(|arg| arg == flag) {
+                command.args([flag, "127.0.0.1:0"]);
+            }
+        }
         let mut child = command
-            .args(["--shards", &options.shards.to_string(), "--http-listen", "127.0.0.1:0"])
-            .args(["--mqtt-listen", "127.0.0.1:0"])
+            .args(["--shards", &options.shards.to_string()])
             .args(&options.args)
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::piped())

@@ -62,3 +62,22 @@ fn a_bare_start_creates_a_default_project_whose_curl_line_works() {
         "same credentials after a restart"
     );
 }
+
+#[test]
+fn a_second_engine_cannot_take_the_same_ports() {
+    let first = Engine::start(EngineOptions::default());
+    let temp = tempfile::tempdir().unwrap();
+    for (flag, taken) in [("--mqtt-listen", first.mqtt), ("--http-listen", first.http)] {
+        let options = EngineOptions { args: vec![flag.into(), taken.to_string()], ..Default::default() };
+        let stderr = match Engine::start_on(&temp.path().join(flag.trim_start_matches('-')), &options) {
+            Ok(_) => panic!("a second engine started on the {flag} address {taken}"),
+            Err(stderr) => stderr,
+        };
+        assert!(stderr.contains("in use"), "{flag}: {stderr}");
+    }
+    assert_eq!(
+        http_request(first.http, "GET", "/health", &[], b"").status,
+        200,
+        "the first engine is unaffected"
+    );
+}
