@@ -1,8 +1,9 @@
 //! # engine — the ringiot process
 //!
 //! ringiot is a device access engine compatible with Huawei Cloud IoTDA. This crate is the
-//! process around the shards: configuration, start-up and shutdown, and the shard-0 HTTP front
-//! desk that serves IoTDA's REST API v5.
+//! process around the shards: configuration, start-up and shutdown (including binding every
+//! shard's MQTT listener, whose sessions live in `shards::device_access`), and the shard-0 HTTP
+//! front desk that serves IoTDA's REST API v5.
 //!
 //! ## Layout
 //! - [`config`]: defaults (`default-config.toml`), TOML file, flags; `ringiot print-config`.

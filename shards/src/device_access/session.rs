@@ -88,6 +88,14 @@ fn login_device(shard: &Shard, connect: &Connect) -> Result<String, login::Login
     Ok(device_id)
 }
 
+/// CONNACK "server unavailable" and close: the home shard has no room for the connection.
+pub async fn refuse_unavailable(mut stream: TcpStream, version: MqttVersion) {
+    let mut out = BytesMut::new();
+    codec::write_connack(version, ConnectCode::ServerUnavailable, &mut out);
+    let _ = stream.write_all(&out).await;
+    let _ = stream.close().await;
+}
+
 async fn refuse(mut stream: TcpStream, connect: &Connect, refusal: login::LoginRefusal) {
     tracing::info!(client_id = connect.client_id, code = ?refusal.code, reason = refusal.reason, "device login refused");
     let mut out = BytesMut::new();

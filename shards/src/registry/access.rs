@@ -161,19 +161,18 @@ impl Shard {
 
     /// Runs a connection handed over by another shard.
     pub(super) fn adopt(self: &Rc<Self>, adoption: Adoption) -> Reply {
+        use std::os::fd::{FromRawFd, IntoRawFd};
+        // SAFETY: the descriptor is a connected TCP socket whose ownership the mesh moved here.
+        let stream = unsafe { glommio::net::TcpStream::from_raw_fd(adoption.fd.into_raw_fd()) };
         if !self.connection_opened() {
             tracing::warn!(
                 shard = self.id(),
                 "adopted MQTT connection refused: the per-shard bound is reached"
             );
+            let version = adoption.connect.version;
+            glommio::spawn_local(crate::device_access::session::refuse_unavailable(stream, version)).detach();
             return Reply::Done;
         }
-        // SAFETY: the descriptor is a connected TCP socket whose ownership the mesh moved here.
-        let stream = unsafe {
-            <glommio::net::TcpStream as std::os::fd::FromRawFd>::from_raw_fd(
-                std::os::fd::IntoRawFd::into_raw_fd(adoption.fd),
-            )
-        };
         let buffer = bytes::BytesMut::from(&adoption.buffered[..]);
         let shard = self.clone();
         glommio::spawn_local(async move {
