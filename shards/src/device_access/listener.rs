@@ -5,21 +5,19 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use glommio::net::{TcpListener, TcpStream};
 use protocol::mqtt::codec::{self, Connect, Packet};
 use protocol::mqtt::login;
 use protocol::routing::home_shard;
 
-use super::{session, CONNECT_BYTES_MAX};
+use super::{read_into, session, CONNECT_BYTES_MAX};
 use crate::messages::{Adoption, Reply, Request};
 use crate::registry::Shard;
 
 /// A 3.1.1 CONNACK "server unavailable": what a connection over the per-shard bound gets
 /// before it is closed, without reading its CONNECT.
 const CONNACK_SERVER_UNAVAILABLE_V4: [u8; 4] = [0x20, 0x02, 0x00, 0x03];
-/// Bytes read from a socket in one call.
-pub(crate) const READ_CHUNK_BYTES: usize = 4096;
 
 /// Accepts until `stop` resolves.
 pub async fn serve(shard: Rc<Shard>, listener: TcpListener, stop: impl std::future::Future<Output = ()>) {
@@ -97,8 +95,7 @@ async fn read_connect(shard: &Shard, stream: &mut TcpStream) -> Result<(BytesMut
     let timeout = shard.device_access_config().connect_timeout;
     let deadline = Instant::now() + timeout;
     stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
-    let mut chunk = [0u8; READ_CHUNK_BYTES];
+    let mut buffer = BytesMut::new();
     loop {
         match codec::read_packet(&mut buffer, None, CONNECT_BYTES_MAX) {
             Ok(Some(Packet::Connect(connect))) => return Ok((buffer, connect)),
@@ -109,10 +106,9 @@ async fn read_connect(shard: &Shard, stream: &mut TcpStream) -> Result<(BytesMut
         if Instant::now() >= deadline {
             return Err(format!("no complete CONNECT within {timeout:?}"));
         }
-        let read = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        let read = read_into(stream, &mut buffer).await.map_err(|e| e.to_string())?;
         if read == 0 {
             return Err("closed by the client".into());
         }
-        buffer.extend_from_slice(&chunk[..read]);
     }
 }

@@ -20,6 +20,8 @@ pub mod listener;
 pub mod session;
 
 use std::net::SocketAddr;
+
+use bytes::BytesMut;
 use std::time::Duration;
 
 /// Limits and addresses of the MQTT side.
@@ -33,6 +35,31 @@ pub struct DeviceAccessConfig {
     pub packet_bytes_max: usize,
     /// Open MQTT connections per shard; more are closed at once.
     pub connections_per_shard_max: usize,
+}
+
+/// Bytes asked of the socket per read: device packets are mostly small, and a larger one just
+/// takes several reads.
+pub const SESSION_READ_BYTES: usize = 1024;
+
+/// Reads what the socket has (up to [`SESSION_READ_BYTES`]) onto the end of `buffer`, without
+/// a separate chunk: an idle session holds no read buffer of its own.
+pub(crate) async fn read_into(
+    reader: &mut (impl futures_lite::AsyncRead + Unpin),
+    buffer: &mut BytesMut,
+) -> std::io::Result<usize> {
+    let start = buffer.len();
+    buffer.resize(start + SESSION_READ_BYTES, 0);
+    let result = futures_lite::AsyncReadExt::read(reader, &mut buffer[start..]).await;
+    buffer.truncate(start + *result.as_ref().unwrap_or(&0));
+    result
+}
+
+/// Gives back the memory of a buffer that grew for a large packet once it is drained: most
+/// connections are idle most of the time, and their footprint is what bounds a fleet.
+pub(crate) fn shrink_if_idle(buffer: &mut BytesMut) {
+    if buffer.is_empty() && buffer.capacity() > 4 * SESSION_READ_BYTES {
+        *buffer = BytesMut::new();
+    }
 }
 
 /// Largest CONNECT accepted: clientId, username and password are ≤ 256 characters each

@@ -17,7 +17,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use glommio::channels::local_channel::{self, LocalSender};
 use glommio::net::TcpStream;
 use protocol::mqtt::codec::{
@@ -27,15 +27,17 @@ use protocol::mqtt::topic::Uplink;
 use protocol::mqtt::{login, topic};
 use protocol::shadow::PropertyReport;
 
-use super::listener::READ_CHUNK_BYTES;
+use super::{read_into, shrink_if_idle};
 use crate::registry::access::UplinkKind;
 use crate::registry::records::DeviceStatus;
 use crate::registry::Shard;
 
 /// Subscriptions one connection may hold (spec §5: 100).
 pub const SUBSCRIPTIONS_MAX: usize = 100;
-/// Encoded packets waiting for the writer.
-const OUTBOUND_PACKETS_MAX: usize = 256;
+/// Encoded packets waiting for the writer. glommio preallocates the queue (32 bytes a slot),
+/// and idle connections are what a fleet is made of, so it stays short; a full queue makes
+/// the session wait for the device to read (back-pressure).
+const OUTBOUND_PACKETS_MAX: usize = 32;
 
 /// Why a session ended, for the log.
 enum End {
@@ -132,7 +134,6 @@ async fn serve(
     let mut state =
         SessionState { shard, device_id, version, subscriptions: Vec::new(), outbound: &outbound };
     let packet_bytes_max = shard.device_access_config().packet_bytes_max;
-    let mut chunk = vec![0u8; READ_CHUNK_BYTES];
     let end = loop {
         match codec::read_packet(&mut buffer, Some(version), packet_bytes_max) {
             Ok(Some(packet)) => match state.handle(packet).await {
@@ -140,7 +141,7 @@ async fn serve(
                 Ok(false) => break End::Disconnected,
                 Err(reason) => break End::Closed(reason),
             },
-            Ok(None) => {}
+            Ok(None) => shrink_if_idle(&mut buffer),
             Err(error) => {
                 let reason = match error {
                     codec::CodecError::TooLarge { .. } => DisconnectReason::PacketTooLarge,
@@ -150,9 +151,9 @@ async fn serve(
                 break End::Closed(error.to_string());
             }
         }
-        match reader.read(&mut chunk).await {
+        match read_into(&mut reader, &mut buffer).await {
             Ok(0) => break End::Closed("closed by the client or taken over".into()),
-            Ok(read) => buffer.extend_from_slice(&chunk[..read]),
+            Ok(_) => {}
             Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {
                 state.disconnect(DisconnectReason::KeepAliveTimeout).await;
                 break End::Closed(format!("keep-alive expired ({keep_alive:?} without a packet)"));
