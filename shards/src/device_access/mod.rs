@@ -4,6 +4,8 @@
 //!   and time), finds the device's home shard from the clientId, and either runs the session
 //!   here or hands the socket to the home shard over the mesh (dup the fd, drop the glommio
 //!   stream, send `{fd, bytes already read, CONNECT}`; NOTES.md "Handing a socket").
+//! - [`downlink`]: what a session sends a device — delivery QoS (explicit or implicit
+//!   subscription) and the bounded QoS 1 in-flight window.
 //! - [`session`]: one device connection on its home shard: the IoTDA login, CONNACK, takeover
 //!   of an older connection, keep-alive, PINGREQ, uplink PUBLISH with the topic ACL,
 //!   SUBSCRIBE/UNSUBSCRIBE, DISCONNECT, and the device's ONLINE/OFFLINE status.
@@ -16,6 +18,7 @@
 //! - A session's entry in the shard's live-session table is removed before its socket is
 //!   closed, so a takeover never shuts down a reused file descriptor.
 
+pub mod downlink;
 pub mod listener;
 pub mod session;
 

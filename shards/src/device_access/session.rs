@@ -27,6 +27,7 @@ use protocol::mqtt::topic::Uplink;
 use protocol::mqtt::{login, topic};
 use protocol::shadow::PropertyReport;
 
+use super::downlink::{self, Downlink};
 use super::{read_into, shrink_if_idle};
 use crate::registry::access::UplinkKind;
 use crate::registry::records::DeviceStatus;
@@ -131,8 +132,14 @@ async fn serve(
     let mut connack = BytesMut::new();
     codec::write_connack(version, ConnectCode::Accepted, &mut connack);
     let _ = outbound.send(connack.freeze()).await;
-    let mut state =
-        SessionState { shard, device_id, version, subscriptions: Vec::new(), outbound: &outbound };
+    let mut state = SessionState {
+        shard,
+        device_id,
+        version,
+        subscriptions: Vec::new(),
+        downlink: Downlink::default(),
+        outbound: &outbound,
+    };
     let packet_bytes_max = shard.device_access_config().packet_bytes_max;
     let end = loop {
         match codec::read_packet(&mut buffer, Some(version), packet_bytes_max) {
@@ -172,6 +179,7 @@ struct SessionState<'a> {
     device_id: &'a str,
     version: MqttVersion,
     subscriptions: Vec<(String, u8)>,
+    downlink: Downlink,
     outbound: &'a LocalSender<Bytes>,
 }
 
@@ -197,7 +205,11 @@ impl SessionState<'_> {
                 );
                 self.send(out).await;
             }
-            Packet::PubAck { .. } => {}
+            Packet::PubAck { packet_id } => {
+                if let Some(next) = self.downlink.acknowledge(packet_id) {
+                    self.write_publish(&next).await;
+                }
+            }
             Packet::Disconnect => return Ok(false),
             Packet::Connect(_) => {
                 self.disconnect(DisconnectReason::ProtocolError).await;
@@ -241,6 +253,7 @@ impl SessionState<'_> {
             Uplink::PropertiesReport => self.report_properties(&publish.payload).await,
             Uplink::MessagesUp => self.shard.count_uplink(UplinkKind::Message),
             Uplink::EventsUp => self.shard.count_uplink(UplinkKind::Event),
+            Uplink::ShadowGet { request_id } => self.answer_shadow_get(request_id, &publish.payload).await,
             _ => self.shard.count_uplink(UplinkKind::Other),
         }
         if publish.qos == 1 {
@@ -267,6 +280,64 @@ impl SessionState<'_> {
             self.shard.count_uplink(UplinkKind::Malformed);
             tracing::debug!(device_id = self.device_id, %error, "property report not applied");
         }
+    }
+
+    /// `.../sys/shadow/get/request_id={id}` (spec §1.5): the shadow goes back on
+    /// `.../sys/shadow/get/response/request_id={id}`, at the QoS the device subscribed with
+    /// (QoS 0 through the implicit system subscription if it never subscribed).
+    async fn answer_shadow_get(&mut self, request_id: &str, payload: &[u8]) {
+        #[derive(serde::Deserialize, Default)]
+        struct ShadowGet {
+            object_device_id: Option<String>,
+            service_id: Option<String>,
+        }
+        #[derive(serde::Serialize)]
+        struct ShadowGetResponse<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            object_device_id: Option<&'a str>,
+            shadow: Vec<&'a protocol::shadow::ServiceShadow>,
+        }
+        let request = if payload.is_empty() {
+            ShadowGet::default()
+        } else {
+            match protocol::json::from_bytes::<ShadowGet>(payload) {
+                Ok(request) => request,
+                Err(error) => {
+                    self.shard.count_uplink(UplinkKind::Malformed);
+                    tracing::debug!(device_id = self.device_id, %error, "malformed shadow get ignored");
+                    return;
+                }
+            }
+        };
+        let shadow = self.shard.shadow_of(self.device_id).unwrap_or_default();
+        let services = shadow
+            .services
+            .iter()
+            .filter(|s| request.service_id.as_deref().is_none_or(|wanted| wanted == s.service_id))
+            .collect();
+        let response =
+            ShadowGetResponse { object_device_id: request.object_device_id.as_deref(), shadow: services };
+        let topic_name = topic::shadow_get_response_topic(self.device_id, request_id);
+        self.deliver(topic_name, Bytes::from(protocol::json::to_vec(&response))).await;
+    }
+
+    /// Sends a downlink publish at the QoS the device's subscriptions give the topic.
+    async fn deliver(&mut self, topic_name: String, payload: Bytes) {
+        let Some(qos) = downlink::delivery_qos(&self.subscriptions, self.device_id, &topic_name) else {
+            tracing::debug!(device_id = self.device_id, topic = topic_name, "not subscribed; not delivered");
+            return;
+        };
+        match self.downlink.publish(topic_name, payload, qos) {
+            Ok(Some(publish)) => self.write_publish(&publish).await,
+            Ok(None) => {}
+            Err(error) => tracing::warn!(device_id = self.device_id, %error, "downlink publish refused"),
+        }
+    }
+
+    async fn write_publish(&self, publish: &Publish) {
+        let mut out = BytesMut::new();
+        codec::write_publish(self.version, publish, &mut out);
+        self.send(out).await;
     }
 
     async fn subscribe(&mut self, subscribe: Subscribe) {

@@ -38,7 +38,7 @@ pub(super) fn parse_shadows(shard: usize, shadows: HashMap<String, String>) -> H
 
 impl Shard {
     /// The device's shadow: the stored one, or the desired values it was registered with.
-    fn shadow_of(&self, device_id: &str) -> Option<DeviceShadow> {
+    pub fn shadow_of(&self, device_id: &str) -> Option<DeviceShadow> {
         if let Some(shadow) = self.shadows.borrow().get(device_id) {
             return Some(shadow.clone());
         }
