@@ -82,6 +82,11 @@ fn devices_log_in_on_their_home_shard_whichever_shard_accepts() {
 fn every_refusal_has_its_connack_code() {
     let engine = Engine::start(EngineOptions::default());
     register(&engine.client_a(), &["n1".into()]);
+    let certificate_device = json!({
+        "node_id": "x509", "product_id": "meter",
+        "auth_info": {"auth_type": "CERTIFICATES", "fingerprint": "a".repeat(40)}
+    });
+    assert_eq!(engine.client_a().post("devices", &certificate_device).status, 201);
     let good = iotda_connect("meter_n1", SECRET, 1);
     let cases: Vec<(&str, v4::Connect, u8)> = vec![
         ("malformed clientId", v4::Connect { client_id: "meter_n1".into(), ..good.clone() }, 2),
@@ -89,6 +94,7 @@ fn every_refusal_has_its_connack_code() {
         ("keep-alive above 1200 s", v4::Connect { keep_alive: 1201, ..good.clone() }, 2),
         ("wrong password", iotda_connect("meter_n1", "not-the-secret", 1), 4),
         ("unknown device", iotda_connect("meter_nobody", SECRET, 1), 4),
+        ("a CERTIFICATES device without TLS", iotda_connect("meter_x509", SECRET, 1), 5),
         (
             "username is another device",
             {

@@ -5,6 +5,8 @@
 //! packets. The keep-alive is the socket's read timeout at 1.5 × the CONNECT's keep-alive.
 //!
 //! Decisions where the spec leaves room:
+//! - A device registered with `auth_type` CERTIFICATES is refused with 0x05 (not authorized):
+//!   it must use its client certificate over TLS, which is not offered yet.
 //! - A second CONNECT on a live connection is a protocol error [MQTT-3.1.0-2]: closed.
 //! - Will messages are not supported by IoTDA: a will in CONNECT is accepted and never sent.
 //!   Retain flags on uplink publishes are ignored.
@@ -79,6 +81,14 @@ pub async fn run(shard: Rc<Shard>, stream: TcpStream, buffer: BytesMut, connect:
 fn login_device(shard: &Shard, connect: &Connect) -> Result<String, login::LoginRefusal> {
     let device_id = login::device_id_of(&connect.client_id).unwrap_or_default().to_owned();
     let device = shard.device_for_login(&device_id);
+    if device.as_ref().is_some_and(|d| d.auth_type == "CERTIFICATES") {
+        // X.509 devices log in with a client certificate over TLS (spec §1.2), which this
+        // listener does not offer: they are not allowed a password login.
+        return Err(login::LoginRefusal {
+            code: ConnectCode::NotAuthorized,
+            reason: "a CERTIFICATES device must log in with its client certificate over TLS".into(),
+        });
+    }
     let secret = device.as_ref().and_then(|d| d.secret.as_deref());
     login::check_login(connect, secret, crate::now_unix_s())?;
     let device = device.expect("check_login refuses an unknown device");
