@@ -58,6 +58,8 @@ pub struct ReportedService {
 /// Services one report may carry, and properties per service: bounds on what one uplink can
 /// make the shard store.
 pub const REPORT_SERVICES_MAX: usize = 500;
+/// A device's whole shadow, as JSON: 256 KiB, like IoTDA's limit on a property update.
+pub const SHADOW_BYTES_MAX: usize = 256 * 1024;
 pub const SERVICE_PROPERTIES_MAX: usize = 500;
 const ID_CHARS_MAX: usize = 64;
 

@@ -122,3 +122,72 @@ fn a_device_may_only_use_its_own_topics() {
     });
     assert!(device.is_closed_within(Duration::from_secs(10)));
 }
+
+#[test]
+fn an_unsupported_protocol_level_gets_connack_1() {
+    let engine = Engine::start(EngineOptions::default());
+    let mut device = MqttDevice::open(engine.mqtt);
+    // CONNECT, protocol "MQTT" level 6, clean session, keep-alive 60, empty clientId.
+    device.send_raw(&[0x10, 0x0c, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x06, 0x02, 0x00, 0x3c, 0x00, 0x00]);
+    match device.next_packet(Duration::from_secs(10)) {
+        Some(v4::Packet::ConnAck(connack)) => assert_eq!(connack.code as u8, 1),
+        other => panic!("expected CONNACK 1, got {other:?}"),
+    }
+    assert!(device.is_closed_within(Duration::from_secs(10)));
+}
+
+/// Regression: the answer's topic repeats the request id; a 65 KB one used to panic the shard
+/// (and end the engine) when the answer was encoded.
+#[test]
+fn an_oversized_request_id_is_ignored_not_fatal() {
+    let engine = Engine::start(EngineOptions::default());
+    register(&engine.client_a(), &["n1", "n2"]);
+    let mut device = MqttDevice::login(engine.mqtt, "meter_n1", SECRET);
+    let topic = format!("$oc/devices/meter_n1/sys/shadow/get/request_id={}", "r".repeat(65_400));
+    device.send(|out| {
+        v4::Publish::new(topic, QoS::AtMostOnce, b"{}".to_vec()).write(out).unwrap();
+    });
+    assert!(device.ping(), "the session goes on");
+    let mut other = MqttDevice::login(engine.mqtt, "meter_n2", SECRET);
+    assert!(other.ping(), "and so does the engine");
+}
+
+/// Regression: a device that stops reading used to leave its session stuck for ever (ONLINE,
+/// holding its connection slot): the reader waited on a full outbound queue.
+#[test]
+fn a_device_that_never_reads_is_disconnected_and_marked_offline() {
+    let options =
+        EngineOptions { config_extra: "mqtt_connections_per_shard_max = 2".into(), ..Default::default() };
+    let engine = Engine::start(options);
+    let client = engine.client_a();
+    register(&client, &["n1", "n2"]);
+    let mut device = MqttDevice::login(engine.mqtt, "meter_n1", SECRET);
+    let big = "x".repeat(200_000);
+    let report = json!({"services": [{"service_id": "blob", "properties": {"data": big}}]}).to_string();
+    device.send(|out| {
+        v4::Publish::new("$oc/devices/meter_n1/sys/properties/report", QoS::AtMostOnce, report.into_bytes())
+            .write(out)
+            .unwrap();
+    });
+    // Ask for the 200 KB shadow far more often than a socket buffer holds, and never read.
+    device.stream.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    for n in 0..200 {
+        let mut out = bytes::BytesMut::new();
+        let topic = format!("$oc/devices/meter_n1/sys/shadow/get/request_id={n}");
+        v4::Publish::new(topic, QoS::AtMostOnce, b"{}".to_vec()).write(&mut out).unwrap();
+        if std::io::Write::write_all(&mut device.stream, &out).is_err() {
+            break; // the engine gave up on the connection
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = client.get("devices/meter_n1").json()["status"].clone();
+        if status == "OFFLINE" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the stuck session never ended: {status}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut next = MqttDevice::login(engine.mqtt, "meter_n2", SECRET);
+    assert!(next.ping(), "its connection slot was given back");
+}

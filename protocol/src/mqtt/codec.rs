@@ -67,8 +67,9 @@ pub enum MqttVersion {
     V5,
 }
 
-/// A decoded CONNECT, reduced to what the login and the session use.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A decoded CONNECT, reduced to what the login and the session use. `Debug` leaves the
+/// password out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Connect {
     pub version: MqttVersion,
     pub client_id: String,
@@ -81,6 +82,20 @@ pub struct Connect {
     pub clean_session: bool,
     /// The will flag. IoTDA does not support wills; the session decides what to do.
     pub has_will: bool,
+}
+
+impl std::fmt::Debug for Connect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connect")
+            .field("version", &self.version)
+            .field("client_id", &self.client_id)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("keep_alive_s", &self.keep_alive_s)
+            .field("clean_session", &self.clean_session)
+            .field("has_will", &self.has_will)
+            .finish()
+    }
 }
 
 /// A PUBLISH in either direction.

@@ -17,6 +17,8 @@ use protocol::mqtt::topic;
 
 pub const INFLIGHT_MAX: usize = 20;
 pub const PENDING_MAX: usize = 100;
+/// Payload bytes of QoS 1 publishes held for one session (in flight and queued).
+pub const HELD_BYTES_MAX: usize = 1 << 20;
 
 /// The QoS `topic` is delivered at, or `None` if the device is not subscribed to it.
 pub fn delivery_qos(subscriptions: &[(String, u8)], device_id: &str, topic_name: &str) -> Option<u8> {
@@ -32,7 +34,7 @@ pub fn delivery_qos(subscriptions: &[(String, u8)], device_id: &str, topic_name:
 pub enum DownlinkError {
     #[error("the device is not subscribed to {0}")]
     NotSubscribed(String),
-    #[error("{INFLIGHT_MAX} publishes await a PUBACK and {PENDING_MAX} more are queued")]
+    #[error("the device's downlink is full ({INFLIGHT_MAX} in flight, {PENDING_MAX} or {HELD_BYTES_MAX} bytes queued)")]
     Full,
 }
 
@@ -41,6 +43,8 @@ pub struct Downlink {
     inflight: BTreeMap<u16, Publish>,
     pending: VecDeque<Publish>,
     last_packet_id: u16,
+    /// Payload bytes in `inflight` and `pending`.
+    held_bytes: usize,
 }
 
 impl Downlink {
@@ -58,11 +62,16 @@ impl Downlink {
             return Ok(Some(publish));
         }
         if self.inflight.len() < INFLIGHT_MAX && self.pending.is_empty() {
+            if self.held_bytes + publish.payload.len() > HELD_BYTES_MAX {
+                return Err(DownlinkError::Full);
+            }
+            self.held_bytes += publish.payload.len();
             return Ok(Some(self.send_qos1(publish)));
         }
-        if self.pending.len() >= PENDING_MAX {
+        if self.pending.len() >= PENDING_MAX || self.held_bytes + publish.payload.len() > HELD_BYTES_MAX {
             return Err(DownlinkError::Full);
         }
+        self.held_bytes += publish.payload.len();
         self.pending.push_back(publish);
         Ok(None)
     }
@@ -70,7 +79,8 @@ impl Downlink {
     /// A PUBACK arrived: frees its slot and returns the next queued publish to write, if any.
     /// An ack for an unknown packet id is ignored (`None`).
     pub fn acknowledge(&mut self, packet_id: u16) -> Option<Publish> {
-        self.inflight.remove(&packet_id)?;
+        let acknowledged = self.inflight.remove(&packet_id)?;
+        self.held_bytes -= acknowledged.payload.len();
         let next = self.pending.pop_front()?;
         Some(self.send_qos1(next))
     }
@@ -133,6 +143,17 @@ mod tests {
         assert_eq!(send(&mut downlink, 1).unwrap().packet_id, u16::MAX);
         assert_eq!(send(&mut downlink, 2).unwrap().packet_id, 1, "wraps past 0");
         assert_eq!(downlink.inflight(), 2);
+    }
+
+    #[test]
+    fn held_bytes_are_bounded_and_given_back_on_ack() {
+        let mut downlink = Downlink::default();
+        let big = Bytes::from(vec![0u8; HELD_BYTES_MAX / 2]);
+        let first = downlink.publish("a".into(), big.clone(), 1).unwrap().unwrap();
+        assert!(downlink.publish("b".into(), big.clone(), 1).unwrap().is_some());
+        assert_eq!(downlink.publish("c".into(), Bytes::from_static(b"x"), 1), Err(DownlinkError::Full));
+        assert!(downlink.acknowledge(first.packet_id).is_none());
+        assert!(downlink.publish("c".into(), Bytes::from_static(b"x"), 1).unwrap().is_some());
     }
 
     #[test]

@@ -52,13 +52,21 @@ async fn refuse(mut stream: TcpStream) {
 }
 
 /// Reads the CONNECT, then runs the session here or hands the socket to the home shard. The
-/// connection count taken by `connection_opened` moves with the socket.
+/// connection count taken by `connection_opened` stays with this shard until the home shard
+/// has taken the socket (and counted it there).
 async fn accept_one(shard: &Rc<Shard>, mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let (buffer, connect) = match read_connect(shard, &mut stream).await {
         Ok(read) => read,
-        Err(reason) => {
+        Err(ConnectFailure { reason, answer }) => {
             tracing::debug!(shard = shard.id(), reason, "MQTT connection closed before login");
+            if let Some(code) = answer {
+                // An unsupported protocol level is answered in 3.1.1 form [MQTT-3.1.2-2].
+                let mut out = BytesMut::new();
+                codec::write_connack(codec::MqttVersion::V4, code, &mut out);
+                let _ = stream.write_all(&out).await;
+            }
+            let _ = stream.close().await;
             shard.connection_closed();
             return;
         }
@@ -74,41 +82,57 @@ async fn accept_one(shard: &Rc<Shard>, mut stream: TcpStream) {
     // no read or write is in flight on it.
     let duplicate = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) }.try_clone_to_owned();
     drop(stream);
-    shard.connection_closed();
     let fd = match duplicate {
         Ok(fd) => fd,
         Err(error) => {
             tracing::warn!(shard = shard.id(), %error, "duplicating a socket for hand-off");
+            shard.connection_closed();
             return;
         }
     };
     let adoption = Adoption { fd, buffered: buffer.to_vec(), connect };
-    match shard.call(home, Request::AdoptConnection(Box::new(adoption))).await {
-        Reply::Done => {}
-        other => tracing::warn!(shard = shard.id(), home, ?other, "hand-off refused; connection closed"),
+    let reply = shard.call(home, Request::AdoptConnection(Box::new(adoption))).await;
+    shard.connection_closed();
+    if !matches!(reply, Reply::Done) {
+        tracing::warn!(shard = shard.id(), home, ?reply, "hand-off refused; connection closed");
     }
 }
 
-/// Reads until one complete CONNECT is buffered, within the connect timeout and
-/// [`CONNECT_BYTES_MAX`]. Anything else first is a protocol error.
-async fn read_connect(shard: &Shard, stream: &mut TcpStream) -> Result<(BytesMut, Connect), String> {
+/// Why no CONNECT was read, and the CONNACK to answer with, if any.
+struct ConnectFailure {
+    reason: String,
+    answer: Option<codec::ConnectCode>,
+}
+
+impl From<String> for ConnectFailure {
+    fn from(reason: String) -> Self {
+        ConnectFailure { reason, answer: None }
+    }
+}
+
+/// Reads until one complete CONNECT is buffered, within the connect timeout (in all, not per
+/// read) and [`CONNECT_BYTES_MAX`]. Anything else first is a protocol error.
+async fn read_connect(shard: &Shard, stream: &mut TcpStream) -> Result<(BytesMut, Connect), ConnectFailure> {
     let timeout = shard.device_access_config().connect_timeout;
     let deadline = Instant::now() + timeout;
-    stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
     let mut buffer = BytesMut::new();
     loop {
         match codec::read_packet(&mut buffer, None, CONNECT_BYTES_MAX) {
             Ok(Some(Packet::Connect(connect))) => return Ok((buffer, connect)),
-            Ok(Some(_)) => return Err("[MQTT-3.1.0-1] the first packet must be CONNECT".into()),
+            Ok(Some(_)) => return Err(String::from("[MQTT-3.1.0-1] the first packet must be CONNECT").into()),
             Ok(None) => {}
-            Err(error) => return Err(error.to_string()),
+            Err(error) => {
+                return Err(ConnectFailure { answer: error.connack_code(), reason: error.to_string() });
+            }
         }
-        if Instant::now() >= deadline {
-            return Err(format!("no complete CONNECT within {timeout:?}"));
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("no complete CONNECT within {timeout:?}").into());
         }
+        stream.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
         let read = read_into(stream, &mut buffer).await.map_err(|e| e.to_string())?;
         if read == 0 {
-            return Err("closed by the client".into());
+            return Err(String::from("closed by the client").into());
         }
     }
 }

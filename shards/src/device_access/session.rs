@@ -35,6 +35,13 @@ use crate::registry::access::UplinkKind;
 use crate::registry::records::DeviceStatus;
 use crate::registry::Shard;
 
+/// A write that makes no progress for this long ends the connection (the device stopped
+/// reading and its socket buffer is full).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time a closing session gives its writer to send what is queued.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+/// Longest `request_id` accepted in an uplink topic; the answer's topic repeats it.
+const REQUEST_ID_BYTES_MAX: usize = 128;
 /// Subscriptions one connection may hold (spec §5: 100).
 pub const SUBSCRIPTIONS_MAX: usize = 100;
 /// Encoded packets waiting for the writer. glommio preallocates the queue (32 bytes a slot),
@@ -63,9 +70,9 @@ pub async fn run(shard: Rc<Shard>, stream: TcpStream, buffer: BytesMut, connect:
     let raw_fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
     let session_id = shard.begin_session(&device_id, raw_fd);
     shard.set_connection_status(&device_id, DeviceStatus::Online).await;
-    let end = serve(&shard, stream, buffer, &connect, &device_id, keep_alive).await;
-    // The session leaves the table before its socket is closed (dropped in `serve`).
-    if shard.end_session(&device_id, session_id) {
+    let link = Link { raw_fd, session_id, keep_alive };
+    let (end, was_current) = serve(&shard, stream, buffer, &connect, &device_id, link).await;
+    if was_current {
         shard.set_connection_status(&device_id, DeviceStatus::Offline).await;
     }
     shard.connection_closed();
@@ -117,18 +124,26 @@ async fn refuse(mut stream: TcpStream, connect: &Connect, refusal: login::LoginR
     let _ = stream.close().await;
 }
 
+/// What `serve` needs to know about the socket besides the stream itself.
+struct Link {
+    raw_fd: std::os::fd::RawFd,
+    session_id: u64,
+    keep_alive: Duration,
+}
+
+/// Serves the connection until it ends. Returns why, and whether this was still the device's
+/// current session (a taken-over one must not mark the device OFFLINE).
 async fn serve(
     shard: &Rc<Shard>,
     stream: TcpStream,
     mut buffer: BytesMut,
     connect: &Connect,
     device_id: &str,
-    keep_alive: Duration,
-) -> End {
+    link: Link,
+) -> (End, bool) {
     let version = connect.version;
-    if stream.set_read_timeout(Some(keep_alive)).is_err() {
-        return End::Closed("could not arm the keep-alive".into());
-    }
+    let armed =
+        stream.set_read_timeout(Some(link.keep_alive)).and(stream.set_write_timeout(Some(WRITE_TIMEOUT)));
     let (mut reader, mut writer) = futures_lite::io::split(stream);
     let (outbound, queue) = local_channel::new_bounded::<Bytes>(OUTBOUND_PACKETS_MAX);
     let writer_task = glommio::spawn_local(async move {
@@ -139,9 +154,6 @@ async fn serve(
         }
         let _ = writer.close().await;
     });
-    let mut connack = BytesMut::new();
-    codec::write_connack(version, ConnectCode::Accepted, &mut connack);
-    let _ = outbound.send(connack.freeze()).await;
     let mut state = SessionState {
         shard,
         device_id,
@@ -150,38 +162,35 @@ async fn serve(
         downlink: Downlink::default(),
         outbound: &outbound,
     };
-    let packet_bytes_max = shard.device_access_config().packet_bytes_max;
-    let end = loop {
-        match codec::read_packet(&mut buffer, Some(version), packet_bytes_max) {
-            Ok(Some(packet)) => match state.handle(packet).await {
-                Ok(true) => continue,
-                Ok(false) => break End::Disconnected,
-                Err(reason) => break End::Closed(reason),
-            },
-            Ok(None) => shrink_if_idle(&mut buffer),
-            Err(error) => {
-                let reason = match error {
-                    codec::CodecError::TooLarge { .. } => DisconnectReason::PacketTooLarge,
-                    _ => DisconnectReason::ProtocolError,
-                };
-                state.disconnect(reason).await;
-                break End::Closed(error.to_string());
-            }
-        }
-        match read_into(&mut reader, &mut buffer).await {
-            Ok(0) => break End::Closed("closed by the client or taken over".into()),
-            Ok(_) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {
-                state.disconnect(DisconnectReason::KeepAliveTimeout).await;
-                break End::Closed(format!("keep-alive expired ({keep_alive:?} without a packet)"));
-            }
-            Err(error) => break End::Closed(error.to_string()),
-        }
+    let end = match armed {
+        Ok(()) => state.run(&mut reader, &mut buffer, link.keep_alive).await,
+        Err(error) => End::Closed(format!("could not arm the socket timeouts: {error}")),
     };
     drop(state);
+    // Leave the live-session table while the descriptor is still open (`reader` owns it): a
+    // takeover can never shut down a descriptor that was closed, and perhaps reused, already.
+    let was_current = shard.end_session(device_id, link.session_id);
+    // The writer sends what is queued (a v5 DISCONNECT) and stops; a device that does not take
+    // it within the grace time is cut off (dropping the task cancels its write).
     drop(outbound);
-    writer_task.await;
-    end
+    let drained = futures_lite::future::or(
+        async {
+            writer_task.await;
+            true
+        },
+        async {
+            glommio::timer::sleep(DRAIN_GRACE).await;
+            false
+        },
+    )
+    .await;
+    if !drained {
+        tracing::debug!(device_id, "the device did not take its last packets in time");
+    }
+    // SAFETY: `reader` still owns the descriptor, so it is open; shutdown(2) does not close it.
+    unsafe { libc::shutdown(link.raw_fd, libc::SHUT_RDWR) };
+    drop(reader);
+    (end, was_current)
 }
 
 struct SessionState<'a> {
@@ -194,16 +203,54 @@ struct SessionState<'a> {
 }
 
 impl SessionState<'_> {
+    /// The reader loop: CONNACK, then packets until the connection ends.
+    async fn run(
+        &mut self,
+        reader: &mut (impl futures_lite::AsyncRead + Unpin),
+        buffer: &mut BytesMut,
+        keep_alive: Duration,
+    ) -> End {
+        let mut connack = BytesMut::new();
+        codec::write_connack(self.version, ConnectCode::Accepted, &mut connack);
+        if let Err(reason) = self.send(connack) {
+            return End::Closed(reason);
+        }
+        let packet_bytes_max = self.shard.device_access_config().packet_bytes_max;
+        loop {
+            match codec::read_packet(buffer, Some(self.version), packet_bytes_max) {
+                Ok(Some(packet)) => match self.handle(packet).await {
+                    Ok(true) => continue,
+                    Ok(false) => return End::Disconnected,
+                    Err(reason) => return End::Closed(reason),
+                },
+                Ok(None) => shrink_if_idle(buffer),
+                Err(error) => {
+                    self.disconnect(error.disconnect_reason());
+                    return End::Closed(error.to_string());
+                }
+            }
+            match read_into(reader, buffer).await {
+                Ok(0) => return End::Closed("closed by the client or taken over".into()),
+                Ok(_) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {
+                    self.disconnect(DisconnectReason::KeepAliveTimeout);
+                    return End::Closed(format!("keep-alive expired ({keep_alive:?} without a packet)"));
+                }
+                Err(error) => return End::Closed(error.to_string()),
+            }
+        }
+    }
+
     /// `Ok(true)`: go on; `Ok(false)`: the client disconnected; `Err`: close, with the reason.
     async fn handle(&mut self, packet: Packet) -> Result<bool, String> {
         match packet {
             Packet::PingReq => {
                 let mut out = BytesMut::new();
                 codec::write_pingresp(&mut out);
-                self.send(out).await;
+                self.send(out)?;
             }
             Packet::Publish(publish) => self.uplink(publish).await?,
-            Packet::Subscribe(subscribe) => self.subscribe(subscribe).await,
+            Packet::Subscribe(subscribe) => self.subscribe(subscribe)?,
             Packet::Unsubscribe(unsubscribe) => {
                 self.subscriptions.retain(|(filter, _)| !unsubscribe.filters.contains(filter));
                 let mut out = BytesMut::new();
@@ -213,20 +260,20 @@ impl SessionState<'_> {
                     unsubscribe.filters.len(),
                     &mut out,
                 );
-                self.send(out).await;
+                self.send(out)?;
             }
             Packet::PubAck { packet_id } => {
                 if let Some(next) = self.downlink.acknowledge(packet_id) {
-                    self.write_publish(&next).await;
+                    self.write_publish(&next)?;
                 }
             }
             Packet::Disconnect => return Ok(false),
             Packet::Connect(_) => {
-                self.disconnect(DisconnectReason::ProtocolError).await;
+                self.disconnect(DisconnectReason::ProtocolError);
                 return Err("[MQTT-3.1.0-2] a second CONNECT".into());
             }
             Packet::Unexpected(what) => {
-                self.disconnect(DisconnectReason::ProtocolError).await;
+                self.disconnect(DisconnectReason::ProtocolError);
                 return Err(format!("unexpected packet from a client: {what}"));
             }
         }
@@ -235,7 +282,7 @@ impl SessionState<'_> {
 
     async fn uplink(&mut self, publish: Publish) -> Result<(), String> {
         if publish.qos > 1 {
-            self.disconnect(DisconnectReason::ProtocolError).await;
+            self.disconnect(DisconnectReason::ProtocolError);
             return Err("QoS 2 is not supported (spec §1.1)".into());
         }
         let uplink = match topic::classify_uplink(self.device_id, &publish.topic) {
@@ -254,7 +301,7 @@ impl SessionState<'_> {
                         PublishRefusal::NotAuthorized,
                         &mut out,
                     );
-                    self.send(out).await;
+                    self.send(out)?;
                 }
                 return Ok(());
             }
@@ -263,13 +310,13 @@ impl SessionState<'_> {
             Uplink::PropertiesReport => self.report_properties(&publish.payload).await,
             Uplink::MessagesUp => self.shard.count_uplink(UplinkKind::Message),
             Uplink::EventsUp => self.shard.count_uplink(UplinkKind::Event),
-            Uplink::ShadowGet { request_id } => self.answer_shadow_get(request_id, &publish.payload).await,
+            Uplink::ShadowGet { request_id } => self.answer_shadow_get(request_id, &publish.payload)?,
             _ => self.shard.count_uplink(UplinkKind::Other),
         }
         if publish.qos == 1 {
             let mut out = BytesMut::new();
             codec::write_puback(self.version, publish.packet_id, &mut out);
-            self.send(out).await;
+            self.send(out)?;
         }
         Ok(())
     }
@@ -295,7 +342,15 @@ impl SessionState<'_> {
     /// `.../sys/shadow/get/request_id={id}` (spec §1.5): the shadow goes back on
     /// `.../sys/shadow/get/response/request_id={id}`, at the QoS the device subscribed with
     /// (QoS 0 through the implicit system subscription if it never subscribed).
-    async fn answer_shadow_get(&mut self, request_id: &str, payload: &[u8]) {
+    fn answer_shadow_get(&mut self, request_id: &str, payload: &[u8]) -> Result<(), String> {
+        if request_id.is_empty() || request_id.len() > REQUEST_ID_BYTES_MAX {
+            self.shard.count_uplink(UplinkKind::Malformed);
+            tracing::debug!(
+                device_id = self.device_id,
+                "shadow get with an empty or oversized request_id ignored"
+            );
+            return Ok(());
+        }
         #[derive(serde::Deserialize, Default)]
         struct ShadowGet {
             object_device_id: Option<String>,
@@ -315,7 +370,7 @@ impl SessionState<'_> {
                 Err(error) => {
                     self.shard.count_uplink(UplinkKind::Malformed);
                     tracing::debug!(device_id = self.device_id, %error, "malformed shadow get ignored");
-                    return;
+                    return Ok(());
                 }
             }
         };
@@ -328,29 +383,31 @@ impl SessionState<'_> {
         let response =
             ShadowGetResponse { object_device_id: request.object_device_id.as_deref(), shadow: services };
         let topic_name = topic::shadow_get_response_topic(self.device_id, request_id);
-        self.deliver(topic_name, Bytes::from(protocol::json::to_vec(&response))).await;
+        self.deliver(topic_name, Bytes::from(protocol::json::to_vec(&response)))
     }
 
     /// Sends a downlink publish at the QoS the device's subscriptions give the topic.
-    async fn deliver(&mut self, topic_name: String, payload: Bytes) {
+    /// `Err` only when the connection must close (the device does not read).
+    fn deliver(&mut self, topic_name: String, payload: Bytes) -> Result<(), String> {
         let Some(qos) = downlink::delivery_qos(&self.subscriptions, self.device_id, &topic_name) else {
             tracing::debug!(device_id = self.device_id, topic = topic_name, "not subscribed; not delivered");
-            return;
+            return Ok(());
         };
         match self.downlink.publish(topic_name, payload, qos) {
-            Ok(Some(publish)) => self.write_publish(&publish).await,
+            Ok(Some(publish)) => self.write_publish(&publish)?,
             Ok(None) => {}
             Err(error) => tracing::warn!(device_id = self.device_id, %error, "downlink publish refused"),
         }
+        Ok(())
     }
 
-    async fn write_publish(&self, publish: &Publish) {
+    fn write_publish(&self, publish: &Publish) -> Result<(), String> {
         let mut out = BytesMut::new();
         codec::write_publish(self.version, publish, &mut out);
-        self.send(out).await;
+        self.send(out)
     }
 
-    async fn subscribe(&mut self, subscribe: Subscribe) {
+    fn subscribe(&mut self, subscribe: Subscribe) -> Result<(), String> {
         let mut results = Vec::with_capacity(subscribe.filters.len());
         for (filter, qos) in subscribe.filters {
             let allowed = topic::filter_allowed(self.device_id, &filter);
@@ -372,19 +429,23 @@ impl SessionState<'_> {
         }
         let mut out = BytesMut::new();
         codec::write_suback(self.version, subscribe.packet_id, &results, &mut out);
-        self.send(out).await;
+        self.send(out)
     }
 
-    async fn disconnect(&self, reason: DisconnectReason) {
+    /// A v5 DISCONNECT with `reason`, if there is room; the connection closes either way.
+    fn disconnect(&self, reason: DisconnectReason) {
         let mut out = BytesMut::new();
         codec::write_disconnect(self.version, reason, &mut out);
         if !out.is_empty() {
-            self.send(out).await;
+            let _ = self.send(out);
         }
     }
 
-    async fn send(&self, packet: BytesMut) {
-        // A closed queue means the writer failed: the reader notices at its next read.
-        let _ = self.outbound.send(packet.freeze()).await;
+    /// Queues a packet for the writer without waiting: the reader never blocks on a device
+    /// that does not read. A full queue (or a writer that failed) closes the connection.
+    fn send(&self, packet: BytesMut) -> Result<(), String> {
+        self.outbound.try_send(packet.freeze()).map_err(|_| {
+            format!("the device does not read: {OUTBOUND_PACKETS_MAX} packets queued, or the socket failed")
+        })
     }
 }

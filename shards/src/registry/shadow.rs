@@ -72,6 +72,10 @@ impl Shard {
         let received = protocol::time::format_t1(crate::now_unix_ms());
         shadow.apply_report(report, &received)?;
         let shadow_json = String::from_utf8(protocol::json::to_vec(&shadow)).expect("JSON is UTF-8");
+        if shadow_json.len() > protocol::shadow::SHADOW_BYTES_MAX {
+            let message = format!("the shadow would grow past {} bytes", protocol::shadow::SHADOW_BYTES_MAX);
+            return Err(ReportError::Invalid(protocol::error::ValidationError::new("services", message)));
+        }
         let previous = self.shadows.borrow_mut().insert(device_id.to_owned(), shadow.clone());
         let record = RegistryRecord::ShadowPut(ShadowRecord { device_id: device_id.to_owned(), shadow_json });
         let result = self.persist(record).await;
