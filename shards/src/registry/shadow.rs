@@ -38,12 +38,14 @@ pub(super) fn parse_shadows(shard: usize, shadows: HashMap<String, String>) -> H
 
 impl Shard {
     /// The device's shadow: the stored one, or the desired values it was registered with.
+    /// `None` once the device is gone from memory, even while its delete is being logged, so a
+    /// late report cannot outlive the device.
     pub fn shadow_of(&self, device_id: &str) -> Option<DeviceShadow> {
+        let devices = self.devices.borrow();
+        let device = devices.get(device_id)?;
         if let Some(shadow) = self.shadows.borrow().get(device_id) {
             return Some(shadow.clone());
         }
-        let devices = self.devices.borrow();
-        let device = devices.get(device_id)?;
         let created = protocol::time::format_t1(device.create_time_ms);
         Some(match &device.initial_shadow_json {
             Some(json) => DeviceShadow::with_initial_desired(json, &created),
