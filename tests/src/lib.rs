@@ -23,3 +23,17 @@ pub mod python;
 
 pub use client::{http_request, sdk_date_now, Auth, Client, HttpResponse};
 pub use engine::{run_engine_command, Engine, EngineOptions, ProjectCredentials, HUNG, PROJECT_A, PROJECT_B};
+
+/// Registers product `meter` and one device `meter_{node_id}` per node id, each with `secret`,
+/// through the REST API (asserting every 201).
+pub fn register_meter_devices<S: AsRef<str>>(client: &Client, node_ids: &[S], secret: &str) {
+    let product = serde_json::json!({
+        "product_id": "meter", "name": "meter", "device_type": "Meter", "protocol_type": "MQTT",
+        "service_capabilities": []
+    });
+    assert_eq!(client.post("products", &product).status, 201);
+    for node_id in node_ids {
+        let body = serde_json::json!({"node_id": node_id.as_ref(), "product_id": "meter", "auth_info": {"secret": secret}});
+        assert_eq!(client.post("devices", &body).status, 201);
+    }
+}

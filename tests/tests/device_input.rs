@@ -13,13 +13,8 @@ use tests::{Client, Engine, EngineOptions};
 
 const SECRET: &str = "device-secret-1";
 
-fn register(client: &Client, node_ids: &[&str]) {
-    let product = json!({"product_id": "meter", "name": "meter", "device_type": "Meter", "protocol_type": "MQTT", "service_capabilities": []});
-    assert_eq!(client.post("products", &product).status, 201);
-    for node_id in node_ids {
-        let body = json!({"node_id": node_id, "product_id": "meter", "auth_info": {"secret": SECRET}});
-        assert_eq!(client.post("devices", &body).status, 201);
-    }
+fn register<S: AsRef<str>>(client: &Client, node_ids: &[S]) {
+    tests::register_meter_devices(client, node_ids, SECRET);
 }
 
 #[test]

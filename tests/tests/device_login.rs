@@ -12,13 +12,8 @@ use tests::{Client, Engine, EngineOptions};
 
 const SECRET: &str = "device-secret-1";
 
-fn register(client: &Client, node_ids: &[String]) {
-    let product = json!({"product_id": "meter", "name": "meter", "device_type": "Meter", "protocol_type": "MQTT", "service_capabilities": []});
-    assert_eq!(client.post("products", &product).status, 201);
-    for node_id in node_ids {
-        let body = json!({"node_id": node_id, "product_id": "meter", "auth_info": {"secret": SECRET}});
-        assert_eq!(client.post("devices", &body).status, 201);
-    }
+fn register<S: AsRef<str>>(client: &Client, node_ids: &[S]) {
+    tests::register_meter_devices(client, node_ids, SECRET);
 }
 
 /// Waits until the device's status is `status` (the status is written when the session starts
@@ -39,7 +34,7 @@ fn await_status(client: &Client, device_id: &str, status: &str) -> serde_json::V
 fn both_signature_types_log_in_and_status_follows_the_connection() {
     let engine = Engine::start(EngineOptions::default());
     let client = engine.client_a();
-    register(&client, &["n1".into()]);
+    register(&client, &["n1"]);
     assert_eq!(client.get("devices/meter_n1").json()["status"], "INACTIVE");
     for signature_type in [0, 1] {
         let (mut device, code) =
@@ -81,7 +76,7 @@ fn devices_log_in_on_their_home_shard_whichever_shard_accepts() {
 #[test]
 fn every_refusal_has_its_connack_code() {
     let engine = Engine::start(EngineOptions::default());
-    register(&engine.client_a(), &["n1".into()]);
+    register(&engine.client_a(), &["n1"]);
     let certificate_device = json!({
         "node_id": "x509", "product_id": "meter",
         "auth_info": {"auth_type": "CERTIFICATES", "fingerprint": "a".repeat(40)}
@@ -121,7 +116,7 @@ fn every_refusal_has_its_connack_code() {
 fn a_new_login_takes_over_and_deleting_the_device_disconnects_it() {
     let engine = Engine::start(EngineOptions { shards: 2, ..Default::default() });
     let client = engine.client_a();
-    register(&client, &["n1".into()]);
+    register(&client, &["n1"]);
     let mut first = MqttDevice::login(engine.mqtt, "meter_n1", SECRET);
     let mut second = MqttDevice::login(engine.mqtt, "meter_n1", SECRET);
     assert!(first.is_closed_within(Duration::from_secs(10)), "the older connection is closed");

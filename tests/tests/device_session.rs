@@ -13,7 +13,6 @@ use bytes::BytesMut;
 use mqttbytes::v4;
 use mqttbytes::v5::{self, ConnectReturnCode, DisconnectReasonCode, PubAckReason};
 use mqttbytes::QoS;
-use serde_json::json;
 use tests::mqtt::{iotda_connect, iotda_credentials, MqttDevice};
 use tests::{Client, Engine, EngineOptions};
 
@@ -23,13 +22,8 @@ const KEEP_ALIVE_S: u16 = 30;
 /// The largest packet the v5 test client reads.
 const PACKET_BYTES_MAX: usize = 2 * 1024 * 1024;
 
-fn register(client: &Client, node_ids: &[&str]) {
-    let product = json!({"product_id": "meter", "name": "meter", "device_type": "Meter", "protocol_type": "MQTT", "service_capabilities": []});
-    assert_eq!(client.post("products", &product).status, 201);
-    for node_id in node_ids {
-        let body = json!({"node_id": node_id, "product_id": "meter", "auth_info": {"secret": SECRET}});
-        assert_eq!(client.post("devices", &body).status, 201);
-    }
+fn register<S: AsRef<str>>(client: &Client, node_ids: &[S]) {
+    tests::register_meter_devices(client, node_ids, SECRET);
 }
 
 /// Waits until the device's status is `status` (it is written a moment after the socket event
