@@ -76,7 +76,7 @@ impl MqttDevice {
     }
 
     /// The next packet, or `None` if the engine closed the connection (or nothing came
-    /// within `timeout`, which the caller tells apart with [`MqttDevice::is_closed`]).
+    /// within `timeout`, which the caller tells apart with [`MqttDevice::is_closed_within`]).
     pub fn next_packet(&mut self, timeout: Duration) -> Option<Packet> {
         let deadline = Instant::now() + timeout;
         loop {

@@ -2,7 +2,9 @@
 //!
 //! Login (spec §1.2) → CONNACK → the session loop. The reader owns the read half and handles
 //! every packet; the writer task owns the write half and drains a bounded queue of encoded
-//! packets. The keep-alive is the socket's read timeout at 1.5 × the CONNECT's keep-alive.
+//! packets, which the reader fills without ever waiting (a full queue ends the connection).
+//! The keep-alive is the socket's read timeout at 1.5 × the CONNECT's keep-alive; a write that
+//! stalls for `WRITE_TIMEOUT` (30 s) ends the writer.
 //!
 //! Decisions where the spec leaves room:
 //! - A device registered with `auth_type` CERTIFICATES is refused with 0x05 (not authorized):
@@ -45,8 +47,8 @@ const REQUEST_ID_BYTES_MAX: usize = 128;
 /// Subscriptions one connection may hold (spec §5: 100).
 pub const SUBSCRIPTIONS_MAX: usize = 100;
 /// Encoded packets waiting for the writer. glommio preallocates the queue (32 bytes a slot),
-/// and idle connections are what a fleet is made of, so it stays short; a full queue makes
-/// the session wait for the device to read (back-pressure).
+/// and idle connections are what a fleet is made of, so it stays short. The reader never waits
+/// for room: a device that lets the queue fill is not reading, and is disconnected.
 const OUTBOUND_PACKETS_MAX: usize = 32;
 
 /// Why a session ended, for the log.
