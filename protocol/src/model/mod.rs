@@ -28,6 +28,7 @@
 //!   [`validate`]; in particular `service_id`s are unique in the product and property, command
 //!   and para names are unique in their parent, so the look-ups below are unambiguous.
 
+pub mod check;
 pub(crate) mod field;
 mod service;
 pub mod validate;

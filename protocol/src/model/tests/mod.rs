@@ -1,6 +1,7 @@
 //! Product-model tests: parsing realistic bodies (`parse`), the product-level rules and
 //! UpdateProduct (`product`), and the service-capability rules (`service`).
 
+mod check;
 mod parse;
 mod product;
 mod service;
