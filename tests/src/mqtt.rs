@@ -29,6 +29,23 @@ pub fn iotda_connect(device_id: &str, secret: &str, signature_type: u8) -> v4::C
     connect
 }
 
+/// Reads what arrives before `deadline` onto `buffer`; `false` on EOF, error or timeout.
+pub fn read_more(stream: &mut TcpStream, buffer: &mut BytesMut, deadline: Instant) -> bool {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return false;
+    }
+    stream.set_read_timeout(Some(left)).unwrap();
+    let mut chunk = [0u8; 4096];
+    match stream.read(&mut chunk) {
+        Ok(0) | Err(_) => false,
+        Ok(read) => {
+            buffer.extend_from_slice(&chunk[..read]);
+            true
+        }
+    }
+}
+
 /// One device connection.
 #[derive(Debug)]
 pub struct MqttDevice {
@@ -85,15 +102,8 @@ impl MqttDevice {
                 Err(mqttbytes::Error::InsufficientBytes(_)) => {}
                 Err(error) => panic!("the engine sent a malformed packet: {error:?}"),
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            if !read_more(&mut self.stream, &mut self.buffer, deadline) {
                 return None;
-            }
-            self.stream.set_read_timeout(Some(left)).unwrap();
-            let mut chunk = [0u8; 4096];
-            match self.stream.read(&mut chunk) {
-                Ok(0) | Err(_) => return None,
-                Ok(read) => self.buffer.extend_from_slice(&chunk[..read]),
             }
         }
     }

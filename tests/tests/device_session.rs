@@ -93,15 +93,8 @@ impl V5Device {
                 Err(mqttbytes::Error::InsufficientBytes(_)) => {}
                 Err(error) => panic!("the engine sent a malformed packet: {error:?}"),
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            if !tests::mqtt::read_more(&mut self.stream, &mut self.buffer, deadline) {
                 return None;
-            }
-            self.stream.set_read_timeout(Some(left)).unwrap();
-            let mut chunk = [0u8; 4096];
-            match self.stream.read(&mut chunk) {
-                Ok(0) | Err(_) => return None,
-                Ok(read) => self.buffer.extend_from_slice(&chunk[..read]),
             }
         }
     }

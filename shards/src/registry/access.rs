@@ -122,11 +122,6 @@ impl Shard {
         }
     }
 
-    /// Whether the device has a live connection here.
-    pub fn is_connected(&self, device_id: &str) -> bool {
-        self.access.sessions.borrow().contains_key(device_id)
-    }
-
     /// Records ONLINE (with `active_time` on the very first login) or OFFLINE, durably.
     pub async fn set_connection_status(self: &Rc<Self>, device_id: &str, status: DeviceStatus) {
         let Some(mut device) = self.device_for_login(device_id) else { return };
