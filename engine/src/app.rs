@@ -58,20 +58,37 @@ pub struct ApiRequest<'a> {
     pub body: &'a [u8],
 }
 
-/// A successful answer: status and JSON body (empty for 204).
+/// A successful answer: status, body (empty for 204) and its content type.
 #[derive(Debug)]
 pub struct ApiResponse {
     pub status: StatusCode,
     pub body: Vec<u8>,
+    pub content_type: &'static str,
 }
+
+const JSON: &str = "application/json";
 
 impl ApiResponse {
     pub fn json<T: Serialize>(status: StatusCode, value: &T) -> ApiResponse {
-        ApiResponse { status, body: protocol::json::to_vec(value) }
+        ApiResponse { status, body: protocol::json::to_vec(value), content_type: JSON }
+    }
+
+    /// A JSON body built by the caller (it embeds JSON text verbatim).
+    pub fn raw_json(status: StatusCode, body: Vec<u8>) -> ApiResponse {
+        ApiResponse { status, body, content_type: JSON }
+    }
+
+    /// Prometheus text exposition format 0.0.4.
+    pub fn prometheus(body: String) -> ApiResponse {
+        ApiResponse {
+            status: StatusCode::OK,
+            body: body.into_bytes(),
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
+        }
     }
 
     pub fn no_content() -> ApiResponse {
-        ApiResponse { status: StatusCode::NO_CONTENT, body: Vec::new() }
+        ApiResponse { status: StatusCode::NO_CONTENT, body: Vec::new(), content_type: JSON }
     }
 }
 

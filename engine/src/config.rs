@@ -22,6 +22,7 @@ pub struct Config {
     pub mqtt_packet_bytes_max: usize,
     pub mqtt_connect_timeout_ms: u64,
     pub command_timeout_ms: u64,
+    pub device_calls_in_flight_max: usize,
     pub durability: DurabilityMode,
     pub log_flush_interval_us: u64,
     pub log_compaction_bytes: u64,
@@ -188,6 +189,9 @@ impl Config {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
         if self.command_timeout_ms == 0 {
             return invalid("command_timeout_ms must be positive".into());
+        }
+        if self.device_calls_in_flight_max == 0 {
+            return invalid("device_calls_in_flight_max must be positive".into());
         }
         if self.mesh_capacity == 0 || self.http_connections_max == 0 {
             return invalid("mesh_capacity and http_connections_max must be positive".into());

@@ -114,6 +114,7 @@ async fn shard_main(mesh: Rc<Mesh>, context: &StartContext) -> anyhow::Result<()
         connect_timeout: Duration::from_millis(config.mqtt_connect_timeout_ms),
         packet_bytes_max: config.mqtt_packet_bytes_max,
         connections_per_shard_max: config.mqtt_connections_per_shard_max,
+        device_calls_in_flight_max: config.device_calls_in_flight_max,
     });
     shard.start_serving();
     let mqtt_listener = bind_mqtt(&shard, context).await?;

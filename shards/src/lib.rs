@@ -29,6 +29,7 @@
 //!   `durability = "none"`).
 //! - Every queue is bounded: mesh channels, the log buffer.
 
+pub mod calls;
 pub mod data_dir;
 pub mod device_access;
 pub mod log;

@@ -60,6 +60,10 @@ pub enum Request {
         project_id: String,
         device_id: String,
     },
+    /// A command, property set or property get for a device of this shard (spec §2.5–§2.6).
+    DeviceCall(Box<crate::calls::DeviceCall>),
+    /// This shard's figures for `/metrics`.
+    Metrics,
     /// Run this device connection here, its home (the accepting shard read its CONNECT).
     AdoptConnection(Box<Adoption>),
     /// Shard 0 made this product durable; keep a read-only copy.
@@ -74,6 +78,16 @@ pub enum Reply {
     Count(u64),
     RecordId(u128),
     Shadow(Box<protocol::shadow::DeviceShadow>),
+    /// The device answered a call: its JSON, verbatim.
+    Answered {
+        request_id: String,
+        response: Vec<u8>,
+    },
+    /// The device did not answer before the deadline.
+    TimedOut {
+        request_id: String,
+    },
+    Metrics(Box<ShardMetrics>),
     Done,
     Failed(ShardError),
 }
@@ -85,6 +99,14 @@ pub enum ShardError {
     DeviceExists,
     #[error("the device does not exist")]
     DeviceNotFound,
+    #[error("the device is offline")]
+    DeviceOffline,
+    /// The call breaks the product model.
+    #[error(transparent)]
+    Invalid(#[from] protocol::error::ValidationError),
+    /// The device already has this many calls waiting.
+    #[error("the device already has {0} calls waiting for its answer; retry later")]
+    TooManyCalls(usize),
     /// The shard cannot persist (log closed for shutdown, or an I/O error): nothing changed
     /// that a later read could see as durable, and the client may retry.
     #[error("storage unavailable: {0}")]
@@ -94,4 +116,20 @@ pub enum ShardError {
     Unreachable(usize),
     #[error("reply did not match the request")]
     UnexpectedReply,
+}
+
+/// One shard's figures, summed by `/metrics`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardMetrics {
+    pub shard: usize,
+    pub devices: usize,
+    /// Devices logged in on this shard.
+    pub live_sessions: usize,
+    /// MQTT connections open (logging in, or sessions).
+    pub open_connections: usize,
+    /// Synchronous calls waiting for an answer.
+    pub waiting_calls: usize,
+    pub calls: crate::calls::metrics::CallMetrics,
+    pub uplink: crate::registry::access::UplinkCounts,
+    pub log: crate::log::LogStats,
 }

@@ -1,7 +1,9 @@
 //! REST handlers, one file per resource. Each handler is small: parse, validate (in
 //! `protocol`), call the right shard, shape the answer.
 
+pub mod device_calls;
 pub mod devices;
+pub mod metrics;
 pub mod products;
 pub mod query;
 pub mod view;

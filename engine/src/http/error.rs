@@ -7,6 +7,9 @@
 //! - unknown path or method: 404 / 405 `IOTDA.000029` (reported by users for wrong paths);
 //! - a credential of another project: 403 `IOTDA.000021` ("no permission");
 //! - body over the limit: 413 `IOTDA.000006`; body not sent in time: 408 `IOTDA.000008`;
+//! - a synchronous call to a device that already has `device_calls_in_flight_max` calls
+//!   waiting: 429 `APIG.0308` (the API gateway's "too many requests", spec §3);
+//! - a call that breaks the product model: 400 `IOTDA.000006` naming the field (spec §3);
 //! - storage or a shard unavailable (shutdown, disk error): 503 `IOTDA.000503` (ringiot's own;
 //!   the SDK treats every status ≥ 500 as a server error whatever the code).
 
@@ -34,6 +37,10 @@ pub enum ApiError {
     TimeRange,
     #[error("The device does not exist.")]
     DeviceNotFound,
+    #[error("The device is offline.")]
+    DeviceOffline,
+    #[error("Too many requests: {0}")]
+    TooManyRequests(String),
     #[error("Invalid input. The device already exists.")]
     DeviceExists,
     #[error("The product does not exist.")]
@@ -69,6 +76,8 @@ impl ApiError {
             ApiError::TimeFormat(_) => (StatusCode::BAD_REQUEST, "IOTDA.000009"),
             ApiError::TimeRange => (StatusCode::BAD_REQUEST, "IOTDA.000010"),
             ApiError::DeviceNotFound => (StatusCode::NOT_FOUND, "IOTDA.014000"),
+            ApiError::DeviceOffline => (StatusCode::FORBIDDEN, "IOTDA.014016"),
+            ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "APIG.0308"),
             ApiError::DeviceExists => (StatusCode::BAD_REQUEST, "IOTDA.014031"),
             ApiError::ProductNotFound => (StatusCode::NOT_FOUND, "IOTDA.013000"),
             ApiError::NoRoute(_) => (StatusCode::NOT_FOUND, "IOTDA.000029"),
@@ -102,6 +111,9 @@ impl From<ShardError> for ApiError {
         match error {
             ShardError::DeviceExists => ApiError::DeviceExists,
             ShardError::DeviceNotFound => ApiError::DeviceNotFound,
+            ShardError::DeviceOffline => ApiError::DeviceOffline,
+            ShardError::Invalid(error) => ApiError::Validation(error),
+            ShardError::TooManyCalls(_) => ApiError::TooManyRequests(error.to_string()),
             ShardError::Unavailable(_) | ShardError::Unreachable(_) | ShardError::UnexpectedReply => {
                 ApiError::Unavailable(error.to_string())
             }

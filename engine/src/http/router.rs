@@ -5,7 +5,7 @@ use std::rc::Rc;
 use http::{Method, StatusCode};
 
 use super::error::ApiError;
-use crate::api::{devices, products};
+use crate::api::{device_calls, devices, products};
 use crate::app::{ApiRequest, ApiResponse, ApiResult, App};
 
 /// `GET /health`: no auth, `{"status":"ok","shards":N}`.
@@ -55,6 +55,15 @@ pub async fn route(app: &Rc<App>, method: &Method, path: &str, request: ApiReque
             Method::GET => devices::show(app, &request, device_id).await,
             Method::PUT => devices::update(app, &request, device_id).await,
             Method::DELETE => devices::delete(app, &request, device_id).await,
+            _ => not_allowed(),
+        },
+        ["devices", device_id, "commands"] => match *method {
+            Method::POST => device_calls::create_command(app, &request, device_id).await,
+            _ => not_allowed(),
+        },
+        ["devices", device_id, "properties"] => match *method {
+            Method::GET => device_calls::list_properties(app, &request, device_id).await,
+            Method::PUT => device_calls::update_properties(app, &request, device_id).await,
             _ => not_allowed(),
         },
         ["devices", device_id, "shadow"] => match *method {

@@ -1,5 +1,5 @@
 //! Accepting connections and running each request through the pipeline:
-//! read the body (bounded) → `/health` or authenticate → check the project → route → answer,
+//! read the body (bounded) → `/health`, `/metrics` or authenticate → check the project → route → answer,
 //! always with `X-Request-Id`, errors as IoTDA JSON.
 //!
 //! Limits: at most `http_connections_max` open connections (one more is answered 503 and
@@ -107,8 +107,8 @@ async fn read_body(app: &App, body: Incoming) -> Result<Bytes, ApiError> {
 /// One request, start to finish. Never fails: errors become IoTDA error responses.
 pub async fn handle(app: &Rc<App>, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let request_id = app.next_request_id();
-    let (status, body) = match answer(app, request).await {
-        Ok(ApiResponse { status, body }) => (status, body),
+    let (status, body, content_type) = match answer(app, request).await {
+        Ok(ApiResponse { status, body, content_type }) => (status, body, content_type),
         Err(error) => {
             let (status, code) = error.status_and_code();
             if status.is_server_error() {
@@ -116,14 +116,14 @@ pub async fn handle(app: &Rc<App>, request: Request<Incoming>) -> Response<Full<
             } else {
                 tracing::debug!(%request_id, code, %error, "request refused");
             }
-            (status, error.body())
+            (status, error.body(), "application/json")
         }
     };
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     if status != StatusCode::NO_CONTENT {
-        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     }
     headers.insert("x-request-id", HeaderValue::from_str(&request_id).expect("hex is a valid header value"));
     response
@@ -134,6 +134,9 @@ async fn answer(app: &Rc<App>, request: Request<Incoming>) -> Result<ApiResponse
     let path = parts.uri.path();
     if path == "/health" {
         return router::health(app, &parts.method);
+    }
+    if path == "/metrics" {
+        return crate::api::metrics::render(app, &parts.method).await;
     }
     let project_in_path = router::project_of_path(path)?;
     let header_pairs: Vec<(&str, &[u8])> =

@@ -4,6 +4,8 @@
 //!   and time), finds the device's home shard from the clientId, and either runs the session
 //!   here or hands the socket to the home shard over the mesh (dup the fd, drop the glommio
 //!   stream, send `{fd, bytes already read, CONNECT}`; NOTES.md "Handing a socket").
+//! - [`link`]: a live session's downlink, shared by its reader and by the shard (commands and
+//!   property calls are published through it).
 //! - [`downlink`]: what a session sends a device — delivery QoS (explicit or implicit
 //!   subscription) and the bounded QoS 1 in-flight window.
 //! - [`session`]: one device connection on its home shard: the IoTDA login, CONNACK, takeover
@@ -19,6 +21,7 @@
 //!   closed, so a takeover never shuts down a reused file descriptor.
 
 pub mod downlink;
+pub mod link;
 pub mod listener;
 pub mod session;
 
@@ -38,6 +41,8 @@ pub struct DeviceAccessConfig {
     pub packet_bytes_max: usize,
     /// Open MQTT connections per shard; more are closed at once.
     pub connections_per_shard_max: usize,
+    /// Synchronous calls (commands, property set/get) waiting per device; more get 429.
+    pub device_calls_in_flight_max: usize,
 }
 
 /// Bytes asked of the socket per read: device packets are mostly small, and a larger one just

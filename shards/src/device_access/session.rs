@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_lite::AsyncWriteExt;
-use glommio::channels::local_channel::{self, LocalSender};
+use glommio::channels::local_channel;
 use glommio::net::TcpStream;
 use protocol::mqtt::codec::{
     self, Connect, ConnectCode, DisconnectReason, MqttVersion, Packet, Publish, PublishRefusal, Subscribe,
@@ -31,8 +31,9 @@ use protocol::mqtt::topic::Uplink;
 use protocol::mqtt::{login, topic};
 use protocol::shadow::PropertyReport;
 
-use super::downlink::{self, Downlink};
+use super::link::{DeliverError, SessionLink, OUTBOUND_PACKETS_MAX};
 use super::{read_into, shrink_if_idle};
+use crate::calls::CallKind;
 use crate::registry::access::UplinkKind;
 use crate::registry::records::DeviceStatus;
 use crate::registry::Shard;
@@ -46,10 +47,6 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 const REQUEST_ID_BYTES_MAX: usize = 128;
 /// Subscriptions one connection may hold (spec §5: 100).
 pub const SUBSCRIPTIONS_MAX: usize = 100;
-/// Encoded packets waiting for the writer. glommio preallocates the queue (32 bytes a slot),
-/// and idle connections are what a fleet is made of, so it stays short. The reader never waits
-/// for room: a device that lets the queue fill is not reading, and is disconnected.
-const OUTBOUND_PACKETS_MAX: usize = 32;
 
 /// Why a session ended, for the log.
 enum End {
@@ -69,11 +66,7 @@ pub async fn run(shard: Rc<Shard>, stream: TcpStream, buffer: BytesMut, connect:
         }
     };
     let keep_alive = Duration::from_millis(u64::from(connect.keep_alive_s) * 1500);
-    let raw_fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
-    let session_id = shard.begin_session(&device_id, raw_fd);
-    shard.set_connection_status(&device_id, DeviceStatus::Online).await;
-    let link = Link { raw_fd, session_id, keep_alive };
-    let (end, was_current) = serve(&shard, stream, buffer, &connect, &device_id, link).await;
+    let (end, was_current) = serve(&shard, stream, buffer, &connect, &device_id, keep_alive).await;
     if was_current {
         shard.set_connection_status(&device_id, DeviceStatus::Offline).await;
     }
@@ -126,13 +119,6 @@ async fn refuse(mut stream: TcpStream, connect: &Connect, refusal: login::LoginR
     let _ = stream.close().await;
 }
 
-/// What `serve` needs to know about the socket besides the stream itself.
-struct Link {
-    raw_fd: std::os::fd::RawFd,
-    session_id: u64,
-    keep_alive: Duration,
-}
-
 /// Serves the connection until it ends. Returns why, and whether this was still the device's
 /// current session (a taken-over one must not mark the device OFFLINE).
 async fn serve(
@@ -141,11 +127,10 @@ async fn serve(
     mut buffer: BytesMut,
     connect: &Connect,
     device_id: &str,
-    link: Link,
+    keep_alive: Duration,
 ) -> (End, bool) {
-    let version = connect.version;
-    let armed =
-        stream.set_read_timeout(Some(link.keep_alive)).and(stream.set_write_timeout(Some(WRITE_TIMEOUT)));
+    let raw_fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+    let armed = stream.set_read_timeout(Some(keep_alive)).and(stream.set_write_timeout(Some(WRITE_TIMEOUT)));
     let (mut reader, mut writer) = futures_lite::io::split(stream);
     let (outbound, queue) = local_channel::new_bounded::<Bytes>(OUTBOUND_PACKETS_MAX);
     let writer_task = glommio::spawn_local(async move {
@@ -156,25 +141,21 @@ async fn serve(
         }
         let _ = writer.close().await;
     });
-    let mut state = SessionState {
-        shard,
-        device_id,
-        version,
-        subscriptions: Vec::new(),
-        downlink: Downlink::default(),
-        outbound: &outbound,
-    };
+    let link = Rc::new(SessionLink::new(device_id, connect.version, raw_fd, outbound));
+    let session_id = shard.begin_session(device_id, link.clone());
+    shard.set_connection_status(device_id, DeviceStatus::Online).await;
+    let mut state = SessionState { shard, device_id, version: connect.version, link: &link };
     let end = match armed {
-        Ok(()) => state.run(&mut reader, &mut buffer, link.keep_alive).await,
+        Ok(()) => state.run(&mut reader, &mut buffer, keep_alive).await,
         Err(error) => End::Closed(format!("could not arm the socket timeouts: {error}")),
     };
-    drop(state);
     // Leave the live-session table while the descriptor is still open (`reader` owns it): a
     // takeover can never shut down a descriptor that was closed, and perhaps reused, already.
-    let was_current = shard.end_session(device_id, link.session_id);
+    let was_current = shard.end_session(device_id, session_id);
     // The writer sends what is queued (a v5 DISCONNECT) and stops; a device that does not take
     // it within the grace time is cut off (dropping the task cancels its write).
-    drop(outbound);
+    link.close();
+    drop(link);
     let drained = futures_lite::future::or(
         async {
             writer_task.await;
@@ -190,7 +171,7 @@ async fn serve(
         tracing::debug!(device_id, "the device did not take its last packets in time");
     }
     // SAFETY: `reader` still owns the descriptor, so it is open; shutdown(2) does not close it.
-    unsafe { libc::shutdown(link.raw_fd, libc::SHUT_RDWR) };
+    unsafe { libc::shutdown(raw_fd, libc::SHUT_RDWR) };
     drop(reader);
     (end, was_current)
 }
@@ -199,9 +180,7 @@ struct SessionState<'a> {
     shard: &'a Rc<Shard>,
     device_id: &'a str,
     version: MqttVersion,
-    subscriptions: Vec<(String, u8)>,
-    downlink: Downlink,
-    outbound: &'a LocalSender<Bytes>,
+    link: &'a Rc<SessionLink>,
 }
 
 impl SessionState<'_> {
@@ -254,7 +233,7 @@ impl SessionState<'_> {
             Packet::Publish(publish) => self.uplink(publish).await?,
             Packet::Subscribe(subscribe) => self.subscribe(subscribe)?,
             Packet::Unsubscribe(unsubscribe) => {
-                self.subscriptions.retain(|(filter, _)| !unsubscribe.filters.contains(filter));
+                self.link.subscriptions().retain(|(filter, _)| !unsubscribe.filters.contains(filter));
                 let mut out = BytesMut::new();
                 codec::write_unsuback(
                     self.version,
@@ -264,11 +243,7 @@ impl SessionState<'_> {
                 );
                 self.send(out)?;
             }
-            Packet::PubAck { packet_id } => {
-                if let Some(next) = self.downlink.acknowledge(packet_id) {
-                    self.write_publish(&next)?;
-                }
-            }
+            Packet::PubAck { packet_id } => self.link.acknowledge(packet_id).map_err(|e| e.to_string())?,
             Packet::Disconnect => return Ok(false),
             Packet::Connect(_) => {
                 self.disconnect(DisconnectReason::ProtocolError);
@@ -313,6 +288,21 @@ impl SessionState<'_> {
             Uplink::MessagesUp => self.shard.count_uplink(UplinkKind::Message),
             Uplink::EventsUp => self.shard.count_uplink(UplinkKind::Event),
             Uplink::ShadowGet { request_id } => self.answer_shadow_get(request_id, &publish.payload)?,
+            Uplink::CommandResponse { request_id } => {
+                self.shard.device_answered(self.device_id, CallKind::Command, request_id, &publish.payload)
+            }
+            Uplink::PropertiesSetResponse { request_id } => self.shard.device_answered(
+                self.device_id,
+                CallKind::PropertiesSet,
+                request_id,
+                &publish.payload,
+            ),
+            Uplink::PropertiesGetResponse { request_id } => self.shard.device_answered(
+                self.device_id,
+                CallKind::PropertiesGet,
+                request_id,
+                &publish.payload,
+            ),
             _ => self.shard.count_uplink(UplinkKind::Other),
         }
         if publish.qos == 1 {
@@ -391,35 +381,28 @@ impl SessionState<'_> {
     /// Sends a downlink publish at the QoS the device's subscriptions give the topic.
     /// `Err` only when the connection must close (the device does not read).
     fn deliver(&mut self, topic_name: String, payload: Bytes) -> Result<(), String> {
-        let Some(qos) = downlink::delivery_qos(&self.subscriptions, self.device_id, &topic_name) else {
-            tracing::debug!(device_id = self.device_id, topic = topic_name, "not subscribed; not delivered");
-            return Ok(());
-        };
-        match self.downlink.publish(topic_name, payload, qos) {
-            Ok(Some(publish)) => self.write_publish(&publish)?,
-            Ok(None) => {}
-            Err(error) => tracing::warn!(device_id = self.device_id, %error, "downlink publish refused"),
+        match self.link.deliver(topic_name, payload) {
+            Ok(_) => Ok(()),
+            Err(DeliverError::NotReading) => Err(DeliverError::NotReading.to_string()),
+            Err(error) => {
+                tracing::debug!(device_id = self.device_id, %error, "downlink publish not sent");
+                Ok(())
+            }
         }
-        Ok(())
-    }
-
-    fn write_publish(&self, publish: &Publish) -> Result<(), String> {
-        let mut out = BytesMut::new();
-        codec::write_publish(self.version, publish, &mut out);
-        self.send(out)
     }
 
     fn subscribe(&mut self, subscribe: Subscribe) -> Result<(), String> {
         let mut results = Vec::with_capacity(subscribe.filters.len());
         for (filter, qos) in subscribe.filters {
             let allowed = topic::filter_allowed(self.device_id, &filter);
-            let room = self.subscriptions.iter().any(|(f, _)| *f == filter)
-                || self.subscriptions.len() < SUBSCRIPTIONS_MAX;
+            let mut subscriptions = self.link.subscriptions();
+            let room =
+                subscriptions.iter().any(|(f, _)| *f == filter) || subscriptions.len() < SUBSCRIPTIONS_MAX;
             match allowed {
                 Ok(()) if room => {
                     let granted = qos.min(1);
-                    self.subscriptions.retain(|(f, _)| *f != filter);
-                    self.subscriptions.push((filter, granted));
+                    subscriptions.retain(|(f, _)| *f != filter);
+                    subscriptions.push((filter, granted));
                     results.push(Some(granted));
                 }
                 Ok(()) => results.push(None),
@@ -446,7 +429,7 @@ impl SessionState<'_> {
     /// Queues a packet for the writer without waiting: the reader never blocks on a device
     /// that does not read. A full queue (or a writer that failed) closes the connection.
     fn send(&self, packet: BytesMut) -> Result<(), String> {
-        self.outbound.try_send(packet.freeze()).map_err(|_| {
+        self.link.send(packet).map_err(|_| {
             format!("the device does not read: {OUTBOUND_PACKETS_MAX} packets queued, or the socket failed")
         })
     }

@@ -2,20 +2,20 @@
 //! connection per device, newest wins), the MQTT connection count, and connection status.
 
 use std::cell::OnceCell;
-use std::os::fd::RawFd;
 use std::rc::Rc;
 
 use super::records::{DeviceRecord, DeviceStatus};
 use super::Shard;
+use crate::device_access::link::SessionLink;
 use crate::device_access::DeviceAccessConfig;
 use crate::messages::{Adoption, Reply};
 
 /// The connection a device is logged in on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LiveSession {
     pub session_id: u64,
-    /// Shut down (not closed) to end the session from outside: its reader then sees EOF.
-    pub raw_fd: RawFd,
+    /// Its downlink; [`SessionLink::shut_down`] ends the session from outside.
+    pub link: Rc<SessionLink>,
 }
 
 /// What a device published, for the uplink counters.
@@ -31,7 +31,7 @@ pub enum UplinkKind {
     Refused,
 }
 
-/// Uplink counters of one shard (read by `/metrics` when it comes).
+/// Uplink counters of one shard (read by `/metrics`).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct UplinkCounts {
     pub messages: u64,
@@ -55,6 +55,7 @@ pub struct AccessState {
 impl Shard {
     /// Called once before the MQTT listener starts.
     pub fn set_device_access_config(&self, config: DeviceAccessConfig) {
+        self.calls.set_calls_per_device_max(config.device_calls_in_flight_max);
         let _ = self.access.config.set(Rc::new(config));
     }
 
@@ -88,19 +89,26 @@ impl Shard {
     }
 
     /// Registers a new live session for the device, ending the older one (takeover).
-    pub fn begin_session(&self, device_id: &str, raw_fd: RawFd) -> u64 {
+    pub fn begin_session(&self, device_id: &str, link: Rc<SessionLink>) -> u64 {
         let session_id = self.access.next_session_id.get() + 1;
         self.access.next_session_id.set(session_id);
-        let older = self
-            .access
-            .sessions
-            .borrow_mut()
-            .insert(device_id.to_owned(), LiveSession { session_id, raw_fd });
+        let older =
+            self.access.sessions.borrow_mut().insert(device_id.to_owned(), LiveSession { session_id, link });
         if let Some(older) = older {
             tracing::info!(shard = self.id(), device_id, "a new login takes over the device's connection");
-            shut_down(older.raw_fd);
+            older.link.shut_down();
         }
         session_id
+    }
+
+    /// The downlink of the device's live session, if it is online.
+    pub fn session_link(&self, device_id: &str) -> Option<Rc<SessionLink>> {
+        self.access.sessions.borrow().get(device_id).map(|live| live.link.clone())
+    }
+
+    /// Devices with a live session on this shard.
+    pub fn live_sessions(&self) -> usize {
+        self.access.sessions.borrow().len()
     }
 
     /// Removes the session if it is still the device's current one; `true` if it was.
@@ -118,7 +126,7 @@ impl Shard {
     /// Ends the device's connection, if it has one (the device was deleted).
     pub(super) fn disconnect_device(&self, device_id: &str) {
         if let Some(live) = self.access.sessions.borrow().get(device_id) {
-            shut_down(live.raw_fd);
+            live.link.shut_down();
         }
     }
 
@@ -176,10 +184,4 @@ impl Shard {
         .detach();
         Reply::Done
     }
-}
-
-fn shut_down(raw_fd: RawFd) {
-    // SAFETY: shutdown(2) on a descriptor the live-session table says is open; entries leave
-    // the table before their socket is closed.
-    unsafe { libc::shutdown(raw_fd, libc::SHUT_RDWR) };
 }

@@ -64,6 +64,8 @@ pub struct Shard {
     access: access::AccessState,
     /// Shadows of the devices that have one beyond their registration (reported, changed).
     shadows: RefCell<std::collections::HashMap<String, protocol::shadow::DeviceShadow>>,
+    /// Synchronous calls waiting for their device's answer.
+    pub(crate) calls: crate::calls::CallState,
 }
 
 impl Shard {
@@ -104,6 +106,7 @@ impl Shard {
             snapshot_bytes: Cell::new(0),
             access: access::AccessState::default(),
             shadows: RefCell::new(shadows),
+            calls: crate::calls::CallState::default(),
         }))
     }
 
@@ -175,6 +178,8 @@ impl Shard {
             }
             Request::AdoptConnection(adoption) => self.adopt(*adoption),
             Request::ShowShadow { project_id, device_id } => self.show_shadow(&project_id, &device_id),
+            Request::DeviceCall(call) => self.device_call(*call).await,
+            Request::Metrics => Reply::Metrics(Box::new(self.metrics())),
             Request::ReplicateProduct(product) => {
                 self.products.borrow_mut().put(product);
                 Reply::Done
@@ -186,7 +191,7 @@ impl Shard {
         }
     }
 
-    fn device_of(&self, project_id: &str, device_id: &str) -> Option<DeviceRecord> {
+    pub(crate) fn device_of(&self, project_id: &str, device_id: &str) -> Option<DeviceRecord> {
         self.devices.borrow().get(device_id).filter(|d| d.project_id == project_id).cloned()
     }
 
@@ -229,6 +234,7 @@ impl Shard {
             Ok(()) => {
                 self.shadows.borrow_mut().remove(device_id);
                 self.disconnect_device(device_id);
+                self.cancel_device_calls(device_id);
                 Reply::Done
             }
             Err(error) => Reply::Failed(error),
@@ -408,6 +414,20 @@ impl Shard {
         }
         records.extend(self.shadow_snapshot(revision));
         records
+    }
+
+    /// This shard's figures for `/metrics`.
+    pub fn metrics(&self) -> crate::messages::ShardMetrics {
+        crate::messages::ShardMetrics {
+            shard: self.id(),
+            devices: self.devices.borrow().len(),
+            live_sessions: self.live_sessions(),
+            open_connections: self.open_connections(),
+            waiting_calls: self.calls.waiting(),
+            calls: self.calls.metrics(),
+            uplink: self.uplink_counts(),
+            log: self.log.stats(),
+        }
     }
 
     /// Flushes the log and refuses further writes. Idempotent.

@@ -2,12 +2,18 @@
 //! shard keeps a read-only replica fed by [`Request::ReplicateProduct`](crate::messages::Request).
 
 use std::collections::{BTreeSet, HashMap};
+use std::rc::Rc;
+
+use protocol::model::Product;
 
 use super::records::{ProductKey, ProductRecord};
 
 #[derive(Debug, Default)]
 pub struct ProductTable {
     by_key: HashMap<(String, String), ProductRecord>,
+    /// The parsed model of each product, for checking commands and properties without parsing
+    /// its JSON per call. Absent only if a stored product does not parse (logged).
+    models: HashMap<(String, String), Rc<Product>>,
     /// Ordered by record id, ties broken by the key (see `DeviceTable`).
     by_record_id: BTreeSet<(u128, (String, String))>,
 }
@@ -17,8 +23,20 @@ impl ProductTable {
         self.by_key.get(&(project_id.to_owned(), product_id.to_owned()))
     }
 
+    /// The product's parsed model.
+    pub fn model(&self, project_id: &str, product_id: &str) -> Option<Rc<Product>> {
+        self.models.get(&(project_id.to_owned(), product_id.to_owned())).cloned()
+    }
+
     pub fn put(&mut self, record: ProductRecord) {
         let key = (record.project_id.clone(), record.product_id.clone());
+        match protocol::json::from_bytes::<Product>(record.product_json.as_bytes()) {
+            Ok(model) => drop(self.models.insert(key.clone(), Rc::new(model))),
+            Err(error) => {
+                tracing::error!(product_id = record.product_id, %error, "a stored product does not parse");
+                self.models.remove(&key);
+            }
+        }
         if let Some(old) = self.by_key.get(&key) {
             self.by_record_id.remove(&(old.record_id, key.clone()));
         }
@@ -28,6 +46,7 @@ impl ProductTable {
 
     pub fn remove(&mut self, key: &ProductKey) -> Option<ProductRecord> {
         let key = (key.project_id.clone(), key.product_id.clone());
+        self.models.remove(&key);
         let removed = self.by_key.remove(&key)?;
         self.by_record_id.remove(&(removed.record_id, key));
         Some(removed)

@@ -1,0 +1,212 @@
+//! `GET /metrics`: Prometheus text format 0.0.4, no authentication (DESIGN.md §9). Every shard
+//! reports its own figures over the mesh; counters and histograms are summed here, gauges are
+//! given per shard.
+
+use std::fmt::Write;
+
+use http::Method;
+use shards::calls::metrics::{CallMetrics, Outcome};
+use shards::calls::CallKind;
+use shards::messages::{Reply, Request, ShardMetrics};
+
+use crate::app::{ApiResponse, ApiResult, App};
+use crate::http::error::ApiError;
+
+const QUANTILES: [(f64, &str); 4] = [(0.5, "0.5"), (0.9, "0.9"), (0.99, "0.99"), (0.999, "0.999")];
+
+pub async fn render(app: &std::rc::Rc<App>, method: &Method) -> ApiResult {
+    if method != Method::GET {
+        return Err(ApiError::MethodNotAllowed(format!("{method} /metrics")));
+    }
+    let mut shards = Vec::new();
+    for reply in app.shard.call_all(|_| Request::Metrics).await {
+        match reply {
+            Reply::Metrics(metrics) => shards.push(*metrics),
+            Reply::Failed(error) => return Err(error.into()),
+            _ => return Err(ApiError::Unavailable("unexpected reply to a metrics request".into())),
+        }
+    }
+    Ok(ApiResponse::prometheus(exposition(&shards)))
+}
+
+/// The text of a scrape from the shards' figures.
+pub fn exposition(shards: &[ShardMetrics]) -> String {
+    let mut calls = CallMetrics::default();
+    for shard in shards {
+        calls.merge(&shard.calls);
+    }
+    let mut out = String::with_capacity(8 * 1024);
+    let o = &mut out;
+
+    header(
+        o,
+        "ringiot_device_calls_total",
+        "counter",
+        "Synchronous device calls (commands, property set and get) by how they ended.",
+    );
+    for kind in CallKind::ALL {
+        for outcome in Outcome::ALL {
+            let value = calls.calls(kind, outcome);
+            let _ = writeln!(
+                o,
+                "ringiot_device_calls_total{{kind=\"{}\",outcome=\"{}\"}} {value}",
+                kind.as_str(),
+                outcome.as_str()
+            );
+        }
+    }
+    header(
+        o,
+        "ringiot_device_call_round_trip_seconds",
+        "summary",
+        "From the publish to the device's answer, answered calls only (hdrhistogram, 3 significant digits).",
+    );
+    for kind in CallKind::ALL {
+        let histogram = calls.round_trip_us(kind);
+        for (quantile, label) in QUANTILES {
+            let value = if histogram.is_empty() {
+                "NaN".to_owned()
+            } else {
+                seconds(histogram.value_at_quantile(quantile))
+            };
+            let _ = writeln!(
+                o,
+                "ringiot_device_call_round_trip_seconds{{kind=\"{}\",quantile=\"{label}\"}} {value}",
+                kind.as_str()
+            );
+        }
+        let _ = writeln!(
+            o,
+            "ringiot_device_call_round_trip_seconds_sum{{kind=\"{}\"}} {}",
+            kind.as_str(),
+            seconds(calls.round_trip_sum_us(kind))
+        );
+        let _ = writeln!(
+            o,
+            "ringiot_device_call_round_trip_seconds_count{{kind=\"{}\"}} {}",
+            kind.as_str(),
+            histogram.len()
+        );
+    }
+    header(
+        o,
+        "ringiot_device_responses_unmatched_total",
+        "counter",
+        "Device answers with an unknown or late request id, dropped.",
+    );
+    let _ = writeln!(o, "ringiot_device_responses_unmatched_total {}", calls.unmatched_answers);
+    header(
+        o,
+        "ringiot_device_responses_malformed_total",
+        "counter",
+        "Device answers that were not JSON, dropped.",
+    );
+    let _ = writeln!(o, "ringiot_device_responses_malformed_total {}", calls.malformed_answers);
+
+    header(o, "ringiot_device_uplink_total", "counter", "Device publishes by kind.");
+    let mut uplink = [0u64; 6];
+    for shard in shards {
+        let u = shard.uplink;
+        for (sum, value) in
+            uplink.iter_mut().zip([u.messages, u.events, u.property_reports, u.other, u.malformed, u.refused])
+        {
+            *sum += value;
+        }
+    }
+    for (label, value) in
+        ["message", "event", "property_report", "other", "malformed", "refused"].iter().zip(uplink)
+    {
+        let _ = writeln!(o, "ringiot_device_uplink_total{{kind=\"{label}\"}} {value}");
+    }
+
+    let gauges: [PerShard; 9] = [
+        ("ringiot_devices", "gauge", "Registered devices whose home is the shard.", |s| s.devices as u64),
+        ("ringiot_devices_online", "gauge", "Devices logged in on the shard.", |s| s.live_sessions as u64),
+        ("ringiot_mqtt_connections", "gauge", "Open MQTT connections (logging in or logged in).", |s| {
+            s.open_connections as u64
+        }),
+        (
+            "ringiot_device_calls_waiting",
+            "gauge",
+            "Synchronous calls waiting for their device's answer.",
+            |s| s.waiting_calls as u64,
+        ),
+        ("ringiot_log_written_bytes_total", "counter", "Bytes written to the shard log since start.", |s| {
+            s.log.written_bytes
+        }),
+        ("ringiot_log_records_total", "counter", "Records appended to the shard log since start.", |s| {
+            s.log.appended_count
+        }),
+        ("ringiot_log_batches_total", "counter", "Group-commit batches written since start.", |s| {
+            s.log.batch_count
+        }),
+        ("ringiot_log_fsyncs_total", "counter", "fdatasync calls since start.", |s| s.log.fsync_count),
+        ("ringiot_log_last_fsync_seconds", "gauge", "Duration of the latest fdatasync.", |s| {
+            s.log.fsync_latency_us_last
+        }),
+    ];
+    for (name, kind, help, value) in gauges {
+        header(o, name, kind, help);
+        for shard in shards {
+            let value = value(shard);
+            let text = if name.ends_with("_seconds") { seconds(value) } else { value.to_string() };
+            let _ = writeln!(o, "{name}{{shard=\"{}\"}} {text}", shard.shard);
+        }
+    }
+    out
+}
+
+/// A per-shard series: name, type, help, and how to read it from a shard's figures.
+type PerShard = (&'static str, &'static str, &'static str, fn(&ShardMetrics) -> u64);
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn seconds(micros: u64) -> String {
+    format!("{:.6}", micros as f64 / 1e6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shard(id: usize, ok: u64) -> ShardMetrics {
+        let mut calls = CallMetrics::default();
+        for _ in 0..ok {
+            calls.count(CallKind::Command, Outcome::Ok);
+            calls.record_round_trip(CallKind::Command, 1500);
+        }
+        ShardMetrics {
+            shard: id,
+            devices: 3,
+            live_sessions: 1,
+            open_connections: 2,
+            waiting_calls: 0,
+            calls,
+            uplink: Default::default(),
+            log: Default::default(),
+        }
+    }
+
+    #[test]
+    fn counters_are_summed_over_shards_and_gauges_kept_per_shard() {
+        let text = exposition(&[shard(0, 2), shard(1, 1)]);
+        assert!(text.contains("ringiot_device_calls_total{kind=\"command\",outcome=\"ok\"} 3\n"), "{text}");
+        assert!(text.contains("ringiot_device_calls_total{kind=\"properties_get\",outcome=\"busy\"} 0\n"));
+        assert!(text.contains("ringiot_device_call_round_trip_seconds_count{kind=\"command\"} 3\n"));
+        assert!(text.contains("ringiot_device_call_round_trip_seconds_sum{kind=\"command\"} 0.004500\n"));
+        assert!(
+            text.contains("ringiot_device_call_round_trip_seconds{kind=\"command\",quantile=\"0.5\"} 0.0015")
+        );
+        assert!(text.contains(
+            "ringiot_device_call_round_trip_seconds{kind=\"properties_set\",quantile=\"0.99\"} NaN\n"
+        ));
+        assert!(text.contains("ringiot_devices{shard=\"1\"} 3\n"));
+        assert!(text.contains("# TYPE ringiot_device_call_round_trip_seconds summary\n"));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (_, value) = line.rsplit_once(' ').unwrap();
+            assert!(value == "NaN" || value.parse::<f64>().is_ok(), "{line}");
+        }
+    }
+}

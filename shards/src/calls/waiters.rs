@@ -1,0 +1,154 @@
+//! The calls waiting for a device's answer, as plain data: keyed by request id, bounded per
+//! device. The completion handle `T` is whatever wakes the caller (a channel sender in the
+//! shard, a plain value in tests).
+//!
+//! Invariants:
+//! - A request id is in the table at most once, and is counted under exactly one device.
+//! - An answer completes a waiter only if it comes from the waiter's device on the waiter's
+//!   kind of response topic; anything else leaves the table as it is.
+
+use std::collections::HashMap;
+
+use super::CallKind;
+
+#[derive(Debug)]
+struct Waiter<T> {
+    device_id: String,
+    kind: CallKind,
+    completion: T,
+}
+
+/// The device already has as many calls waiting as allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
+#[derive(Debug)]
+pub struct Waiters<T> {
+    by_request: HashMap<String, Waiter<T>>,
+    /// The waiting request ids of each device with at least one.
+    by_device: HashMap<String, Vec<String>>,
+    per_device_max: usize,
+}
+
+impl<T> Waiters<T> {
+    pub fn new(per_device_max: usize) -> Self {
+        Waiters { by_request: HashMap::new(), by_device: HashMap::new(), per_device_max }
+    }
+
+    /// Adds a waiter; [`Busy`] (and nothing added) when the device has `per_device_max`.
+    /// The request id must be fresh (the shard generates unique ones).
+    pub fn register(
+        &mut self,
+        request_id: &str,
+        device_id: &str,
+        kind: CallKind,
+        completion: T,
+    ) -> Result<(), Busy> {
+        let waiting = self.by_device.entry(device_id.to_owned()).or_default();
+        if waiting.len() >= self.per_device_max {
+            if waiting.is_empty() {
+                self.by_device.remove(device_id);
+            }
+            return Err(Busy);
+        }
+        waiting.push(request_id.to_owned());
+        let previous = self
+            .by_request
+            .insert(request_id.to_owned(), Waiter { device_id: device_id.to_owned(), kind, completion });
+        debug_assert!(previous.is_none(), "request ids are unique");
+        Ok(())
+    }
+
+    /// The waiter an answer belongs to, removed; `None` if the id is unknown (late, or never
+    /// issued) or belongs to another device or another kind of call.
+    pub fn complete(&mut self, device_id: &str, kind: CallKind, request_id: &str) -> Option<T> {
+        let waiter = self.by_request.get(request_id)?;
+        if waiter.device_id != device_id || waiter.kind != kind {
+            return None;
+        }
+        self.remove(request_id)
+    }
+
+    /// Removes a waiter (its deadline passed, or its caller went away).
+    pub fn remove(&mut self, request_id: &str) -> Option<T> {
+        let waiter = self.by_request.remove(request_id)?;
+        if let Some(waiting) = self.by_device.get_mut(&waiter.device_id) {
+            waiting.retain(|id| id != request_id);
+            if waiting.is_empty() {
+                self.by_device.remove(&waiter.device_id);
+            }
+        }
+        Some(waiter.completion)
+    }
+
+    /// Removes every waiter of the device (it was deleted).
+    pub fn remove_device(&mut self, device_id: &str) -> Vec<T> {
+        let Some(waiting) = self.by_device.remove(device_id) else { return Vec::new() };
+        waiting.iter().filter_map(|id| self.by_request.remove(id)).map(|w| w.completion).collect()
+    }
+
+    pub fn waiting_for(&self, device_id: &str) -> usize {
+        self.by_device.get(device_id).map_or(0, Vec::len)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_request.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_request.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_complete_only_their_own_waiter() {
+        let mut waiters = Waiters::new(4);
+        waiters.register("r1", "d1", CallKind::Command, 1).unwrap();
+        waiters.register("r2", "d1", CallKind::PropertiesSet, 2).unwrap();
+        waiters.register("r3", "d2", CallKind::Command, 3).unwrap();
+        assert_eq!(waiters.complete("d2", CallKind::Command, "r1"), None, "another device's id");
+        assert_eq!(waiters.complete("d1", CallKind::PropertiesGet, "r2"), None, "another kind of answer");
+        assert_eq!(waiters.complete("d1", CallKind::Command, "nope"), None);
+        assert_eq!(waiters.len(), 3, "unmatched answers change nothing");
+        assert_eq!(waiters.complete("d1", CallKind::Command, "r1"), Some(1));
+        assert_eq!(waiters.complete("d1", CallKind::Command, "r1"), None, "a second answer is late");
+        assert_eq!(waiters.complete("d1", CallKind::PropertiesSet, "r2"), Some(2));
+        assert_eq!(waiters.waiting_for("d1"), 0);
+        assert_eq!(waiters.len(), 1);
+    }
+
+    #[test]
+    fn the_bound_is_per_device_and_freed_by_removal() {
+        let mut waiters = Waiters::new(2);
+        waiters.register("a", "d1", CallKind::Command, ()).unwrap();
+        waiters.register("b", "d1", CallKind::Command, ()).unwrap();
+        assert_eq!(waiters.register("c", "d1", CallKind::Command, ()), Err(Busy));
+        assert_eq!(waiters.len(), 2, "a refused waiter is not added");
+        waiters.register("c", "d2", CallKind::Command, ()).unwrap();
+        assert!(waiters.remove("a").is_some());
+        assert!(waiters.remove("a").is_none());
+        waiters.register("d", "d1", CallKind::Command, ()).unwrap();
+        assert_eq!(waiters.waiting_for("d1"), 2);
+    }
+
+    #[test]
+    fn removing_a_device_removes_all_its_waiters_and_only_them() {
+        let mut waiters = Waiters::new(8);
+        for (id, device) in [("a", "d1"), ("b", "d2"), ("c", "d1")] {
+            waiters.register(id, device, CallKind::Command, id).unwrap();
+        }
+        let mut removed = waiters.remove_device("d1");
+        removed.sort();
+        assert_eq!(removed, ["a", "c"]);
+        assert!(waiters.remove_device("d1").is_empty());
+        assert_eq!(waiters.len(), 1);
+        assert_eq!(waiters.complete("d2", CallKind::Command, "b"), Some("b"));
+        assert!(waiters.is_empty());
+        let zero: Waiters<()> = Waiters::new(0);
+        assert_eq!(zero.waiting_for("d1"), 0);
+    }
+}

@@ -1,0 +1,132 @@
+//! The downlink side of a live session, shared by its reader loop and by the shard (which
+//! publishes commands and property calls to the device). Everything here is synchronous: a
+//! borrow never spans an await, so the `RefCell`s are never contended.
+//!
+//! Invariants:
+//! - Packets reach the writer only through [`SessionLink::send`], which never waits: a full
+//!   queue means the device does not read, and the connection is ended.
+//! - After [`SessionLink::close`] nothing more is queued and the descriptor is never touched
+//!   again (it may be closed and reused by then).
+
+use std::cell::{Cell, RefCell};
+use std::os::fd::RawFd;
+
+use bytes::{Bytes, BytesMut};
+use glommio::channels::local_channel::LocalSender;
+use protocol::mqtt::codec::{self, MqttVersion, Publish};
+
+use super::downlink::{self, Downlink, DownlinkError};
+
+/// Encoded packets waiting for the writer. glommio preallocates the queue (32 bytes a slot),
+/// and idle connections are what a fleet is made of, so it stays short. Nothing waits for
+/// room: a device that lets the queue fill is not reading, and is disconnected.
+pub const OUTBOUND_PACKETS_MAX: usize = 32;
+
+/// Why a publish did not go out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliverError {
+    #[error("the device is not subscribed to {0}")]
+    NotSubscribed(String),
+    #[error(transparent)]
+    Full(DownlinkError),
+    /// The device does not read (its queue is full) or the connection is closing; the
+    /// connection is being ended.
+    #[error("the device does not read its connection, or it is closing")]
+    NotReading,
+}
+
+#[derive(Debug)]
+pub struct SessionLink {
+    device_id: String,
+    version: MqttVersion,
+    raw_fd: RawFd,
+    subscriptions: RefCell<Vec<(String, u8)>>,
+    downlink: RefCell<Downlink>,
+    outbound: RefCell<Option<LocalSender<Bytes>>>,
+    closed: Cell<bool>,
+}
+
+impl SessionLink {
+    pub fn new(device_id: &str, version: MqttVersion, raw_fd: RawFd, outbound: LocalSender<Bytes>) -> Self {
+        SessionLink {
+            device_id: device_id.to_owned(),
+            version,
+            raw_fd,
+            subscriptions: RefCell::new(Vec::new()),
+            downlink: RefCell::new(Downlink::default()),
+            outbound: RefCell::new(Some(outbound)),
+            closed: Cell::new(false),
+        }
+    }
+
+    pub fn device_id(&self) -> &str {
+        &self.device_id
+    }
+
+    pub fn version(&self) -> MqttVersion {
+        self.version
+    }
+
+    /// Queues an encoded packet for the writer without waiting. A full queue (or a writer that
+    /// failed) ends the connection: the socket is shut down and the reader sees EOF.
+    pub fn send(&self, packet: BytesMut) -> Result<(), DeliverError> {
+        let outbound = self.outbound.borrow();
+        let sent = outbound.as_ref().is_some_and(|queue| queue.try_send(packet.freeze()).is_ok());
+        drop(outbound);
+        if sent {
+            Ok(())
+        } else {
+            self.shut_down();
+            Err(DeliverError::NotReading)
+        }
+    }
+
+    /// Publishes at the QoS the device's subscriptions give the topic (explicit, or the
+    /// implicit QoS 0 system subscription); `Ok(qos)` once written or queued in the window.
+    pub fn deliver(&self, topic_name: String, payload: Bytes) -> Result<u8, DeliverError> {
+        let qos = downlink::delivery_qos(&self.subscriptions.borrow(), &self.device_id, &topic_name)
+            .ok_or_else(|| DeliverError::NotSubscribed(topic_name.clone()))?;
+        let ready =
+            self.downlink.borrow_mut().publish(topic_name, payload, qos).map_err(DeliverError::Full)?;
+        if let Some(publish) = ready {
+            self.write_publish(&publish)?;
+        }
+        Ok(qos)
+    }
+
+    /// A PUBACK: frees its window slot and writes the next queued publish, if any.
+    pub fn acknowledge(&self, packet_id: u16) -> Result<(), DeliverError> {
+        let next = self.downlink.borrow_mut().acknowledge(packet_id);
+        match next {
+            Some(publish) => self.write_publish(&publish),
+            None => Ok(()),
+        }
+    }
+
+    pub fn subscriptions(&self) -> std::cell::RefMut<'_, Vec<(String, u8)>> {
+        self.subscriptions.borrow_mut()
+    }
+
+    fn write_publish(&self, publish: &Publish) -> Result<(), DeliverError> {
+        let mut out = BytesMut::new();
+        codec::write_publish(self.version, publish, &mut out);
+        self.send(out)
+    }
+
+    /// Ends the connection from outside (takeover, device deleted, device not reading): the
+    /// reader sees EOF. Does nothing once the link is closed.
+    pub fn shut_down(&self) {
+        if !self.closed.get() {
+            // SAFETY: until `close`, the session's reader owns the descriptor, so it is open;
+            // shutdown(2) does not close it.
+            unsafe { libc::shutdown(self.raw_fd, libc::SHUT_RDWR) };
+        }
+    }
+
+    /// No more packets: the writer drains what is queued and stops. Called by the session
+    /// before it closes the descriptor.
+    pub fn close(&self) {
+        self.closed.set(true);
+        self.outbound.borrow_mut().take();
+    }
+}
