@@ -208,9 +208,19 @@ impl Drop for StopOnPanic<'_> {
 
 /// Binds without SO_REUSEPORT (glommio's own `bind` always sets it): a second engine on the same
 /// HTTP port must fail to start, not silently receive half of the REST calls.
+/// Pending connections the HTTP listener queues before `accept`.
+const HTTP_LISTEN_BACKLOG: libc::c_int = 1024;
+
 fn bind_exclusive(address: std::net::SocketAddr) -> std::io::Result<TcpListener> {
-    use std::os::fd::{FromRawFd, IntoRawFd};
+    use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
     let listener = std::net::TcpListener::bind(address)?;
+    // std listens with a queue of 128: a burst of clients connecting at once would overflow it
+    // and see resets. Listening again only changes the queue length (the kernel caps it at
+    // net.core.somaxconn); the MQTT listeners (glommio) use 1024 as well.
+    // SAFETY: listen(2) on a socket this function owns.
+    if unsafe { libc::listen(listener.as_raw_fd(), HTTP_LISTEN_BACKLOG) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
     // SAFETY: the descriptor is a bound, listening TCP socket whose ownership moves here.
     Ok(unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) })
 }

@@ -142,3 +142,36 @@ impl MqttDevice {
         matches!(self.next_packet(Duration::from_secs(10)), Some(Packet::PingResp))
     }
 }
+
+impl MqttDevice {
+    /// Publishes `payload` on `topic` at QoS 0, or at QoS 1 with `packet_id` and then asserts
+    /// the PUBACK (so nothing else may be due to arrive first).
+    pub fn publish(&mut self, topic: &str, payload: &[u8], qos: mqttbytes::QoS, packet_id: u16) {
+        self.send(|out| {
+            let mut publish = v4::Publish::new(topic, qos, payload.to_vec());
+            publish.pkid = if qos == mqttbytes::QoS::AtMostOnce { 0 } else { packet_id };
+            publish.write(out).unwrap();
+        });
+        if qos != mqttbytes::QoS::AtMostOnce {
+            match self.next_packet(Duration::from_secs(10)) {
+                Some(Packet::PubAck(ack)) => assert_eq!(ack.pkid, packet_id, "PUBACK of another packet"),
+                other => panic!("expected PUBACK {packet_id} on {topic}, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next PUBLISH within `timeout`, `None` if none came (or the connection closed);
+    /// panics on any other packet.
+    pub fn next_publish(&mut self, timeout: Duration) -> Option<v4::Publish> {
+        match self.next_packet(timeout) {
+            Some(Packet::Publish(publish)) => Some(publish),
+            None => None,
+            Some(other) => panic!("expected a PUBLISH, got {other:?}"),
+        }
+    }
+}
+
+/// The request id a downlink topic ends with (`…/request_id={id}`).
+pub fn request_id_of(topic: &str) -> &str {
+    topic.rsplit_once("request_id=").map(|(_, id)| id).unwrap_or_else(|| panic!("no request_id in {topic}"))
+}
