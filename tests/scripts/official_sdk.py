@@ -1,8 +1,12 @@
 """Drives a running ringiot with Huawei's official Python SDK (huaweicloudsdkiotda), unmodified.
 
-Usage: official_sdk.py ENDPOINT PROJECT_ID AK SK {sdk|v11}
+Usage: official_sdk.py ENDPOINT PROJECT_ID AK SK {sdk|v11} [ONLINE_DEVICE_ID OFFLINE_DEVICE_ID]
   sdk: BasicCredentials sign with SDK-HMAC-SHA256 (regional endpoint behaviour)
   v11: the derived signature V11-HMAC-SHA256 (dedicated-instance behaviour), region cn-north-4
+
+With the two device ids, also sends a command, a property set and a property get to the online
+device (whose simulator answers every call with {"result_code":0,...}) and a command to the
+offline one (403 IOTDA.014016, parsed by the SDK).
 
 Prints one line per step and "OFFICIAL SDK OK" at the end; any mismatch raises.
 """
@@ -14,10 +18,11 @@ from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 from huaweicloudsdkcore.http.http_config import HttpConfig
 from huaweicloudsdkcore.region.region import Region
 from huaweicloudsdkiotda.v5 import (
-    AddDevice, AddDeviceRequest, AddProduct, AuthInfo, CreateProductRequest, DeleteDeviceRequest,
-    DeleteProductRequest, IoTDAClient, ListDevicesRequest, ListProductsRequest, ServiceCapability,
+    AddDevice, AddDeviceRequest, AddProduct, AuthInfo, CreateCommandRequest, CreateProductRequest,
+    DeleteDeviceRequest, DeleteProductRequest, DeviceCommandRequest, DevicePropertiesRequest,
+    IoTDAClient, ListDevicesRequest, ListProductsRequest, ListPropertiesRequest, ServiceCapability,
     ServiceCommand, ServiceCommandPara, ServiceProperty, ShowDeviceRequest, ShowProductRequest,
-    UpdateDevice, UpdateDeviceRequest,
+    UpdateDevice, UpdateDeviceRequest, UpdatePropertiesRequest,
 )
 
 
@@ -32,9 +37,35 @@ def client(endpoint, project_id, ak, sk, mode):
     return builder.with_credentials(credentials).build()
 
 
+def device_calls(iotda, online, offline):
+    """Sync calls through the SDK: the device's answer comes back as `response`."""
+    command = iotda.create_command(CreateCommandRequest(device_id=online, body=DeviceCommandRequest(
+        service_id="water", command_name="ON_OFF", paras={"value": "ON"})))
+    assert command.command_id and command.response["result_code"] == 0, command
+    assert command.response["request_id"] == command.command_id, command
+    assert command.error_code is None, command
+    print("create_command", command.command_id)
+
+    updated = iotda.update_properties(UpdatePropertiesRequest(device_id=online, body=DevicePropertiesRequest(
+        services=[{"service_id": "water", "properties": {"level": 5}}])))
+    assert updated.request_id and updated.response["result_code"] == 0, updated
+    listed = iotda.list_properties(ListPropertiesRequest(device_id=online, service_id="water"))
+    assert listed.response["services"][0]["properties"]["level"] == 5, listed
+    print("update_properties / list_properties ok")
+
+    try:
+        iotda.create_command(CreateCommandRequest(device_id=offline, body=DeviceCommandRequest(paras={})))
+        raise AssertionError("a command to an offline device succeeded")
+    except ClientRequestException as error:
+        assert error.status_code == 403 and error.error_code == "IOTDA.014016", error
+    print("offline device: 403 parsed by the SDK")
+
+
 def main():
     endpoint, project_id, ak, sk, mode = sys.argv[1:6]
     iotda = client(endpoint, project_id, ak, sk, mode)
+    if len(sys.argv) > 7:
+        device_calls(iotda, sys.argv[6], sys.argv[7])
     suffix = uuid.uuid4().hex[:8]
     product_id = f"sdk_{mode}_{suffix}"
 
