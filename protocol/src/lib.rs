@@ -30,11 +30,13 @@
 //! - Secret comparisons go through `auth::constant_time_eq`.
 
 pub mod auth;
+pub mod base64;
 pub mod device;
 pub mod error;
 pub mod json;
 pub mod model;
 pub mod mqtt;
 pub mod routing;
+pub mod rules;
 pub mod shadow;
 pub mod time;

@@ -32,9 +32,13 @@
 pub mod calls;
 pub mod data_dir;
 pub mod device_access;
+pub mod hyper_io;
 pub mod log;
+pub mod mailbox;
 pub mod mesh;
 pub mod messages;
+pub mod notify;
+pub mod push;
 pub mod record_id;
 pub mod registry;
 pub mod runtime;

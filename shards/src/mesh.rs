@@ -86,6 +86,11 @@ impl Mesh {
         self.shard_count
     }
 
+    /// Calls sent to peers and not answered yet.
+    pub fn pending_calls(&self) -> usize {
+        self.pending.borrow().len()
+    }
+
     /// Sends `request` to `target` (never this shard) and waits for its reply.
     pub async fn call(&self, target: ShardId, request: Request) -> Reply {
         assert_ne!(target, self.shard_id, "local requests do not cross the mesh");

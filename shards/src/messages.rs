@@ -64,11 +64,25 @@ pub enum Request {
     DeviceCall(Box<crate::calls::DeviceCall>),
     /// This shard's figures for `/metrics`.
     Metrics,
+    /// CreateMessage for a device of this shard (spec §2.7).
+    CreateMessage(Box<crate::mailbox::NewMessage>),
+    ListMessages {
+        project_id: String,
+        device_id: String,
+    },
+    ShowMessage {
+        project_id: String,
+        device_id: String,
+        message_id: String,
+    },
     /// Run this device connection here, its home (the accepting shard read its CONNECT).
     AdoptConnection(Box<Adoption>),
     /// Shard 0 made this product durable; keep a read-only copy.
     ReplicateProduct(ProductRecord),
     ForgetProduct(ProductKey),
+    /// Shard 0 made this routing rule or action durable; keep a copy.
+    ReplicateRouting(crate::registry::records::RoutingRecord),
+    ForgetRouting(crate::registry::records::RoutingKey),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +102,9 @@ pub enum Reply {
         request_id: String,
     },
     Metrics(Box<ShardMetrics>),
+    Message(Box<crate::registry::records::MessageRecord>),
+    /// A device's messages, oldest first.
+    Messages(Vec<crate::registry::records::MessageRecord>),
     Done,
     Failed(ShardError),
 }
@@ -101,6 +118,8 @@ pub enum ShardError {
     DeviceNotFound,
     #[error("the device is offline")]
     DeviceOffline,
+    #[error("the message does not exist")]
+    MessageNotFound,
     /// The call breaks the product model.
     #[error(transparent)]
     Invalid(#[from] protocol::error::ValidationError),
@@ -129,6 +148,13 @@ pub struct ShardMetrics {
     pub open_connections: usize,
     /// Synchronous calls waiting for an answer.
     pub waiting_calls: usize,
+    /// Message status transitions since start.
+    pub messages: crate::mailbox::MessageCounts,
+    /// Messages kept, and of them pending.
+    pub messages_kept: (usize, usize),
+    pub push: crate::push::PushStats,
+    /// Mesh requests this shard waits on (the mesh's queue depth as this shard sees it).
+    pub mesh_pending: usize,
     pub calls: crate::calls::metrics::CallMetrics,
     pub uplink: crate::registry::access::UplinkCounts,
     pub log: crate::log::LogStats,

@@ -119,7 +119,43 @@ pub fn exposition(shards: &[ShardMetrics]) -> String {
         let _ = writeln!(o, "ringiot_device_uplink_total{{kind=\"{label}\"}} {value}");
     }
 
-    let gauges: [PerShard; 9] = [
+    header(o, "ringiot_messages_total", "counter", "Downlink message status changes (accepted, then pending, delivered, failed, timeout; evicted from the 20-message history).");
+    let mut messages = [0u64; 6];
+    let mut push = [0u64; 3];
+    for shard in shards {
+        let m = shard.messages;
+        for (sum, value) in
+            messages.iter_mut().zip([m.accepted, m.pending, m.delivered, m.failed, m.timeout, m.evicted])
+        {
+            *sum += value;
+        }
+        for (sum, value) in
+            push.iter_mut().zip([shard.push.sent, shard.push.failed_attempts, shard.push.dropped])
+        {
+            *sum += value;
+        }
+    }
+    for (label, value) in
+        ["accepted", "pending", "delivered", "failed", "timeout", "evicted"].iter().zip(messages)
+    {
+        let _ = writeln!(o, "ringiot_messages_total{{status=\"{label}\"}} {value}");
+    }
+    for ((name, help), value) in [
+        ("ringiot_push_sent_total", "Push notifications the receiver accepted (2xx)."),
+        ("ringiot_push_failed_attempts_total", "Push attempts that failed and will be retried."),
+        (
+            "ringiot_push_dropped_total",
+            "Push notifications dropped because the outbox was full (the oldest go).",
+        ),
+    ]
+    .iter()
+    .zip(push)
+    {
+        header(o, name, "counter", help);
+        let _ = writeln!(o, "{name} {value}");
+    }
+
+    let gauges: [PerShard; 14] = [
         ("ringiot_devices", "gauge", "Registered devices whose home is the shard.", |s| s.devices as u64),
         ("ringiot_devices_online", "gauge", "Devices logged in on the shard.", |s| s.live_sessions as u64),
         ("ringiot_mqtt_connections", "gauge", "Open MQTT connections (logging in or logged in).", |s| {
@@ -144,12 +180,33 @@ pub fn exposition(shards: &[ShardMetrics]) -> String {
         ("ringiot_log_last_fsync_seconds", "gauge", "Duration of the latest fdatasync.", |s| {
             s.log.fsync_latency_us_last
         }),
+        (
+            "ringiot_log_fsync_seconds_total",
+            "counter",
+            "Time spent in fdatasync since start (divided by ringiot_log_fsyncs_total: the mean).",
+            |s| s.log.fsync_latency_us_total,
+        ),
+        ("ringiot_messages_kept", "gauge", "Downlink messages in the devices' histories.", |s| {
+            s.messages_kept.0 as u64
+        }),
+        ("ringiot_messages_pending", "gauge", "Downlink messages cached for delivery.", |s| {
+            s.messages_kept.1 as u64
+        }),
+        ("ringiot_push_queued", "gauge", "Push notifications waiting in the shard's outbox.", |s| {
+            s.push.queued as u64
+        }),
+        (
+            "ringiot_mesh_waiting_calls",
+            "gauge",
+            "Requests this shard sent to other shards and still waits on.",
+            |s| s.mesh_pending as u64,
+        ),
     ];
     for (name, kind, help, value) in gauges {
         header(o, name, kind, help);
         for shard in shards {
             let value = value(shard);
-            let text = if name.ends_with("_seconds") { seconds(value) } else { value.to_string() };
+            let text = if name.contains("_seconds") { seconds(value) } else { value.to_string() };
             let _ = writeln!(o, "{name}{{shard=\"{}\"}} {text}", shard.shard);
         }
     }
@@ -183,6 +240,10 @@ mod tests {
             live_sessions: 1,
             open_connections: 2,
             waiting_calls: 0,
+            messages: Default::default(),
+            messages_kept: (0, 0),
+            push: Default::default(),
+            mesh_pending: 0,
             calls,
             uplink: Default::default(),
             log: Default::default(),

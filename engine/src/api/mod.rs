@@ -3,7 +3,9 @@
 
 pub mod device_calls;
 pub mod devices;
+pub mod messages;
 pub mod metrics;
 pub mod products;
 pub mod query;
+pub mod routing_rules;
 pub mod view;

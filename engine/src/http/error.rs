@@ -10,6 +10,7 @@
 //! - a synchronous call to a device that already has `device_calls_in_flight_max` calls
 //!   waiting: 429 `APIG.0308` (the API gateway's "too many requests", spec §3);
 //! - a call that breaks the product model: 400 `IOTDA.000006` naming the field (spec §3);
+//! - an unknown message, routing rule or rule action: 404 `IOTDA.000404` (ringiot's own);
 //! - storage or a shard unavailable (shutdown, disk error): 503 `IOTDA.000503` (ringiot's own;
 //!   the SDK treats every status ≥ 500 as a server error whatever the code).
 
@@ -39,6 +40,8 @@ pub enum ApiError {
     DeviceNotFound,
     #[error("The device is offline.")]
     DeviceOffline,
+    #[error("Not found: {0}")]
+    NotFound(String),
     #[error("Too many requests: {0}")]
     TooManyRequests(String),
     #[error("Invalid input. The device already exists.")]
@@ -77,6 +80,7 @@ impl ApiError {
             ApiError::TimeRange => (StatusCode::BAD_REQUEST, "IOTDA.000010"),
             ApiError::DeviceNotFound => (StatusCode::NOT_FOUND, "IOTDA.014000"),
             ApiError::DeviceOffline => (StatusCode::FORBIDDEN, "IOTDA.014016"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "IOTDA.000404"),
             ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "APIG.0308"),
             ApiError::DeviceExists => (StatusCode::BAD_REQUEST, "IOTDA.014031"),
             ApiError::ProductNotFound => (StatusCode::NOT_FOUND, "IOTDA.013000"),
@@ -112,6 +116,7 @@ impl From<ShardError> for ApiError {
             ShardError::DeviceExists => ApiError::DeviceExists,
             ShardError::DeviceNotFound => ApiError::DeviceNotFound,
             ShardError::DeviceOffline => ApiError::DeviceOffline,
+            ShardError::MessageNotFound => ApiError::NotFound("the message does not exist".into()),
             ShardError::Invalid(error) => ApiError::Validation(error),
             ShardError::TooManyCalls(_) => ApiError::TooManyRequests(error.to_string()),
             ShardError::Unavailable(_) | ShardError::Unreachable(_) | ShardError::UnexpectedReply => {

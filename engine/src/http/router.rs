@@ -5,7 +5,7 @@ use std::rc::Rc;
 use http::{Method, StatusCode};
 
 use super::error::ApiError;
-use crate::api::{device_calls, devices, products};
+use crate::api::{device_calls, devices, messages, products, routing_rules};
 use crate::app::{ApiRequest, ApiResponse, ApiResult, App};
 
 /// `GET /health`: no auth, `{"status":"ok","shards":N}`.
@@ -64,6 +64,37 @@ pub async fn route(app: &Rc<App>, method: &Method, path: &str, request: ApiReque
         ["devices", device_id, "properties"] => match *method {
             Method::GET => device_calls::list_properties(app, &request, device_id).await,
             Method::PUT => device_calls::update_properties(app, &request, device_id).await,
+            _ => not_allowed(),
+        },
+        ["devices", device_id, "messages"] => match *method {
+            Method::POST => messages::create(app, &request, device_id).await,
+            Method::GET => messages::list(app, &request, device_id).await,
+            _ => not_allowed(),
+        },
+        ["devices", device_id, "messages", message_id] => match *method {
+            Method::GET => messages::show(app, &request, device_id, message_id).await,
+            _ => not_allowed(),
+        },
+        ["routing-rule", "rules"] => match *method {
+            Method::POST => routing_rules::create_rule(app, &request).await,
+            Method::GET => routing_rules::list_rules(app, &request),
+            _ => not_allowed(),
+        },
+        ["routing-rule", "rules", rule_id] => match *method {
+            Method::GET => routing_rules::show_rule(app, &request, rule_id),
+            Method::PUT => routing_rules::update_rule(app, &request, rule_id).await,
+            Method::DELETE => routing_rules::delete_rule(app, &request, rule_id).await,
+            _ => not_allowed(),
+        },
+        ["routing-rule", "actions"] => match *method {
+            Method::POST => routing_rules::create_action(app, &request).await,
+            Method::GET => routing_rules::list_actions(app, &request),
+            _ => not_allowed(),
+        },
+        ["routing-rule", "actions", action_id] => match *method {
+            Method::GET => routing_rules::show_action(app, &request, action_id),
+            Method::PUT => routing_rules::update_action(app, &request, action_id).await,
+            Method::DELETE => routing_rules::delete_action(app, &request, action_id).await,
             _ => not_allowed(),
         },
         ["devices", device_id, "shadow"] => match *method {

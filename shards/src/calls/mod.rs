@@ -223,7 +223,7 @@ impl CallState {
 
     /// A fresh request id shaped like a UUID v4 (IoTDA's `command_id`s are): a random nonce per
     /// start and a counter, so unique within a run and, with overwhelming odds, across runs.
-    fn next_request_id(&self) -> String {
+    pub(crate) fn next_request_id(&self) -> String {
         let counter = self.id_counter.get().wrapping_add(1);
         self.id_counter.set(counter);
         let nonce = self.id_nonce;

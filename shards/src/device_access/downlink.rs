@@ -8,6 +8,11 @@
 //!   window is 20). Further ones wait in a queue of [`PENDING_MAX`] and go out, in order, as
 //!   PUBACKs free the window; beyond that they are refused and counted, never buffered without
 //!   bound. Redelivery after a reconnect belongs to the message store (spec §1.6), not here.
+//! - A QoS 1 publish may carry a tag (a downlink message's id) that its PUBACK hands back, so
+//!   the message store learns which message was acknowledged.
+//! - An unacknowledged QoS 1 publish is sent again with DUP every [`RESEND_INTERVAL_MS`], at
+//!   most [`RESENDS_MAX`] times (spec §1.6); after that it waits for its PUBACK or the end of
+//!   the session.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -19,6 +24,10 @@ pub const INFLIGHT_MAX: usize = 20;
 pub const PENDING_MAX: usize = 100;
 /// Payload bytes of QoS 1 publishes held for one session (in flight and queued).
 pub const HELD_BYTES_MAX: usize = 1 << 20;
+/// Time before an unacknowledged QoS 1 publish is sent again (spec §1.6: every 2 s).
+pub const RESEND_INTERVAL_MS: u64 = 2_000;
+/// Resends of one unacknowledged publish (spec §1.6: 3 times).
+pub const RESENDS_MAX: u8 = 3;
 
 /// The QoS `topic` is delivered at, or `None` if the device is not subscribed to it.
 pub fn delivery_qos(subscriptions: &[(String, u8)], device_id: &str, topic_name: &str) -> Option<u8> {
@@ -30,6 +39,15 @@ pub fn delivery_qos(subscriptions: &[(String, u8)], device_id: &str, topic_name:
     explicit.or_else(|| topic::is_implicit_system_topic(device_id, topic_name).then_some(0))
 }
 
+/// What a PUBACK released.
+#[derive(Debug, Default, PartialEq)]
+pub struct Acknowledged {
+    /// The tag of the acknowledged publish.
+    pub tag: Option<String>,
+    /// A queued publish that now goes out.
+    pub next: Option<Publish>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DownlinkError {
     #[error("the device is not subscribed to {0}")]
@@ -38,10 +56,20 @@ pub enum DownlinkError {
     Full,
 }
 
+/// A QoS 1 publish waiting for its PUBACK.
+#[derive(Debug)]
+struct InFlight {
+    publish: Publish,
+    tag: Option<String>,
+    /// When it was (last) written, in the caller's clock (ms).
+    sent_ms: u64,
+    resends: u8,
+}
+
 #[derive(Debug, Default)]
 pub struct Downlink {
-    inflight: BTreeMap<u16, Publish>,
-    pending: VecDeque<Publish>,
+    inflight: BTreeMap<u16, InFlight>,
+    pending: VecDeque<(Publish, Option<String>)>,
     last_packet_id: u16,
     /// Payload bytes in `inflight` and `pending`.
     held_bytes: usize,
@@ -56,6 +84,18 @@ impl Downlink {
         payload: Bytes,
         qos: u8,
     ) -> Result<Option<Publish>, DownlinkError> {
+        self.publish_tagged(topic_name, payload, qos, None, 0)
+    }
+
+    /// [`Downlink::publish`] with a tag that the PUBACK hands back, at `now_ms`.
+    pub fn publish_tagged(
+        &mut self,
+        topic_name: String,
+        payload: Bytes,
+        qos: u8,
+        tag: Option<String>,
+        now_ms: u64,
+    ) -> Result<Option<Publish>, DownlinkError> {
         let publish =
             Publish { topic: topic_name, payload, qos: qos.min(1), packet_id: 0, dup: false, retain: false };
         if publish.qos == 0 {
@@ -66,23 +106,42 @@ impl Downlink {
                 return Err(DownlinkError::Full);
             }
             self.held_bytes += publish.payload.len();
-            return Ok(Some(self.send_qos1(publish)));
+            return Ok(Some(self.send_qos1(publish, tag, now_ms)));
         }
         if self.pending.len() >= PENDING_MAX || self.held_bytes + publish.payload.len() > HELD_BYTES_MAX {
             return Err(DownlinkError::Full);
         }
         self.held_bytes += publish.payload.len();
-        self.pending.push_back(publish);
+        self.pending.push_back((publish, tag));
         Ok(None)
     }
 
-    /// A PUBACK arrived: frees its slot and returns the next queued publish to write, if any.
-    /// An ack for an unknown packet id is ignored (`None`).
-    pub fn acknowledge(&mut self, packet_id: u16) -> Option<Publish> {
-        let acknowledged = self.inflight.remove(&packet_id)?;
-        self.held_bytes -= acknowledged.payload.len();
-        let next = self.pending.pop_front()?;
-        Some(self.send_qos1(next))
+    /// A PUBACK arrived: frees its slot. Returns the acknowledged publish's tag and the next
+    /// queued publish to write, if any. An ack for an unknown packet id changes nothing.
+    pub fn acknowledge(&mut self, packet_id: u16, now_ms: u64) -> Acknowledged {
+        let Some(acknowledged) = self.inflight.remove(&packet_id) else { return Acknowledged::default() };
+        self.held_bytes -= acknowledged.publish.payload.len();
+        let next = self.pending.pop_front().map(|(next, tag)| self.send_qos1(next, tag, now_ms));
+        Acknowledged { tag: acknowledged.tag, next }
+    }
+
+    /// The unacknowledged publishes due for a resend at `now_ms`, marked DUP.
+    pub fn due_resends(&mut self, now_ms: u64) -> Vec<Publish> {
+        let mut due = Vec::new();
+        for entry in self.inflight.values_mut() {
+            if entry.resends < RESENDS_MAX && now_ms >= entry.sent_ms + RESEND_INTERVAL_MS {
+                entry.resends += 1;
+                entry.sent_ms = now_ms;
+                entry.publish.dup = true;
+                due.push(entry.publish.clone());
+            }
+        }
+        due
+    }
+
+    /// Whether some publish may still be resent (the caller keeps ticking while it is).
+    pub fn has_resends_left(&self) -> bool {
+        self.inflight.values().any(|entry| entry.resends < RESENDS_MAX)
     }
 
     pub fn inflight(&self) -> usize {
@@ -93,9 +152,12 @@ impl Downlink {
         self.pending.len()
     }
 
-    fn send_qos1(&mut self, mut publish: Publish) -> Publish {
+    fn send_qos1(&mut self, mut publish: Publish, tag: Option<String>, now_ms: u64) -> Publish {
         publish.packet_id = self.next_packet_id();
-        self.inflight.insert(publish.packet_id, publish.clone());
+        self.inflight.insert(
+            publish.packet_id,
+            InFlight { publish: publish.clone(), tag, sent_ms: now_ms, resends: 0 },
+        );
         publish
     }
 
@@ -127,12 +189,12 @@ mod tests {
             assert!(send(&mut downlink, 100 + n).is_none(), "queued");
         }
         assert_eq!(downlink.publish("t/x".into(), Bytes::new(), 1), Err(DownlinkError::Full));
-        let next = downlink.acknowledge(5).expect("a queued publish goes out");
+        let next = downlink.acknowledge(5, 0).next.expect("a queued publish goes out");
         assert_eq!(next.topic, "t/100", "in order");
         assert_eq!(downlink.inflight(), INFLIGHT_MAX);
         assert_eq!(downlink.pending(), PENDING_MAX - 1);
-        assert!(downlink.acknowledge(5).is_none(), "a duplicate ack changes nothing");
-        assert!(downlink.acknowledge(999).is_none());
+        assert_eq!(downlink.acknowledge(5, 0), Acknowledged::default(), "a duplicate ack changes nothing");
+        assert_eq!(downlink.acknowledge(999, 0), Acknowledged::default());
     }
 
     #[test]
@@ -152,8 +214,26 @@ mod tests {
         let first = downlink.publish("a".into(), big.clone(), 1).unwrap().unwrap();
         assert!(downlink.publish("b".into(), big.clone(), 1).unwrap().is_some());
         assert_eq!(downlink.publish("c".into(), Bytes::from_static(b"x"), 1), Err(DownlinkError::Full));
-        assert!(downlink.acknowledge(first.packet_id).is_none());
+        assert!(downlink.acknowledge(first.packet_id, 0).next.is_none());
         assert!(downlink.publish("c".into(), Bytes::from_static(b"x"), 1).unwrap().is_some());
+    }
+
+    #[test]
+    fn tags_come_back_with_their_ack_and_unacked_publishes_are_resent_three_times() {
+        let mut downlink = Downlink::default();
+        let first =
+            downlink.publish_tagged("a".into(), Bytes::new(), 1, Some("m1".into()), 1_000).unwrap().unwrap();
+        assert!(downlink.due_resends(2_999).is_empty(), "not before 2 s");
+        let resent = downlink.due_resends(3_000);
+        assert_eq!(resent.len(), 1);
+        assert!(resent[0].dup && resent[0].packet_id == first.packet_id, "same packet id, DUP set");
+        assert!(downlink.due_resends(4_000).is_empty());
+        assert_eq!(downlink.due_resends(5_000).len(), 1);
+        assert_eq!(downlink.due_resends(7_000).len(), 1);
+        assert!(!downlink.has_resends_left());
+        assert!(downlink.due_resends(100_000).is_empty(), "three resends at most");
+        let acked = downlink.acknowledge(first.packet_id, 0);
+        assert_eq!(acked.tag.as_deref(), Some("m1"));
     }
 
     #[test]

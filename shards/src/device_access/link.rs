@@ -84,23 +84,56 @@ impl SessionLink {
     /// Publishes at the QoS the device's subscriptions give the topic (explicit, or the
     /// implicit QoS 0 system subscription); `Ok(qos)` once written or queued in the window.
     pub fn deliver(&self, topic_name: String, payload: Bytes) -> Result<u8, DeliverError> {
-        let qos = downlink::delivery_qos(&self.subscriptions.borrow(), &self.device_id, &topic_name)
-            .ok_or_else(|| DeliverError::NotSubscribed(topic_name.clone()))?;
-        let ready =
-            self.downlink.borrow_mut().publish(topic_name, payload, qos).map_err(DeliverError::Full)?;
+        self.deliver_tagged(topic_name, payload, None)
+    }
+
+    /// The QoS a publish on `topic_name` would go out at, `None` if the device is not
+    /// subscribed to it.
+    pub fn delivery_qos(&self, topic_name: &str) -> Option<u8> {
+        downlink::delivery_qos(&self.subscriptions.borrow(), &self.device_id, topic_name)
+    }
+
+    /// [`SessionLink::deliver`] with a tag that [`SessionLink::acknowledge`] hands back when the
+    /// device acknowledges a QoS 1 publish.
+    pub fn deliver_tagged(
+        &self,
+        topic_name: String,
+        payload: Bytes,
+        tag: Option<String>,
+    ) -> Result<u8, DeliverError> {
+        let qos =
+            self.delivery_qos(&topic_name).ok_or_else(|| DeliverError::NotSubscribed(topic_name.clone()))?;
+        let ready = self
+            .downlink
+            .borrow_mut()
+            .publish_tagged(topic_name, payload, qos, tag, crate::now_unix_ms() as u64)
+            .map_err(DeliverError::Full)?;
         if let Some(publish) = ready {
             self.write_publish(&publish)?;
         }
         Ok(qos)
     }
 
-    /// A PUBACK: frees its window slot and writes the next queued publish, if any.
-    pub fn acknowledge(&self, packet_id: u16) -> Result<(), DeliverError> {
-        let next = self.downlink.borrow_mut().acknowledge(packet_id);
-        match next {
-            Some(publish) => self.write_publish(&publish),
-            None => Ok(()),
+    /// A PUBACK: frees its window slot and writes the next queued publish, if any. Returns the
+    /// acknowledged publish's tag.
+    pub fn acknowledge(&self, packet_id: u16) -> Result<Option<String>, DeliverError> {
+        let acknowledged = self.downlink.borrow_mut().acknowledge(packet_id, crate::now_unix_ms() as u64);
+        if let Some(publish) = acknowledged.next {
+            self.write_publish(&publish)?;
         }
+        Ok(acknowledged.tag)
+    }
+
+    /// Resends the unacknowledged QoS 1 publishes that are due (DUP set); `true` while some may
+    /// still be resent later.
+    pub fn resend_due(&self, now_ms: u64) -> bool {
+        let due = self.downlink.borrow_mut().due_resends(now_ms);
+        for publish in &due {
+            if self.write_publish(publish).is_err() {
+                return false;
+            }
+        }
+        self.downlink.borrow().has_resends_left()
     }
 
     pub fn subscriptions(&self) -> std::cell::RefMut<'_, Vec<(String, u8)>> {

@@ -30,6 +30,8 @@ use protocol::mqtt::codec::{
 use protocol::mqtt::topic::Uplink;
 use protocol::mqtt::{login, topic};
 use protocol::shadow::PropertyReport;
+use simd_json::prelude::ValueObjectAccess;
+use simd_json::OwnedValue;
 
 use super::link::{DeliverError, SessionLink, OUTBOUND_PACKETS_MAX};
 use super::{read_into, shrink_if_idle};
@@ -196,6 +198,8 @@ impl SessionState<'_> {
         if let Err(reason) = self.send(connack) {
             return End::Closed(reason);
         }
+        // Cached messages go out right after the CONNACK, in the order they were accepted.
+        self.shard.deliver_pending(self.device_id);
         let packet_bytes_max = self.shard.device_access_config().packet_bytes_max;
         loop {
             match codec::read_packet(buffer, Some(self.version), packet_bytes_max) {
@@ -243,7 +247,11 @@ impl SessionState<'_> {
                 );
                 self.send(out)?;
             }
-            Packet::PubAck { packet_id } => self.link.acknowledge(packet_id).map_err(|e| e.to_string())?,
+            Packet::PubAck { packet_id } => {
+                if let Some(message_id) = self.link.acknowledge(packet_id).map_err(|e| e.to_string())? {
+                    self.shard.message_acknowledged(self.device_id, &message_id);
+                }
+            }
             Packet::Disconnect => return Ok(false),
             Packet::Connect(_) => {
                 self.disconnect(DisconnectReason::ProtocolError);
@@ -285,7 +293,10 @@ impl SessionState<'_> {
         };
         match uplink {
             Uplink::PropertiesReport => self.report_properties(&publish.payload).await,
-            Uplink::MessagesUp => self.shard.count_uplink(UplinkKind::Message),
+            Uplink::MessagesUp => {
+                self.shard.count_uplink(UplinkKind::Message);
+                self.shard.notify_message_report(self.device_id, &publish.topic, &publish.payload);
+            }
             Uplink::EventsUp => self.shard.count_uplink(UplinkKind::Event),
             Uplink::ShadowGet { request_id } => self.answer_shadow_get(request_id, &publish.payload)?,
             Uplink::CommandResponse { request_id } => {
@@ -325,9 +336,22 @@ impl SessionState<'_> {
                 return;
             }
         };
-        if let Err(error) = self.shard.report_properties(self.device_id, report).await {
-            self.shard.count_uplink(UplinkKind::Malformed);
-            tracing::debug!(device_id = self.device_id, %error, "property report not applied");
+        match self.shard.report_properties(self.device_id, report).await {
+            Ok(()) => {
+                let routed = !self.shard.routing().is_empty();
+                // Parsed again only when some rule may want it.
+                if let Some(report) =
+                    routed.then(|| protocol::json::from_bytes::<OwnedValue>(payload).ok()).flatten()
+                {
+                    if let Some(services) = report.get("services") {
+                        self.shard.notify_property_report(self.device_id, services);
+                    }
+                }
+            }
+            Err(error) => {
+                self.shard.count_uplink(UplinkKind::Malformed);
+                tracing::debug!(device_id = self.device_id, %error, "property report not applied");
+            }
         }
     }
 
@@ -414,7 +438,12 @@ impl SessionState<'_> {
         }
         let mut out = BytesMut::new();
         codec::write_suback(self.version, subscribe.packet_id, &results, &mut out);
-        self.send(out)
+        self.send(out)?;
+        // Cached messages for a custom topic wait for the device to subscribe to it.
+        if results.iter().any(Option::is_some) {
+            self.shard.deliver_pending(self.device_id);
+        }
+        Ok(())
     }
 
     /// A v5 DISCONNECT with `reason`, if there is room; the connection closes either way.

@@ -118,6 +118,8 @@ async fn flush_batch(shared: &Shared, segment: &mut SegmentFile, batch: &mut Bat
     if let Some(latency) = fsync_latency {
         stats.fsync_count += 1;
         stats.fsync_latency_us_last = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        stats.fsync_latency_us_total =
+            stats.fsync_latency_us_total.saturating_add(stats.fsync_latency_us_last);
     }
     Ok(())
 }

@@ -200,6 +200,8 @@ pub struct LogStats {
     pub written_bytes: u64,
     pub fsync_count: u64,
     pub fsync_latency_us_last: u64,
+    /// Sum of every fdatasync's duration: with `fsync_count`, the mean.
+    pub fsync_latency_us_total: u64,
     /// Length of the segment being appended to.
     pub segment_bytes: u64,
     /// Bytes appended since the newest snapshot (what `needs_compaction` compares).

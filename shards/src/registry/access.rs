@@ -101,6 +101,11 @@ impl Shard {
         session_id
     }
 
+    /// The device's live session, if it is online.
+    pub fn live_session(&self, device_id: &str) -> Option<LiveSession> {
+        self.access.sessions.borrow().get(device_id).cloned()
+    }
+
     /// The downlink of the device's live session, if it is online.
     pub fn session_link(&self, device_id: &str) -> Option<Rc<SessionLink>> {
         self.access.sessions.borrow().get(device_id).map(|live| live.link.clone())
@@ -139,8 +144,11 @@ impl Shard {
         if status == DeviceStatus::Online && device.active_time_ms.is_none() {
             device.active_time_ms = Some(now_ms);
         }
-        if let Err(error) = self.write_device(device_id, Some(device)).await {
-            tracing::warn!(shard = self.id(), device_id, %error, "connection status not persisted");
+        match self.write_device(device_id, Some(device.clone())).await {
+            Ok(()) => self.notify_device_status(&device),
+            Err(error) => {
+                tracing::warn!(shard = self.id(), device_id, %error, "connection status not persisted")
+            }
         }
     }
 

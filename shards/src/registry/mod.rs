@@ -17,6 +17,7 @@ pub mod devices;
 pub mod products;
 pub mod records;
 pub mod replay;
+pub mod routing;
 pub mod shadow;
 
 use std::cell::{Cell, Ref, RefCell};
@@ -66,6 +67,14 @@ pub struct Shard {
     shadows: RefCell<std::collections::HashMap<String, protocol::shadow::DeviceShadow>>,
     /// Synchronous calls waiting for their device's answer.
     pub(crate) calls: crate::calls::CallState,
+    /// Downlink messages of this shard's devices.
+    pub(crate) mailbox: crate::mailbox::MailboxState,
+    /// Set by [`Shard::close`]: background work stops.
+    closed: Cell<bool>,
+    /// Routing rules and actions (shard 0 writes them, every shard keeps a copy).
+    routing: RefCell<routing::RoutingTable>,
+    /// This shard's outbox of push notifications.
+    pub(crate) pusher: Rc<crate::push::Pusher>,
 }
 
 impl Shard {
@@ -83,9 +92,19 @@ impl Shard {
             .map_err(|source| StartError::Decode { shard, source })?;
         let (mut devices, products) = (replayed.devices, replayed.products);
         let shadows = shadow::parse_shadows(shard, replayed.shadows);
+        let mut routing = routing::RoutingTable::default();
+        for record in replayed.routing {
+            routing.put(record);
+        }
         // Nobody is connected to a shard that just started.
         devices.mark_online_offline();
-        tracing::info!(shard, devices = devices.len(), products = products.len(), "shard state recovered");
+        tracing::info!(
+            shard,
+            devices = devices.len(),
+            products = products.len(),
+            messages = replayed.messages.len(),
+            "shard state recovered"
+        );
         let log_config = LogConfig {
             dir,
             durability: config.durability,
@@ -107,6 +126,10 @@ impl Shard {
             access: access::AccessState::default(),
             shadows: RefCell::new(shadows),
             calls: crate::calls::CallState::default(),
+            mailbox: crate::mailbox::MailboxState::recovered(replayed.messages),
+            closed: Cell::new(false),
+            routing: RefCell::new(routing),
+            pusher: crate::push::Pusher::new(crate::push::PushConfig::default()),
         }))
     }
 
@@ -125,6 +148,7 @@ impl Shard {
             let shard = shard.clone();
             Box::pin(async move { shard.handle(request).await })
         }));
+        self.start_ticking();
     }
 
     /// Runs `request` on `target`: here if it is this shard, else over the mesh.
@@ -180,12 +204,25 @@ impl Shard {
             Request::ShowShadow { project_id, device_id } => self.show_shadow(&project_id, &device_id),
             Request::DeviceCall(call) => self.device_call(*call).await,
             Request::Metrics => Reply::Metrics(Box::new(self.metrics())),
+            Request::CreateMessage(message) => self.create_message(*message).await,
+            Request::ListMessages { project_id, device_id } => self.list_messages(&project_id, &device_id),
+            Request::ShowMessage { project_id, device_id, message_id } => {
+                self.show_message(&project_id, &device_id, &message_id)
+            }
             Request::ReplicateProduct(product) => {
                 self.products.borrow_mut().put(product);
                 Reply::Done
             }
             Request::ForgetProduct(key) => {
                 self.products.borrow_mut().remove(&key);
+                Reply::Done
+            }
+            Request::ReplicateRouting(record) => {
+                self.routing.borrow_mut().put(record);
+                Reply::Done
+            }
+            Request::ForgetRouting(key) => {
+                self.routing.borrow_mut().remove(&key);
                 Reply::Done
             }
         }
@@ -235,6 +272,7 @@ impl Shard {
                 self.shadows.borrow_mut().remove(device_id);
                 self.disconnect_device(device_id);
                 self.cancel_device_calls(device_id);
+                self.forget_messages(device_id);
                 Reply::Done
             }
             Err(error) => Reply::Failed(error),
@@ -328,6 +366,42 @@ impl Shard {
         result
     }
 
+    /// The routing rules and actions this shard knows (shard 0: the authoritative set).
+    pub fn routing(&self) -> Ref<'_, routing::RoutingTable> {
+        self.routing.borrow()
+    }
+
+    /// Shard 0 only: makes a routing rule or action durable, then copies it to every shard.
+    pub async fn put_routing(self: &Rc<Self>, record: records::RoutingRecord) -> Result<(), ShardError> {
+        assert_eq!(self.id(), 0, "only shard 0 writes routing rules");
+        let key = records::RoutingKey { project_id: record.project_id.clone(), id: record.id.clone() };
+        let previous =
+            self.routing.borrow().iter().find(|r| r.project_id == key.project_id && r.id == key.id).cloned();
+        self.routing.borrow_mut().put(record.clone());
+        if let Err(error) = self.persist(RegistryRecord::RoutingPut(record.clone())).await {
+            let mut table = self.routing.borrow_mut();
+            match previous {
+                Some(previous) => table.put(previous),
+                None => drop(table.remove(&key)),
+            }
+            return Err(error);
+        }
+        self.replicate(|| Request::ReplicateRouting(record.clone())).await
+    }
+
+    /// Shard 0 only: removes a routing rule or action durably and from every copy.
+    pub async fn delete_routing(self: &Rc<Self>, key: records::RoutingKey) -> Result<(), ShardError> {
+        assert_eq!(self.id(), 0, "only shard 0 writes routing rules");
+        let previous = self.routing.borrow_mut().remove(&key);
+        if let Err(error) = self.persist(RegistryRecord::RoutingDelete(key.clone())).await {
+            if let Some(previous) = previous {
+                self.routing.borrow_mut().put(previous);
+            }
+            return Err(error);
+        }
+        self.replicate(|| Request::ForgetRouting(key.clone())).await
+    }
+
     /// The highest record id held by any shard.
     pub async fn record_id_max(self: &Rc<Self>) -> Result<u128, ShardError> {
         let mut max = 0;
@@ -346,6 +420,10 @@ impl Shard {
         let products: Vec<ProductRecord> = self.products.borrow().iter().cloned().collect();
         for product in products {
             self.replicate(|| Request::ReplicateProduct(product.clone())).await?;
+        }
+        let routing: Vec<records::RoutingRecord> = self.routing.borrow().iter().cloned().collect();
+        for record in routing {
+            self.replicate(|| Request::ReplicateRouting(record.clone())).await?;
         }
         Ok(())
     }
@@ -370,7 +448,7 @@ impl Shard {
     /// Gives the change just applied to memory the next revision, appends it and waits until
     /// it is durable; compacts when the log has grown. Call it right after changing memory,
     /// with no await in between, so revisions follow the order of the changes.
-    async fn persist(self: &Rc<Self>, record: RegistryRecord) -> Result<(), ShardError> {
+    pub(crate) async fn persist(self: &Rc<Self>, record: RegistryRecord) -> Result<(), ShardError> {
         let revision = self.revision.get() + 1;
         self.revision.set(revision);
         let result = self.log.append(record.encode(revision)).await;
@@ -411,8 +489,11 @@ impl Shard {
         if self.id() == 0 {
             let products = self.products.borrow();
             records.extend(products.iter().map(|p| RegistryRecord::ProductPut(p.clone()).encode(revision)));
+            let routing = self.routing.borrow();
+            records.extend(routing.iter().map(|r| RegistryRecord::RoutingPut(r.clone()).encode(revision)));
         }
         records.extend(self.shadow_snapshot(revision));
+        records.extend(self.message_snapshot(revision));
         records
     }
 
@@ -424,14 +505,25 @@ impl Shard {
             live_sessions: self.live_sessions(),
             open_connections: self.open_connections(),
             waiting_calls: self.calls.waiting(),
+            messages: self.mailbox.counts(),
+            messages_kept: self.mailbox.kept(),
+            push: self.pusher.stats(),
+            mesh_pending: self.mesh.pending_calls(),
             calls: self.calls.metrics(),
             uplink: self.uplink_counts(),
             log: self.log.stats(),
         }
     }
 
+    /// Whether [`Shard::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
     /// Flushes the log and refuses further writes. Idempotent.
     pub async fn close(&self) {
+        self.closed.set(true);
+        self.pusher.close();
         if let Err(error) = self.log.close().await {
             tracing::error!(shard = self.id(), %error, "closing the log");
         }

@@ -12,6 +12,10 @@
 //! | 4 `PRODUCT_DELETE` | 1 | [`ProductKey`] — shard 0 only |
 //! | 5 `SNAPSHOT_MARK` | 1 | nothing: first record of a snapshot; its revision covers the snapshot |
 //! | 6 `SHADOW_PUT` | 1 | [`ShadowRecord`] — a device's whole shadow after a change |
+//! | 7 `MESSAGE_PUT` | 1 | [`MessageRecord`] — a downlink message after it was accepted or changed status |
+//! | 8 `MESSAGE_DELETE` | 1 | [`MessageKey`] — a message left the device's history (evicted) |
+//! | 9 `ROUTING_PUT` | 1 | [`RoutingRecord`] — a routing rule or rule action — shard 0 only |
+//! | 10 `ROUTING_DELETE` | 1 | [`RoutingKey`] — shard 0 only |
 //!
 //! Replay keeps, per key, the change with the highest revision, so the state after recovery is
 //! the state in memory even if two appends reached the log in another order than they changed
@@ -33,6 +37,10 @@ pub const PRODUCT_PUT: u16 = 3;
 pub const PRODUCT_DELETE: u16 = 4;
 pub const SNAPSHOT_MARK: u16 = 5;
 pub const SHADOW_PUT: u16 = 6;
+pub const MESSAGE_PUT: u16 = 7;
+pub const MESSAGE_DELETE: u16 = 8;
+pub const ROUTING_PUT: u16 = 9;
+pub const ROUTING_DELETE: u16 = 10;
 pub const VERSION_1: u16 = 1;
 
 /// A device's connection status, stored as a byte.
@@ -130,6 +138,82 @@ pub struct ProductKey {
     pub product_id: String,
 }
 
+/// Where a downlink message is in its life (spec §2.7).
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub enum MessageStatus {
+    Pending,
+    Delivered,
+    Failed,
+    Timeout,
+}
+
+impl MessageStatus {
+    /// The spelling of spec §2.7.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Pending => "PENDING",
+            MessageStatus::Delivered => "DELIVERED",
+            MessageStatus::Failed => "FAILED",
+            MessageStatus::Timeout => "TIMEOUT",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        self != MessageStatus::Pending
+    }
+}
+
+/// One downlink message of a device, as CreateMessage accepted it plus its current status.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    pub device_id: String,
+    pub message_id: String,
+    /// Acceptance order on the home shard: delivery order, and the oldest is evicted first.
+    pub seq: u64,
+    pub name: Option<String>,
+    /// The `message` field as JSON text (a string is kept with its quotes).
+    pub message_json: String,
+    /// `none` or `base64`.
+    pub encoding: String,
+    /// `standard` or `raw`.
+    pub payload_format: String,
+    pub topic: Option<String>,
+    pub topic_full_name: Option<String>,
+    /// JSON text of `properties` (MQTT 5 publish properties), as given.
+    pub properties_json: Option<String>,
+    pub ttl_minutes: u32,
+    pub status: MessageStatus,
+    pub error_code: Option<String>,
+    pub error_msg: Option<String>,
+    pub created_ms: i64,
+    pub finished_ms: Option<i64>,
+}
+
+/// Identifies a message in a delete record.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct MessageKey {
+    pub device_id: String,
+    pub message_id: String,
+}
+
+/// A rule-engine document (spec §2.10): a routing rule or a rule action, as the JSON text of
+/// `protocol::rules::Rule` / `Action`. Shard 0 writes them; every shard keeps a copy.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct RoutingRecord {
+    pub project_id: String,
+    /// The rule id or action id (unique across both).
+    pub id: String,
+    pub is_action: bool,
+    pub json: String,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RoutingKey {
+    pub project_id: String,
+    pub id: String,
+}
+
 /// A log record the registry understands.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RegistryRecord {
@@ -140,6 +224,10 @@ pub enum RegistryRecord {
     /// Opens a snapshot: everything up to its revision is in the records that follow.
     SnapshotMark,
     ShadowPut(ShadowRecord),
+    MessagePut(Box<MessageRecord>),
+    MessageDelete(MessageKey),
+    RoutingPut(RoutingRecord),
+    RoutingDelete(RoutingKey),
 }
 
 /// Bytes of the revision that starts every body.
@@ -164,6 +252,10 @@ impl RegistryRecord {
             RegistryRecord::ProductDelete(r) => (PRODUCT_DELETE, rkyv::to_bytes::<BoxedError>(r)),
             RegistryRecord::SnapshotMark => (SNAPSHOT_MARK, Ok(AlignedVec::new())),
             RegistryRecord::ShadowPut(r) => (SHADOW_PUT, rkyv::to_bytes::<BoxedError>(r)),
+            RegistryRecord::MessagePut(r) => (MESSAGE_PUT, rkyv::to_bytes::<BoxedError>(&**r)),
+            RegistryRecord::MessageDelete(r) => (MESSAGE_DELETE, rkyv::to_bytes::<BoxedError>(r)),
+            RegistryRecord::RoutingPut(r) => (ROUTING_PUT, rkyv::to_bytes::<BoxedError>(r)),
+            RegistryRecord::RoutingDelete(r) => (ROUTING_DELETE, rkyv::to_bytes::<BoxedError>(r)),
         };
         // Serializing owned strings and integers into a growable buffer cannot fail.
         let rkyv_bytes = rkyv_bytes.expect("rkyv serialization of a plain record never fails");
@@ -202,6 +294,17 @@ impl RegistryRecord {
             SHADOW_PUT => {
                 rkyv::from_bytes::<ShadowRecord, BoxedError>(&aligned).map(RegistryRecord::ShadowPut)
             }
+            MESSAGE_PUT => rkyv::from_bytes::<MessageRecord, BoxedError>(&aligned)
+                .map(|m| RegistryRecord::MessagePut(Box::new(m))),
+            MESSAGE_DELETE => {
+                rkyv::from_bytes::<MessageKey, BoxedError>(&aligned).map(RegistryRecord::MessageDelete)
+            }
+            ROUTING_PUT => {
+                rkyv::from_bytes::<RoutingRecord, BoxedError>(&aligned).map(RegistryRecord::RoutingPut)
+            }
+            ROUTING_DELETE => {
+                rkyv::from_bytes::<RoutingKey, BoxedError>(&aligned).map(RegistryRecord::RoutingDelete)
+            }
             SNAPSHOT_MARK => return Err(error("snapshot mark with a payload".into())),
             _ => return Err(error("unknown kind".into())),
         };
@@ -236,6 +339,32 @@ mod tests {
             RegistryRecord::ProductDelete(ProductKey { project_id: "p".into(), product_id: "x".into() }),
             RegistryRecord::SnapshotMark,
             RegistryRecord::ShadowPut(ShadowRecord { device_id: "d".into(), shadow_json: "{}".into() }),
+            RegistryRecord::MessagePut(Box::new(MessageRecord {
+                device_id: "d".into(),
+                message_id: "m".into(),
+                seq: 3,
+                name: Some("n".into()),
+                message_json: "\"hi ü\"".into(),
+                encoding: "none".into(),
+                payload_format: "standard".into(),
+                topic: None,
+                topic_full_name: Some("a/b".into()),
+                properties_json: None,
+                ttl_minutes: 5,
+                status: MessageStatus::Failed,
+                error_code: Some("IOTDA.014016".into()),
+                error_msg: Some("offline".into()),
+                created_ms: 1,
+                finished_ms: Some(2),
+            })),
+            RegistryRecord::MessageDelete(MessageKey { device_id: "d".into(), message_id: "m".into() }),
+            RegistryRecord::RoutingPut(RoutingRecord {
+                project_id: "p".into(),
+                id: "r".into(),
+                is_action: true,
+                json: "{}".into(),
+            }),
+            RegistryRecord::RoutingDelete(RoutingKey { project_id: "p".into(), id: "r".into() }),
         ];
         for (revision, record) in records.into_iter().enumerate() {
             let revision = revision as u64 * 1_000_000_007;

@@ -11,7 +11,9 @@ use std::hash::Hash;
 
 use super::devices::DeviceTable;
 use super::products::ProductTable;
-use super::records::{DecodeError, DeviceRecord, ProductRecord, RegistryRecord};
+use super::records::{
+    DecodeError, DeviceRecord, MessageRecord, ProductRecord, RegistryRecord, RoutingRecord,
+};
 use crate::log::LogRecord;
 
 /// The rebuilt tables and the last revision the shard had used.
@@ -21,6 +23,10 @@ pub struct Replayed {
     pub products: ProductTable,
     /// Shadow JSON by device id.
     pub shadows: HashMap<String, String>,
+    /// Downlink messages of devices that still exist.
+    pub messages: Vec<MessageRecord>,
+    /// Routing rules and actions (shard 0).
+    pub routing: Vec<RoutingRecord>,
     pub revision: u64,
 }
 
@@ -48,6 +54,10 @@ struct ReplayState {
     devices: HashMap<String, (u64, Option<DeviceRecord>)>,
     products: HashMap<(String, String), (u64, Option<ProductRecord>)>,
     shadows: HashMap<String, (u64, Option<String>)>,
+    messages: HashMap<(String, String), (u64, Option<MessageRecord>)>,
+    routing: HashMap<(String, String), (u64, Option<RoutingRecord>)>,
+    /// The newest delete of each device id: its messages from before it are gone.
+    device_deleted_at: HashMap<String, u64>,
 }
 
 impl ReplayState {
@@ -73,6 +83,20 @@ impl ReplayState {
             RegistryRecord::ProductDelete(key) => {
                 set(&mut self.products, (key.project_id, key.product_id), revision, floor, None)
             }
+            RegistryRecord::MessagePut(message) => {
+                let key = (message.device_id.clone(), message.message_id.clone());
+                set(&mut self.messages, key, revision, floor, Some(*message))
+            }
+            RegistryRecord::MessageDelete(key) => {
+                set(&mut self.messages, (key.device_id, key.message_id), revision, floor, None)
+            }
+            RegistryRecord::RoutingPut(routing) => {
+                let key = (routing.project_id.clone(), routing.id.clone());
+                set(&mut self.routing, key, revision, floor, Some(routing))
+            }
+            RegistryRecord::RoutingDelete(key) => {
+                set(&mut self.routing, (key.project_id, key.id), revision, floor, None)
+            }
             RegistryRecord::SnapshotMark => {}
         }
     }
@@ -90,6 +114,19 @@ impl ReplayState {
             .into_iter()
             .filter_map(|(device_id, (_, shadow))| shadow.map(|json| (device_id, json)))
             .filter(|(device_id, _)| replayed.devices.get(device_id).is_some())
+            .collect();
+        // A deleted device's messages go with it (its delete record is newer than them, and a
+        // device re-registered under the same id starts with an empty history).
+        replayed.routing = self.routing.into_values().filter_map(|(_, routing)| routing).collect();
+        replayed.messages = self
+            .messages
+            .into_values()
+            .filter_map(|(revision, message)| message.map(|m| (revision, m)))
+            .filter(|(revision, message)| {
+                replayed.devices.get(&message.device_id).is_some()
+                    && self.device_deleted_at.get(&message.device_id).is_none_or(|deleted| revision > deleted)
+            })
+            .map(|(_, message)| message)
             .collect();
         replayed
     }

@@ -1,0 +1,200 @@
+//! `ringiot-bench`: the command line. See the crate doc (`bench/src/lib.rs`) for what each
+//! scenario measures and bench/README.md for the method and the latest results.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use bench::limits::{check_fits, raise_open_files_limit};
+use bench::scenarios::{command_rtt, connect};
+use bench::stats::ResultLine;
+use bench::target::{parse_http_url, EngineLaunch, EngineProcess, Target};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "ringiot-bench", about = "End-to-end benchmarks of the ringiot engine")]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+
+    /// The engine binary to start (default: `ringiot` beside this binary, else target/release/ringiot).
+    #[arg(long, global = true)]
+    engine: Option<PathBuf>,
+    /// Shards of the engine the bench starts.
+    #[arg(long, global = true, default_value_t = 2)]
+    engine_shards: usize,
+    /// Durability of the engine the bench starts (fsync | none).
+    #[arg(long, global = true, default_value = "fsync")]
+    engine_durability: String,
+    /// Target a running engine's REST API (http://HOST:PORT) instead of starting one.
+    #[arg(long, global = true, requires = "mqtt")]
+    http: Option<String>,
+    /// The running engine's MQTT address (HOST:PORT), with --http.
+    #[arg(long, global = true, requires = "http")]
+    mqtt: Option<String>,
+    /// The running engine's project, with --http.
+    #[arg(long, global = true, default_value = bench::target::BENCH_PROJECT_ID)]
+    project: String,
+    /// The running engine's X-Auth-Token, with --http.
+    #[arg(long, global = true, default_value = bench::target::BENCH_TOKEN)]
+    token: String,
+    /// The running engine's pid, with --http, for CPU and RSS figures.
+    #[arg(long, global = true)]
+    engine_pid: Option<u32>,
+    /// Tokio worker threads for the fleet and the clients (1 = a single-threaded runtime).
+    #[arg(long, global = true, default_value_t = 1)]
+    bench_threads: usize,
+    /// Print one JSON result line per (scenario, target) on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Keep-alive the devices announce, seconds (they PINGREQ every half of it).
+    #[arg(long, global = true, default_value_t = 300)]
+    keep_alive_s: u16,
+    /// Logins in flight at once.
+    #[arg(long, global = true, default_value_t = 512)]
+    logins_in_flight: usize,
+    /// A device waits this long before answering a request, microseconds.
+    #[arg(long, global = true, default_value_t = 0)]
+    think_us: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Round trips of synchronous device commands (REST → device → REST).
+    CommandRtt {
+        #[arg(long, default_value_t = 10_000)]
+        devices: u64,
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        #[arg(long, default_value_t = 10.0)]
+        duration_s: f64,
+        /// Open loop at this total rate (calls/s); closed loop without it.
+        #[arg(long)]
+        rate: Option<f64>,
+        #[arg(long, default_value_t = 1.0)]
+        warmup_s: f64,
+        /// Run the same fleet and pattern through this broker too.
+        #[arg(long)]
+        baseline: Option<Baseline>,
+    },
+    /// Log a fleet in as fast as possible; logins/s, time to all online, RSS per connection.
+    Connect {
+        #[arg(long, default_value_t = 10_000)]
+        devices: u64,
+    },
+    /// Fold a JSON-lines results file into markdown tables (medians over repeated runs).
+    Report { file: PathBuf },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Baseline {
+    Mosquitto,
+}
+
+fn default_engine_binary() -> PathBuf {
+    let beside = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.join("ringiot")));
+    beside.filter(|path| path.is_file()).unwrap_or_else(|| PathBuf::from("target/release/ringiot"))
+}
+
+fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|_| anyhow::anyhow!("{flag} must be a non-negative number"))
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let (devices, clients) = match &cli.scenario {
+        Scenario::Report { file } => {
+            let text =
+                std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+            print!("{}", bench::report::markdown(&bench::report::parse_lines(&text)?));
+            return Ok(());
+        }
+        Scenario::CommandRtt { devices, clients, .. } => (*devices, *clients as u64),
+        Scenario::Connect { devices } => (*devices, 0),
+    };
+    if devices == 0 {
+        bail!("--devices must be at least 1");
+    }
+    let open_files_max = raise_open_files_limit().context("reading RLIMIT_NOFILE")?;
+    // The registration connections and the /metrics poller are open alongside the fleet.
+    check_fits(devices, clients + bench::registration::REGISTRATION_CONNECTIONS as u64, open_files_max)
+        .map_err(anyhow::Error::msg)?;
+
+    let mut engine = None;
+    let target = match (&cli.http, &cli.mqtt) {
+        (Some(http), Some(mqtt)) => Target {
+            http: parse_http_url(http)?,
+            mqtt: parse_http_url(mqtt).context("--mqtt takes HOST:PORT")?,
+            project_id: cli.project.clone(),
+            token: cli.token.clone(),
+            pid: cli.engine_pid,
+        },
+        _ => {
+            let launch = EngineLaunch {
+                binary: cli.engine.clone().unwrap_or_else(default_engine_binary),
+                shards: cli.engine_shards,
+                durability: cli.engine_durability.clone(),
+            };
+            let process = EngineProcess::start(&launch)?;
+            eprintln!(
+                "started {} (pid {}, {} shards): http={} mqtt={}, log {}",
+                launch.binary.display(),
+                process.target.pid.unwrap_or(0),
+                launch.shards,
+                process.target.http,
+                process.target.mqtt,
+                process.log_path().display()
+            );
+            let target = process.target.clone();
+            engine = Some(process);
+            target
+        }
+    };
+
+    let runtime = if cli.bench_threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(cli.bench_threads).enable_all().build()?
+    };
+    let lines: Vec<ResultLine> = match cli.scenario {
+        Scenario::CommandRtt { devices, clients, duration_s, rate, warmup_s, baseline } => {
+            if rate.is_some_and(|rate| !rate.is_finite() || rate <= 0.0) {
+                bail!("--rate must be positive");
+            }
+            if clients == 0 {
+                bail!("--clients must be at least 1");
+            }
+            let options = command_rtt::CommandRttOptions {
+                devices,
+                clients,
+                duration: seconds(duration_s, "--duration-s")?,
+                warmup: seconds(warmup_s, "--warmup-s")?,
+                total_rate_per_s: rate,
+                think: Duration::from_micros(cli.think_us),
+                keep_alive_s: cli.keep_alive_s,
+                logins_in_flight_max: cli.logins_in_flight,
+                baseline_mosquitto: matches!(baseline, Some(Baseline::Mosquitto)),
+            };
+            runtime.block_on(command_rtt::run(&options, &target, &mut engine))?
+        }
+        Scenario::Connect { devices } => {
+            let options = connect::ConnectOptions {
+                devices,
+                keep_alive_s: cli.keep_alive_s,
+                logins_in_flight_max: cli.logins_in_flight,
+            };
+            vec![runtime.block_on(connect::run(&options, &target))?]
+        }
+        Scenario::Report { .. } => unreachable!("handled above"),
+    };
+    drop(runtime);
+    if cli.json {
+        for line in &lines {
+            println!("{}", line.to_json_line());
+        }
+    }
+    if let Some(engine) = engine {
+        engine.stop()?;
+    }
+    Ok(())
+}

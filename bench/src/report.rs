@@ -1,0 +1,202 @@
+//! `ringiot-bench report FILE.jsonl`: folds repeated result lines into one markdown table per
+//! scenario, quoting the median of each figure over the runs (this machine's speed drifts, so
+//! single runs mislead) and, where a baseline ran, the ratios of the medians.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::stats::ResultLine;
+
+/// The median of `values` (the mean of the middle two for an even count); 0 when empty.
+pub fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[middle]
+    } else {
+        (values[middle - 1] + values[middle]) / 2.0
+    }
+}
+
+fn median_of(lines: &[&ResultLine], field: impl Fn(&ResultLine) -> Option<f64>) -> Option<f64> {
+    let mut values: Vec<f64> = lines.iter().filter_map(|line| field(line)).collect();
+    (!values.is_empty()).then(|| median(&mut values))
+}
+
+fn cores(line: &ResultLine, cpu_s: Option<f64>) -> Option<f64> {
+    cpu_s.map(|cpu| cpu / line.duration_s.max(1e-9))
+}
+
+fn show(value: Option<f64>, decimals: usize) -> String {
+    value.map_or("–".to_owned(), |value| format!("{value:.decimals$}"))
+}
+
+/// (devices, clients, loop mode, rate) identifies comparable command-rtt runs.
+type RunKey = (u64, u64, String, String);
+
+fn run_key(line: &ResultLine) -> RunKey {
+    let rate = line.rate_per_s.map_or(String::new(), |rate| format!("{rate}"));
+    (line.devices, line.clients, line.loop_mode.clone().unwrap_or_default(), rate)
+}
+
+/// The markdown report of all `lines`.
+pub fn markdown(lines: &[ResultLine]) -> String {
+    let mut out = String::new();
+    let mut command_runs: BTreeMap<RunKey, BTreeMap<String, Vec<&ResultLine>>> = BTreeMap::new();
+    let mut connect_runs: BTreeMap<u64, Vec<&ResultLine>> = BTreeMap::new();
+    for line in lines {
+        match line.scenario.as_str() {
+            "command-rtt" => command_runs
+                .entry(run_key(line))
+                .or_default()
+                .entry(line.target.clone())
+                .or_default()
+                .push(line),
+            "connect" => connect_runs.entry(line.devices).or_default().push(line),
+            _ => {}
+        }
+    }
+    if !command_runs.is_empty() {
+        out.push_str("### command-rtt (medians over runs)\n\n");
+        out.push_str(
+            "| devices | clients | loop | target | runs | calls/s | p50 µs | p90 µs | p99 µs | p99.9 µs | errors | target CPU (cores) | bench CPU (cores) | target RSS MiB |\n",
+        );
+        out.push_str("|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        for ((devices, clients, loop_mode, rate), targets) in &command_runs {
+            // ringiot first, then the baselines.
+            let mut names: Vec<&String> = targets.keys().collect();
+            names.sort_by_key(|name| (name.as_str() != "ringiot", name.as_str()));
+            for name in names {
+                let runs = &targets[name];
+                let loop_label =
+                    if rate.is_empty() { loop_mode.clone() } else { format!("{loop_mode} {rate}/s") };
+                let _ = writeln!(
+                    out,
+                    "| {devices} | {clients} | {loop_label} | {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    runs.len(),
+                    show(median_of(runs, |l| Some(l.throughput_per_s)), 0),
+                    show(median_of(runs, |l| Some(l.p50_us as f64)), 0),
+                    show(median_of(runs, |l| Some(l.p90_us as f64)), 0),
+                    show(median_of(runs, |l| Some(l.p99_us as f64)), 0),
+                    show(median_of(runs, |l| Some(l.p999_us as f64)), 0),
+                    runs.iter().map(|l| l.errors).sum::<u64>(),
+                    show(median_of(runs, |l| cores(l, l.target_cpu_s)), 2),
+                    show(median_of(runs, |l| cores(l, l.bench_cpu_s)), 2),
+                    show(median_of(runs, |l| l.engine_rss_bytes.map(|b| b as f64 / 1048576.0)), 1),
+                );
+            }
+        }
+        let ratios: Vec<String> = command_runs
+            .iter()
+            .filter_map(|((devices, clients, _, _), targets)| {
+                let ringiot = targets.get("ringiot")?;
+                let baseline = targets.get("mosquitto")?;
+                let throughput = median_of(ringiot, |l| Some(l.throughput_per_s))?
+                    / median_of(baseline, |l| Some(l.throughput_per_s))?.max(1e-9);
+                let p99 = median_of(ringiot, |l| Some(l.p99_us as f64))?
+                    / median_of(baseline, |l| Some(l.p99_us as f64))?.max(1.0);
+                Some(format!("| {devices} | {clients} | ×{throughput:.2} | ×{p99:.2} |"))
+            })
+            .collect();
+        if !ratios.is_empty() {
+            out.push_str(
+                "\n| devices | clients | throughput ringiot / mosquitto | p99 ringiot / mosquitto |\n",
+            );
+            out.push_str("|---:|---:|---:|---:|\n");
+            for ratio in ratios {
+                out.push_str(&ratio);
+                out.push('\n');
+            }
+        }
+    }
+    if !connect_runs.is_empty() {
+        out.push_str("\n### connect (medians over runs)\n\n");
+        out.push_str("| devices | runs | logins/s | login p50 µs | login p99 µs | all online s | errors | engine RSS per connection, bytes |\n");
+        out.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        for (devices, runs) in &connect_runs {
+            let _ = writeln!(
+                out,
+                "| {devices} | {} | {} | {} | {} | {} | {} | {} |",
+                runs.len(),
+                show(median_of(runs, |l| Some(l.throughput_per_s)), 0),
+                show(median_of(runs, |l| Some(l.p50_us as f64)), 0),
+                show(median_of(runs, |l| Some(l.p99_us as f64)), 0),
+                show(median_of(runs, |l| l.all_online_s), 2),
+                runs.iter().map(|l| l.errors).sum::<u64>(),
+                show(median_of(runs, |l| l.rss_per_connection_bytes.map(|b| b as f64)), 0),
+            );
+        }
+    }
+    out
+}
+
+/// Parses a JSON-lines file, skipping blank lines; names the first bad line.
+pub fn parse_lines(text: &str) -> anyhow::Result<Vec<ResultLine>> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(number, line)| {
+            serde_json::from_str(line).map_err(|error| anyhow::anyhow!("line {}: {error}", number + 1))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{LatencySummary, RunShape};
+
+    fn command_line(target: &str, throughput: f64, p99_us: u64) -> ResultLine {
+        let shape = RunShape {
+            devices: 1000,
+            clients: 64,
+            duration_s: 10.0,
+            ops: (throughput * 10.0) as u64,
+            errors: 0,
+        };
+        let summary =
+            LatencySummary { count: 1, p50_us: 100, p90_us: 200, p99_us, p999_us: 900, max_us: 1000 };
+        let mut line = ResultLine::new("command-rtt", target, shape, summary);
+        line.loop_mode = Some("closed".to_owned());
+        line.target_cpu_s = Some(10.0);
+        line
+    }
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&mut []), 0.0);
+    }
+
+    #[test]
+    fn repeated_runs_fold_into_medians_and_ratios() {
+        let lines = vec![
+            command_line("ringiot", 30_000.0, 1_000),
+            command_line("mosquitto", 20_000.0, 2_000),
+            command_line("ringiot", 40_000.0, 3_000),
+            command_line("mosquitto", 20_000.0, 2_000),
+            command_line("ringiot", 50_000.0, 2_000),
+            command_line("mosquitto", 20_000.0, 2_000),
+        ];
+        let text = markdown(&lines);
+        assert!(
+            text.contains("| 1000 | 64 | closed | ringiot | 3 | 40000 | 100 | 200 | 2000 | 900 | 0 | 1.00 |"),
+            "{text}"
+        );
+        assert!(text.contains("| 1000 | 64 | ×2.00 | ×1.00 |"), "{text}");
+        let ringiot_row = text.find("| ringiot |").unwrap();
+        assert!(ringiot_row < text.find("| mosquitto |").unwrap(), "ringiot is listed first");
+    }
+
+    #[test]
+    fn result_lines_round_trip_through_json() {
+        let line = command_line("ringiot", 1.0, 2);
+        let parsed = parse_lines(&format!("{}\n\n{}\n", line.to_json_line(), line.to_json_line())).unwrap();
+        assert_eq!(parsed, vec![line.clone(), line]);
+        assert!(parse_lines("{not json}\n").unwrap_err().to_string().starts_with("line 1"));
+    }
+}

@@ -1,0 +1,211 @@
+//! `command-rtt`: the round trip of a synchronous device command, application to device and
+//! back.
+//!
+//! Measured: from the moment a client sends `POST …/devices/{id}/commands` (closed loop) or
+//! was scheduled to send it (open loop) until the whole 200 answer carrying the device's
+//! response has been read — on the bench's clock, so it includes the HTTP parse, the hop to
+//! the device's home shard, the downlink publish, the simulated device's answer, and the
+//! bench's own scheduling. Devices are drawn uniformly at random per call. The first
+//! `--warmup-s` seconds are run but not recorded; throughput is the successful calls in the
+//! recorded window divided by its length.
+//!
+//! With `--baseline mosquitto` the same fleet (same devices, same logins) and the same
+//! request/response pattern run through a Mosquitto the bench starts, right after the engine
+//! run, and the table ends with the ratios ringiot / Mosquitto.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use crate::clients::{drive, BrokerCaller, Caller, ClientPlan, LiveCounters, RestCaller};
+use crate::fleet::{Fleet, FleetConfig};
+use crate::mosquitto::{find_mosquitto, Mosquitto};
+use crate::observe;
+use crate::registration::register_fleet;
+use crate::scenarios::{spawn_progress, thousands, wait_all_online, CpuWindow};
+use crate::stats::{merge_all, ResultLine, RunShape};
+use crate::target::{EngineProcess, Target};
+
+pub const SCENARIO: &str = "command-rtt";
+const ONLINE_DEADLINE: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Clone)]
+pub struct CommandRttOptions {
+    pub devices: u64,
+    pub clients: usize,
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub total_rate_per_s: Option<f64>,
+    pub think: Duration,
+    pub keep_alive_s: u16,
+    pub logins_in_flight_max: usize,
+    pub baseline_mosquitto: bool,
+}
+
+/// Runs against the engine, then (optionally) the baseline; returns one line per target.
+pub async fn run(
+    options: &CommandRttOptions,
+    target: &Target,
+    engine: &mut Option<EngineProcess>,
+) -> anyhow::Result<Vec<ResultLine>> {
+    let mut lines = Vec::new();
+    register_fleet(target, options.devices).await?;
+    let fleet_config = FleetConfig {
+        devices: options.devices,
+        mqtt: target.mqtt,
+        keep_alive_s: options.keep_alive_s,
+        think: options.think,
+        subscribe_commands: false,
+        logins_in_flight_max: options.logins_in_flight_max,
+    };
+    let (fleet, logins) = Fleet::start(fleet_config.clone()).await?;
+    if logins.failed > 0 {
+        bail!("{} of {} logins failed, first: {:?}", logins.failed, options.devices, logins.first_failure);
+    }
+    wait_all_online(target, options.devices, ONLINE_DEADLINE).await?;
+    eprintln!(
+        "{} devices online on ringiot ({:.2} s of logins)",
+        options.devices,
+        logins.elapsed().as_secs_f64()
+    );
+    let mut callers = Vec::with_capacity(options.clients);
+    for _ in 0..options.clients {
+        callers.push(Caller::Rest(RestCaller::connect(target).await.context("opening an HTTP client")?));
+    }
+    let mut line = measure("ringiot", options, callers, target.pid).await;
+    line.engine_rss_bytes = target.pid.and_then(observe::resident_bytes);
+    lines.push(line);
+    fleet.stop().await;
+    if let Some(engine) = engine.take() {
+        engine.stop()?;
+    }
+
+    if options.baseline_mosquitto {
+        match find_mosquitto() {
+            None => eprintln!(
+                "Mosquitto baseline skipped: no mosquitto in PATH or /usr/sbin (install it: apt-get install -y mosquitto)"
+            ),
+            Some(binary) => {
+                let broker = Mosquitto::start(&binary)?;
+                let config = FleetConfig { mqtt: broker.address, subscribe_commands: true, ..fleet_config };
+                let (fleet, logins) = Fleet::start(config).await?;
+                if logins.failed > 0 {
+                    bail!("{} Mosquitto logins failed, first: {:?}", logins.failed, logins.first_failure);
+                }
+                eprintln!("{} devices subscribed on mosquitto ({:.2} s)", options.devices, logins.elapsed().as_secs_f64());
+                let mut callers = Vec::with_capacity(options.clients);
+                for client_index in 0..options.clients {
+                    callers.push(Caller::Broker(BrokerCaller::connect(broker.address, client_index).await?));
+                }
+                let mut line = measure("mosquitto", options, callers, Some(broker.pid())).await;
+                line.engine_rss_bytes = observe::resident_bytes(broker.pid());
+                lines.push(line);
+                fleet.stop().await;
+                drop(broker);
+            }
+        }
+    }
+    print_table(&lines);
+    Ok(lines)
+}
+
+/// Runs the clients through warm-up and the recorded window; CPU is sampled over the window.
+async fn measure(
+    label: &str,
+    options: &CommandRttOptions,
+    callers: Vec<Caller>,
+    pid: Option<u32>,
+) -> ResultLine {
+    let clients = callers.len();
+    let start = Instant::now() + Duration::from_millis(10);
+    let warmup_end = start + options.warmup;
+    let end = warmup_end + options.duration;
+    let live = Arc::new(LiveCounters::default());
+    let progress = spawn_progress(label.to_owned(), live.clone(), start);
+    let tasks: Vec<_> = callers
+        .into_iter()
+        .enumerate()
+        .map(|(client_index, caller)| {
+            let plan = ClientPlan {
+                client_index,
+                clients,
+                devices: options.devices,
+                start,
+                warmup_end,
+                end,
+                total_rate_per_s: options.total_rate_per_s,
+            };
+            tokio::spawn(drive(caller, plan, live.clone()))
+        })
+        .collect();
+    tokio::time::sleep_until(tokio::time::Instant::from_std(warmup_end)).await;
+    let window = CpuWindow::open(pid);
+    tokio::time::sleep_until(tokio::time::Instant::from_std(end)).await;
+    let cpu = window.close();
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(task.await.expect("a client task panicked"));
+    }
+    progress.abort();
+    cpu.print(if label == "ringiot" { "engine" } else { label });
+    if let Some(error) = results.iter().find_map(|result| result.first_error.as_ref()) {
+        eprintln!("[{label}] first error: {error}");
+    }
+    let latency = merge_all(results.iter().map(|result| &result.latency));
+    let shape = RunShape {
+        devices: options.devices,
+        clients: clients as u64,
+        duration_s: options.duration.as_secs_f64(),
+        ops: results.iter().map(|result| result.ops).sum(),
+        errors: results.iter().map(|result| result.errors).sum(),
+    };
+    let mut line = ResultLine::new(SCENARIO, label, shape, latency.summary());
+    line.loop_mode = Some(if options.total_rate_per_s.is_some() { "open" } else { "closed" }.to_owned());
+    line.rate_per_s = options.total_rate_per_s;
+    line.target_cpu_s = cpu.target.as_ref().map(|usage| crate::stats::round3(usage.total.as_secs_f64()));
+    line.bench_cpu_s = Some(crate::stats::round3(cpu.bench.total.as_secs_f64()));
+    line
+}
+
+fn print_table(lines: &[ResultLine]) {
+    eprintln!();
+    eprintln!(
+        "{:<10} {:>8} {:>7} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>10}",
+        "target",
+        "devices",
+        "clients",
+        "calls/s",
+        "p50 µs",
+        "p90 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "max µs",
+        "errors",
+        "RSS MiB"
+    );
+    for line in lines {
+        eprintln!(
+            "{:<10} {:>8} {:>7} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>10}",
+            line.target,
+            thousands(line.devices),
+            line.clients,
+            thousands(line.throughput_per_s.round() as u64),
+            thousands(line.p50_us),
+            thousands(line.p90_us),
+            thousands(line.p99_us),
+            thousands(line.p999_us),
+            thousands(line.max_us),
+            line.errors,
+            line.engine_rss_bytes.map_or("-".to_owned(), |bytes| format!("{:.1}", bytes as f64 / 1048576.0)),
+        );
+    }
+    if let [ringiot, baseline] = lines {
+        eprintln!(
+            "ringiot / {}: throughput ×{:.2}, p99 ×{:.2} (lower p99 is better)",
+            baseline.target,
+            ringiot.throughput_per_s / baseline.throughput_per_s.max(1e-9),
+            ringiot.p99_us as f64 / (baseline.p99_us.max(1) as f64)
+        );
+    }
+}
