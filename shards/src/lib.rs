@@ -16,6 +16,10 @@
 //! - [`device_access`]: MQTT — the accept loop on every shard, the hand-off of a connection to
 //!   its home shard, and device sessions.
 //! - [`record_id`]: the 96-bit ids behind IoTDA's 24-hex list markers.
+//! - [`calls`]: synchronous commands and property set/get — waiters, deadlines, metrics.
+//! - [`mailbox`]: downlink messages — the 20-message history, delivery, TTL, QoS 1 resends.
+//! - [`notify`] and [`push`]: rule-engine notifications — envelopes, and the bounded per-shard
+//!   outbox with its HTTP sender (hyper client on glommio, [`hyper_io`]).
 //!
 //! ## Flow
 //! Shard 0's front desk (in `engine`) turns a REST call into a [`messages::Request`], and
@@ -24,10 +28,12 @@
 //! for the group commit to make it durable, and replies.
 //!
 //! ## Invariants
-//! - Only the home shard mutates a device; only shard 0 writes products.
+//! - Only the home shard mutates a device (and its messages); only shard 0 writes products and
+//!   routing rules.
 //! - No reply to a write leaves a shard before the write is durable (unless the operator chose
 //!   `durability = "none"`).
-//! - Every queue is bounded: mesh channels, the log buffer.
+//! - Every queue is bounded: mesh channels, the log buffer, waiters per device, messages per
+//!   device, the push outbox.
 
 pub mod calls;
 pub mod data_dir;

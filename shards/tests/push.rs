@@ -227,6 +227,8 @@ fn pushes_arrive_in_order_with_headers_over_one_kept_alive_connection() {
         assert_eq!(request.header("host"), Some(format!("127.0.0.1:{port}").as_str()));
         assert_eq!(request.header("content-type"), Some("application/json"));
         assert_eq!(request.header("content-length"), Some("7"));
+        let length_headers = request.headers.iter().filter(|(name, _)| name == "content-length").count();
+        assert_eq!(length_headers, 1);
         assert_eq!(request.header("x-push-token"), Some("abc123"));
         assert_eq!(request.connection, 0, "every push reuses the first connection");
     }

@@ -167,6 +167,9 @@ impl Pusher {
     /// Queues one push (never waits, never fails): when the shard's outbox holds `outbox_max`,
     /// the oldest queued push (of any target) is dropped and counted in `dropped`. Starts the
     /// target's sender task on first use.
+    ///
+    /// # Panics
+    /// Outside a glommio executor (the sender task is started with `glommio::spawn_local`).
     pub fn enqueue(self: &Rc<Self>, target: &PushTarget, body: Vec<u8>) {
         if self.closed.get() {
             self.count_dropped(1);
