@@ -50,6 +50,14 @@ fn action_of(app: &App, project_id: &str, action_id: &str) -> Result<Action, Api
         .ok_or_else(|| ApiError::NotFound(format!("action '{action_id}'")))
 }
 
+/// The URL must also be one the push sender can use (the rule check is the first filter).
+fn check_push_url(action: &Action) -> Result<(), ApiError> {
+    let url = action.channel_detail.http_forwarding.as_ref().map(|h| h.url.as_str()).unwrap_or_default();
+    shards::push::parse_url(url).map(|_| ()).map_err(|message| {
+        ApiError::Validation(protocol::error::ValidationError::new("channel_detail.http_forwarding.url", message))
+    })
+}
+
 pub async fn create_rule(app: &Rc<App>, request: &ApiRequest<'_>) -> ApiResult {
     let body: CreateRuleRequest = protocol::json::from_bytes(request.body)?;
     let rule = rules::validate_create_rule(body, new_id())?;
@@ -145,6 +153,7 @@ pub fn list_rules(app: &Rc<App>, request: &ApiRequest<'_>) -> ApiResult {
 pub async fn create_action(app: &Rc<App>, request: &ApiRequest<'_>) -> ApiResult {
     let body: CreateActionRequest = protocol::json::from_bytes(request.body)?;
     let action = rules::validate_create_action(body, new_id())?;
+    check_push_url(&action)?;
     rule_of(app, request.project_id, &action.rule_id)?;
     app.shard.put_routing(record(request.project_id, &action.action_id, true, &action)).await?;
     Ok(ApiResponse::json(StatusCode::CREATED, &action))
@@ -157,6 +166,7 @@ pub fn show_action(app: &Rc<App>, request: &ApiRequest<'_>, action_id: &str) -> 
 pub async fn update_action(app: &Rc<App>, request: &ApiRequest<'_>, action_id: &str) -> ApiResult {
     let body: UpdateActionRequest = protocol::json::from_bytes(request.body)?;
     let action = rules::apply_action_update(action_of(app, request.project_id, action_id)?, body)?;
+    check_push_url(&action)?;
     app.shard.put_routing(record(request.project_id, action_id, true, &action)).await?;
     Ok(ApiResponse::json(StatusCode::OK, &action))
 }
