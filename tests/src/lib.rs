@@ -20,6 +20,7 @@ mod client;
 mod engine;
 pub mod mqtt;
 pub mod python;
+pub mod receiver;
 
 pub use client::{http_request, sdk_date_now, Auth, Client, HttpResponse};
 pub use engine::{run_engine_command, Engine, EngineOptions, ProjectCredentials, HUNG, PROJECT_A, PROJECT_B};

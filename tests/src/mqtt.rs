@@ -175,3 +175,63 @@ impl MqttDevice {
 pub fn request_id_of(topic: &str) -> &str {
     topic.rsplit_once("request_id=").map(|(_, id)| id).unwrap_or_else(|| panic!("no request_id in {topic}"))
 }
+
+impl MqttDevice {
+    /// SUBSCRIBEs to `filter` at `qos` with `packet_id` and waits for a SUBACK granting exactly
+    /// `qos`. Returns the PUBLISHes that arrived before the SUBACK (a server may start sending
+    /// matching messages first); panics on any other packet.
+    pub fn subscribe(&mut self, filter: &str, qos: mqttbytes::QoS, packet_id: u16) -> Vec<v4::Publish> {
+        self.send(|out| {
+            let mut subscribe = v4::Subscribe::new(filter, qos);
+            subscribe.pkid = packet_id;
+            subscribe.write(out).unwrap();
+        });
+        let mut early = Vec::new();
+        loop {
+            match self.next_packet(Duration::from_secs(10)) {
+                Some(Packet::SubAck(ack)) => {
+                    assert_eq!(ack.pkid, packet_id, "SUBACK of another packet");
+                    assert_eq!(
+                        ack.return_codes,
+                        vec![v4::SubscribeReasonCode::Success(qos)],
+                        "SUBACK of {filter} at {qos:?}"
+                    );
+                    return early;
+                }
+                Some(Packet::Publish(publish)) => early.push(publish),
+                other => panic!("expected the SUBACK of {filter}, got {other:?}"),
+            }
+        }
+    }
+
+    /// Acknowledges a QoS 1 PUBLISH.
+    pub fn puback(&mut self, packet_id: u16) {
+        self.send(|out| {
+            v4::PubAck::new(packet_id).write(out).unwrap();
+        });
+    }
+
+    /// Sends DISCONNECT and asserts the engine closes the connection.
+    pub fn disconnect(&mut self) {
+        self.send(|out| {
+            v4::Disconnect.write(out).unwrap();
+        });
+        assert!(self.is_closed_within(Duration::from_secs(10)), "DISCONNECT closes the connection");
+    }
+
+    /// Exactly the next `count` PUBLISHes, each within `timeout` of the previous one; panics
+    /// (showing those received) if fewer come or another packet comes.
+    pub fn publishes(&mut self, count: usize, timeout: Duration) -> Vec<v4::Publish> {
+        let mut received = Vec::with_capacity(count);
+        while received.len() < count {
+            match self.next_publish(timeout) {
+                Some(publish) => received.push(publish),
+                None => {
+                    let topics: Vec<&str> = received.iter().map(|p| p.topic.as_str()).collect();
+                    panic!("expected {count} PUBLISHes, got {}: {topics:?}", received.len());
+                }
+            }
+        }
+        received
+    }
+}
