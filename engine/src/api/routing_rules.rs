@@ -54,7 +54,10 @@ fn action_of(app: &App, project_id: &str, action_id: &str) -> Result<Action, Api
 fn check_push_url(action: &Action) -> Result<(), ApiError> {
     let url = action.channel_detail.http_forwarding.as_ref().map(|h| h.url.as_str()).unwrap_or_default();
     shards::push::parse_url(url).map(|_| ()).map_err(|message| {
-        ApiError::Validation(protocol::error::ValidationError::new("channel_detail.http_forwarding.url", message))
+        ApiError::Validation(protocol::error::ValidationError::new(
+            "channel_detail.http_forwarding.url",
+            message,
+        ))
     })
 }
 
