@@ -23,6 +23,8 @@ pub struct Config {
     pub mqtt_connect_timeout_ms: u64,
     pub command_timeout_ms: u64,
     pub device_calls_in_flight_max: usize,
+    pub batch_targets_max: usize,
+    pub batch_concurrency_per_shard: usize,
     pub durability: DurabilityMode,
     pub log_flush_interval_us: u64,
     pub log_compaction_bytes: u64,
@@ -189,6 +191,9 @@ impl Config {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
         if self.command_timeout_ms == 0 {
             return invalid("command_timeout_ms must be positive".into());
+        }
+        if self.batch_targets_max == 0 || self.batch_concurrency_per_shard == 0 {
+            return invalid("batch_targets_max and batch_concurrency_per_shard must be positive".into());
         }
         if self.device_calls_in_flight_max == 0 {
             return invalid("device_calls_in_flight_max must be positive".into());

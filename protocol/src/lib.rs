@@ -31,6 +31,7 @@
 
 pub mod auth;
 pub mod base64;
+pub mod batch;
 pub mod device;
 pub mod error;
 pub mod json;

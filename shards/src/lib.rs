@@ -16,6 +16,7 @@
 //! - [`device_access`]: MQTT — the accept loop on every shard, the hand-off of a connection to
 //!   its home shard, and device sessions.
 //! - [`record_id`]: the 96-bit ids behind IoTDA's 24-hex list markers.
+//! - [`batch`]: batch tasks — shard 0 owns them, every shard runs its slice.
 //! - [`calls`]: synchronous commands and property set/get — waiters, deadlines, metrics.
 //! - [`mailbox`]: downlink messages — the 20-message history, delivery, TTL, QoS 1 resends.
 //! - [`notify`] and [`push`]: rule-engine notifications — envelopes, and the bounded per-shard
@@ -35,6 +36,7 @@
 //! - Every queue is bounded: mesh channels, the log buffer, waiters per device, messages per
 //!   device, the push outbox.
 
+pub mod batch;
 pub mod calls;
 pub mod data_dir;
 pub mod device_access;

@@ -80,6 +80,15 @@ pub enum Request {
     /// Shard 0 made this product durable; keep a read-only copy.
     ReplicateProduct(ProductRecord),
     ForgetProduct(ProductKey),
+    /// Run this shard's part of a batch task.
+    RunBatchSlice(Box<crate::batch::BatchSlice>),
+    /// To shard 0: final results of some of a task's targets.
+    BatchProgress(Box<crate::registry::records::BatchResultsRecord>),
+    /// Stop the targets not started yet (`None`: all of them) of a task's slice here.
+    StopBatch {
+        task_id: String,
+        targets: Option<Vec<String>>,
+    },
     /// Shard 0 made this routing rule or action durable; keep a copy.
     ReplicateRouting(crate::registry::records::RoutingRecord),
     ForgetRouting(crate::registry::records::RoutingKey),
@@ -120,6 +129,10 @@ pub enum ShardError {
     DeviceOffline,
     #[error("the message does not exist")]
     MessageNotFound,
+    #[error("the batch task does not exist")]
+    BatchTaskNotFound,
+    #[error("the batch task is still running; stop it and wait until it has finished")]
+    BatchTaskRunning,
     /// The call breaks the product model.
     #[error(transparent)]
     Invalid(#[from] protocol::error::ValidationError),

@@ -137,7 +137,8 @@ fn name(field: &str, value: Option<String>, max: usize) -> Result<Option<String>
     }
 }
 
-fn command_body(bytes: &[u8]) -> Result<CallBody, ApiError> {
+/// Parses and shape-checks a CreateCommand body (also a `createCommands` batch document).
+pub(crate) fn command_body(bytes: &[u8]) -> Result<CallBody, ApiError> {
     #[derive(serde::Deserialize)]
     struct CommandRequest {
         service_id: Option<String>,

@@ -199,6 +199,13 @@ fn publishable(field: &str, topic: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Parses and checks a CreateMessage body (also a `createMessages` batch document, whose
+/// device id is filled in per target).
+pub(crate) fn message_body(bytes: &[u8], project_id: &str, device_id: &str) -> Result<NewMessage, ApiError> {
+    let body: CreateMessageRequest = protocol::json::from_bytes(bytes)?;
+    validate(body, project_id, device_id)
+}
+
 fn validate(body: CreateMessageRequest, project_id: &str, device_id: &str) -> Result<NewMessage, ApiError> {
     bounded("message_id", &body.message_id, MESSAGE_ID_CHARS_MAX)?;
     if let Some(message_id) = &body.message_id {

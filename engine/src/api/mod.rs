@@ -1,6 +1,7 @@
 //! REST handlers, one file per resource. Each handler is small: parse, validate (in
 //! `protocol`), call the right shard, shape the answer.
 
+pub mod batch_tasks;
 pub mod device_calls;
 pub mod devices;
 pub mod messages;

@@ -117,6 +117,8 @@ impl From<ShardError> for ApiError {
             ShardError::DeviceNotFound => ApiError::DeviceNotFound,
             ShardError::DeviceOffline => ApiError::DeviceOffline,
             ShardError::MessageNotFound => ApiError::NotFound("the message does not exist".into()),
+            ShardError::BatchTaskNotFound => ApiError::NotFound("the batch task does not exist".into()),
+            ShardError::BatchTaskRunning => ApiError::Conflict(error.to_string()),
             ShardError::Invalid(error) => ApiError::Validation(error),
             ShardError::TooManyCalls(_) => ApiError::TooManyRequests(error.to_string()),
             ShardError::Unavailable(_) | ShardError::Unreachable(_) | ShardError::UnexpectedReply => {

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use http::{Method, StatusCode};
 
 use super::error::ApiError;
-use crate::api::{device_calls, devices, messages, products, routing_rules};
+use crate::api::{batch_tasks, device_calls, devices, messages, products, routing_rules};
 use crate::app::{ApiRequest, ApiResponse, ApiResult, App};
 
 /// `GET /health`: no auth, `{"status":"ok","shards":N}`.
@@ -73,6 +73,20 @@ pub async fn route(app: &Rc<App>, method: &Method, path: &str, request: ApiReque
         },
         ["devices", device_id, "messages", message_id] => match *method {
             Method::GET => messages::show(app, &request, device_id, message_id).await,
+            _ => not_allowed(),
+        },
+        ["batchtasks"] => match *method {
+            Method::POST => batch_tasks::create(app, &request).await,
+            Method::GET => batch_tasks::list(app, &request),
+            _ => not_allowed(),
+        },
+        ["batchtasks", task_id] => match *method {
+            Method::GET => batch_tasks::show(app, &request, task_id),
+            Method::DELETE => batch_tasks::delete(app, &request, task_id).await,
+            _ => not_allowed(),
+        },
+        ["batchtasks", task_id, "stop"] => match *method {
+            Method::POST => batch_tasks::stop(app, &request, task_id).await,
             _ => not_allowed(),
         },
         ["routing-rule", "rules"] => match *method {

@@ -84,7 +84,7 @@ impl SessionLink {
     /// Publishes at the QoS the device's subscriptions give the topic (explicit, or the
     /// implicit QoS 0 system subscription); `Ok(qos)` once written or queued in the window.
     pub fn deliver(&self, topic_name: String, payload: Bytes) -> Result<u8, DeliverError> {
-        self.deliver_tagged(topic_name, payload, None)
+        self.deliver_tagged(topic_name, payload, None, false)
     }
 
     /// The QoS a publish on `topic_name` would go out at, `None` if the device is not
@@ -94,15 +94,18 @@ impl SessionLink {
     }
 
     /// [`SessionLink::deliver`] with a tag that [`SessionLink::acknowledge`] hands back when the
-    /// device acknowledges a QoS 1 publish.
+    /// device acknowledges a QoS 1 publish. `at_least_qos1` raises a QoS 0 subscription to 1 (a
+    /// message already sent at QoS 1 keeps its guarantee).
     pub fn deliver_tagged(
         &self,
         topic_name: String,
         payload: Bytes,
         tag: Option<String>,
+        at_least_qos1: bool,
     ) -> Result<u8, DeliverError> {
         let qos =
             self.delivery_qos(&topic_name).ok_or_else(|| DeliverError::NotSubscribed(topic_name.clone()))?;
+        let qos = if at_least_qos1 { qos.max(1) } else { qos };
         let ready = self
             .downlink
             .borrow_mut()
@@ -115,13 +118,14 @@ impl SessionLink {
     }
 
     /// A PUBACK: frees its window slot and writes the next queued publish, if any. Returns the
-    /// acknowledged publish's tag.
-    pub fn acknowledge(&self, packet_id: u16) -> Result<Option<String>, DeliverError> {
+    /// acknowledged publish's tag (even when writing the next one failed) and the write's result.
+    pub fn acknowledge(&self, packet_id: u16) -> (Option<String>, Result<(), DeliverError>) {
         let acknowledged = self.downlink.borrow_mut().acknowledge(packet_id, crate::now_unix_ms() as u64);
-        if let Some(publish) = acknowledged.next {
-            self.write_publish(&publish)?;
-        }
-        Ok(acknowledged.tag)
+        let written = match acknowledged.next {
+            Some(publish) => self.write_publish(&publish),
+            None => Ok(()),
+        };
+        (acknowledged.tag, written)
     }
 
     /// Resends the unacknowledged QoS 1 publishes that are due (DUP set); `true` while some may

@@ -144,7 +144,14 @@ async fn serve(
         let _ = writer.close().await;
     });
     let link = Rc::new(SessionLink::new(device_id, connect.version, raw_fd, outbound));
+    // The CONNACK is queued before the session becomes visible to the shard, so it is the
+    // first packet the device gets [MQTT-3.2.0-1]; cached messages follow at once, before any
+    // command or new message can be published (no await in between).
+    let mut connack = BytesMut::new();
+    codec::write_connack(connect.version, ConnectCode::Accepted, &mut connack);
+    let _ = link.send(connack);
     let session_id = shard.begin_session(device_id, link.clone());
+    shard.deliver_pending(device_id);
     shard.set_connection_status(device_id, DeviceStatus::Online).await;
     let mut state = SessionState { shard, device_id, version: connect.version, link: &link };
     let end = match armed {
@@ -186,20 +193,13 @@ struct SessionState<'a> {
 }
 
 impl SessionState<'_> {
-    /// The reader loop: CONNACK, then packets until the connection ends.
+    /// The reader loop: packets until the connection ends (the CONNACK is already queued).
     async fn run(
         &mut self,
         reader: &mut (impl futures_lite::AsyncRead + Unpin),
         buffer: &mut BytesMut,
         keep_alive: Duration,
     ) -> End {
-        let mut connack = BytesMut::new();
-        codec::write_connack(self.version, ConnectCode::Accepted, &mut connack);
-        if let Err(reason) = self.send(connack) {
-            return End::Closed(reason);
-        }
-        // Cached messages go out right after the CONNACK, in the order they were accepted.
-        self.shard.deliver_pending(self.device_id);
         let packet_bytes_max = self.shard.device_access_config().packet_bytes_max;
         loop {
             match codec::read_packet(buffer, Some(self.version), packet_bytes_max) {
@@ -248,9 +248,11 @@ impl SessionState<'_> {
                 self.send(out)?;
             }
             Packet::PubAck { packet_id } => {
-                if let Some(message_id) = self.link.acknowledge(packet_id).map_err(|e| e.to_string())? {
+                let (message_id, written) = self.link.acknowledge(packet_id);
+                if let Some(message_id) = message_id {
                     self.shard.message_acknowledged(self.device_id, &message_id);
                 }
+                written.map_err(|e| e.to_string())?;
             }
             Packet::Disconnect => return Ok(false),
             Packet::Connect(_) => {

@@ -22,9 +22,14 @@ pub struct History {
     last_seq: u64,
 }
 
+/// How long a message with `ttl` 0 (not cached) may wait for its QoS 1 PUBACK: the resend
+/// window of spec §1.6 (3 resends 2 s apart) with a margin.
+pub const NO_CACHE_ACK_WINDOW_MS: i64 = 10_000;
+
 /// When a pending message expires.
 pub fn expires_ms(message: &MessageRecord) -> i64 {
-    message.created_ms.saturating_add(i64::from(message.ttl_minutes) * 60_000)
+    let ttl_ms = i64::from(message.ttl_minutes) * 60_000;
+    message.created_ms.saturating_add(ttl_ms.max(NO_CACHE_ACK_WINDOW_MS))
 }
 
 impl History {

@@ -13,7 +13,9 @@
 //!   back to PENDING.
 //! - **QoS 1**: the message stays PENDING until the device's PUBACK, which makes DELIVERED
 //!   durable; unacknowledged it is resent with DUP every 2 s, 3 times (spec §1.6), and again
-//!   after the next login (at least once; devices de-duplicate by `id`).
+//!   after the next login, still at QoS 1 even on the implicit system subscription (at least
+//!   once: it never falls back to QoS 0; devices de-duplicate by `id`). A message with
+//!   `ttl` 0 waits at most [`history::NO_CACHE_ACK_WINDOW_MS`] for its PUBACK.
 //! - The 201 of CreateMessage is sent only after the accepted message is durable. For a QoS 1
 //!   delivery it waits up to [`QOS1_ACK_WAIT`] for the PUBACK and answers with the status then.
 //!
@@ -204,7 +206,6 @@ impl Shard {
             created_ms: crate::now_unix_ms(),
             finished_ms: None,
         };
-        let behind_cached = self.mailbox.delivering.borrow().contains_key(&new.device_id);
         let Some((session_id, link)) = self.session_with_id(&new.device_id) else {
             let record = if pending.ttl_minutes == 0 {
                 let text = "the device is offline and the message has no cache time (ttl 0)".to_owned();
@@ -214,13 +215,15 @@ impl Shard {
             };
             return self.accept(record).await;
         };
-        if behind_cached {
+        let (topic_name, payload) = wire(&pending);
+        let qos = link.delivery_qos(&topic_name);
+        if qos.is_some() && self.mailbox.delivering.borrow().contains_key(&new.device_id) {
+            // The device's cached messages are still going out: this one queues behind them.
             let reply = self.accept(pending).await;
             self.deliver_pending(&new.device_id);
             return reply;
         }
-        let (topic_name, payload) = wire(&pending);
-        match link.delivery_qos(&topic_name) {
+        match qos {
             None => {
                 let text = format!("the device is not subscribed to {topic_name}");
                 self.accept(finished(&pending, MessageStatus::Failed, Some((NOT_SUBSCRIBED_CODE, text))))
@@ -232,8 +235,10 @@ impl Shard {
                     return failed;
                 }
                 if link.deliver(topic_name, payload).is_err() {
-                    // The connection went away: the message waits for the next login.
+                    // The connection went away: the message waits for the next login (or a
+                    // session that logged in meanwhile).
                     self.change_message(&delivered, pending.clone()).await;
+                    self.deliver_pending(&pending.device_id);
                 }
                 self.current_message(&pending)
             }
@@ -305,6 +310,10 @@ impl Shard {
         self.mailbox.count(|c| c.accepted += 1);
         if let Some(evicted) = evicted {
             self.mailbox.count(|c| c.evicted += 1);
+            self.mailbox
+                .awaiting_ack
+                .borrow_mut()
+                .remove(&(evicted.device_id.clone(), evicted.message_id.clone()));
             if evicted.status == MessageStatus::Pending {
                 let text = "evicted by a newer message before it could be delivered".to_owned();
                 self.message_changed(&finished(&evicted, MessageStatus::Failed, Some((EVICTED_CODE, text))));
@@ -332,6 +341,9 @@ impl Shard {
             }
             return false;
         }
+        if to.status.is_final() {
+            self.mailbox.awaiting_ack.borrow_mut().remove(&(to.device_id.clone(), to.message_id.clone()));
+        }
         self.message_changed(&to);
         true
     }
@@ -357,7 +369,7 @@ impl Shard {
         topic_name: String,
         payload: Bytes,
     ) -> bool {
-        match link.deliver_tagged(topic_name, payload, Some(message.message_id.clone())) {
+        match link.deliver_tagged(topic_name, payload, Some(message.message_id.clone()), true) {
             Ok(_) => {
                 let key = (message.device_id.clone(), message.message_id.clone());
                 self.mailbox.awaiting_ack.borrow_mut().insert(key, session_id);
@@ -385,6 +397,10 @@ impl Shard {
             if let Some(waiter) = shard.mailbox.ack_waiters.borrow_mut().remove(&key) {
                 let _ = waiter.try_send(());
             }
+            // The ack freed room in the session's window: queued publishes went out (they may
+            // need resends) and cached messages that found the window full can follow.
+            shard.mailbox.resending.borrow_mut().insert(key.0.clone());
+            shard.deliver_pending(&key.0);
         })
         .detach();
     }
@@ -422,11 +438,15 @@ impl Shard {
         for message in pending {
             let Some((session_id, link)) = self.session_with_id(device_id) else { return };
             let key = (message.device_id.clone(), message.message_id.clone());
-            if self.mailbox.awaiting_ack.borrow().get(&key) == Some(&session_id) {
+            let attempted = self.mailbox.awaiting_ack.borrow().get(&key).copied();
+            if attempted == Some(session_id) {
                 continue;
             }
             let (topic_name, payload) = wire(&message);
-            match link.delivery_qos(&topic_name) {
+            // A message once sent at QoS 1 keeps QoS 1 after a reconnect (at least once), even
+            // on the implicit system subscription, rather than falling back to QoS 0.
+            let qos = link.delivery_qos(&topic_name).map(|qos| if attempted.is_some() { 1 } else { qos });
+            match qos {
                 // A custom topic the device has not subscribed to (yet).
                 None => continue,
                 Some(0) => {

@@ -75,6 +75,8 @@ pub struct Shard {
     routing: RefCell<routing::RoutingTable>,
     /// This shard's outbox of push notifications.
     pub(crate) pusher: Rc<crate::push::Pusher>,
+    /// Batch tasks (shard 0) and the slices running here.
+    pub(crate) batch: crate::batch::BatchState,
 }
 
 impl Shard {
@@ -130,6 +132,7 @@ impl Shard {
             closed: Cell::new(false),
             routing: RefCell::new(routing),
             pusher: crate::push::Pusher::new(crate::push::PushConfig::default()),
+            batch: crate::batch::BatchState::recovered(replayed.batch_tasks),
         }))
     }
 
@@ -149,6 +152,10 @@ impl Shard {
             Box::pin(async move { shard.handle(request).await })
         }));
         self.start_ticking();
+        if self.id() == 0 {
+            let shard = self.clone();
+            glommio::spawn_local(async move { shard.fail_unfinished_batch_targets().await }).detach();
+        }
     }
 
     /// Runs `request` on `target`: here if it is this shard, else over the mesh.
@@ -204,7 +211,12 @@ impl Shard {
             Request::ShowShadow { project_id, device_id } => self.show_shadow(&project_id, &device_id),
             Request::DeviceCall(call) => self.device_call(*call).await,
             Request::Metrics => Reply::Metrics(Box::new(self.metrics())),
-            Request::CreateMessage(message) => self.create_message(*message).await,
+            Request::CreateMessage(message) => {
+                // In its own task: a caller that goes away (an HTTP client disconnecting) must
+                // not cut a delivery in half.
+                let shard = self.clone();
+                glommio::spawn_local(async move { shard.create_message(*message).await }).await
+            }
             Request::ListMessages { project_id, device_id } => self.list_messages(&project_id, &device_id),
             Request::ShowMessage { project_id, device_id, message_id } => {
                 self.show_message(&project_id, &device_id, &message_id)
@@ -217,6 +229,13 @@ impl Shard {
                 self.products.borrow_mut().remove(&key);
                 Reply::Done
             }
+            // Boxed: a slice reports to shard 0 through `call`, which may run `handle` again.
+            Request::RunBatchSlice(slice) => Box::pin(self.run_batch_slice(*slice)).await,
+            Request::BatchProgress(results) => {
+                let key = records::BatchTaskKey { project_id: results.project_id, task_id: results.task_id };
+                self.apply_batch_results(&key, results.results).await
+            }
+            Request::StopBatch { task_id, targets } => self.stop_batch_slice(&task_id, targets),
             Request::ReplicateRouting(record) => {
                 self.routing.borrow_mut().put(record);
                 Reply::Done
@@ -491,6 +510,7 @@ impl Shard {
             records.extend(products.iter().map(|p| RegistryRecord::ProductPut(p.clone()).encode(revision)));
             let routing = self.routing.borrow();
             records.extend(routing.iter().map(|r| RegistryRecord::RoutingPut(r.clone()).encode(revision)));
+            records.extend(self.batch_snapshot(revision));
         }
         records.extend(self.shadow_snapshot(revision));
         records.extend(self.message_snapshot(revision));

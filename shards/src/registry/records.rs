@@ -16,6 +16,9 @@
 //! | 8 `MESSAGE_DELETE` | 1 | [`MessageKey`] — a message left the device's history (evicted) |
 //! | 9 `ROUTING_PUT` | 1 | [`RoutingRecord`] — a routing rule or rule action — shard 0 only |
 //! | 10 `ROUTING_DELETE` | 1 | [`RoutingKey`] — shard 0 only |
+//! | 11 `BATCH_TASK_PUT` | 1 | [`BatchTaskRecord`] — a batch task's definition (and stop flag) — shard 0 only |
+//! | 12 `BATCH_RESULTS` | 1 | [`BatchResultsRecord`] — final results of some of a task's targets — shard 0 only |
+//! | 13 `BATCH_TASK_DELETE` | 1 | [`BatchTaskKey`] — shard 0 only |
 //!
 //! Replay keeps, per key, the change with the highest revision, so the state after recovery is
 //! the state in memory even if two appends reached the log in another order than they changed
@@ -41,6 +44,9 @@ pub const MESSAGE_PUT: u16 = 7;
 pub const MESSAGE_DELETE: u16 = 8;
 pub const ROUTING_PUT: u16 = 9;
 pub const ROUTING_DELETE: u16 = 10;
+pub const BATCH_TASK_PUT: u16 = 11;
+pub const BATCH_RESULTS: u16 = 12;
+pub const BATCH_TASK_DELETE: u16 = 13;
 pub const VERSION_1: u16 = 1;
 
 /// A device's connection status, stored as a byte.
@@ -214,6 +220,46 @@ pub struct RoutingKey {
     pub id: String,
 }
 
+/// A batch task as CreateBatchTask made it (spec §2.8); its results are separate records.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct BatchTaskRecord {
+    pub project_id: String,
+    pub task_id: String,
+    pub task_name: String,
+    pub task_type: String,
+    pub app_id: Option<String>,
+    /// The `document` as JSON text.
+    pub document_json: String,
+    /// Device ids, without duplicates; a result names its target by index here.
+    pub targets: Vec<String>,
+    pub created_ms: i64,
+    pub stop_requested: bool,
+}
+
+/// The final outcome of one target.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct BatchResult {
+    pub index: u32,
+    /// 2 Success, 3 Fail, 4 Stopped (the order of `protocol::batch::TargetStatus::ALL`).
+    pub status: u8,
+    pub output: Option<String>,
+    pub error_code: Option<String>,
+    pub error_msg: Option<String>,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct BatchResultsRecord {
+    pub project_id: String,
+    pub task_id: String,
+    pub results: Vec<BatchResult>,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BatchTaskKey {
+    pub project_id: String,
+    pub task_id: String,
+}
+
 /// A log record the registry understands.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RegistryRecord {
@@ -228,6 +274,9 @@ pub enum RegistryRecord {
     MessageDelete(MessageKey),
     RoutingPut(RoutingRecord),
     RoutingDelete(RoutingKey),
+    BatchTaskPut(Box<BatchTaskRecord>),
+    BatchResults(Box<BatchResultsRecord>),
+    BatchTaskDelete(BatchTaskKey),
 }
 
 /// Bytes of the revision that starts every body.
@@ -256,6 +305,9 @@ impl RegistryRecord {
             RegistryRecord::MessageDelete(r) => (MESSAGE_DELETE, rkyv::to_bytes::<BoxedError>(r)),
             RegistryRecord::RoutingPut(r) => (ROUTING_PUT, rkyv::to_bytes::<BoxedError>(r)),
             RegistryRecord::RoutingDelete(r) => (ROUTING_DELETE, rkyv::to_bytes::<BoxedError>(r)),
+            RegistryRecord::BatchTaskPut(r) => (BATCH_TASK_PUT, rkyv::to_bytes::<BoxedError>(&**r)),
+            RegistryRecord::BatchResults(r) => (BATCH_RESULTS, rkyv::to_bytes::<BoxedError>(&**r)),
+            RegistryRecord::BatchTaskDelete(r) => (BATCH_TASK_DELETE, rkyv::to_bytes::<BoxedError>(r)),
         };
         // Serializing owned strings and integers into a growable buffer cannot fail.
         let rkyv_bytes = rkyv_bytes.expect("rkyv serialization of a plain record never fails");
@@ -304,6 +356,13 @@ impl RegistryRecord {
             }
             ROUTING_DELETE => {
                 rkyv::from_bytes::<RoutingKey, BoxedError>(&aligned).map(RegistryRecord::RoutingDelete)
+            }
+            BATCH_TASK_PUT => rkyv::from_bytes::<BatchTaskRecord, BoxedError>(&aligned)
+                .map(|r| RegistryRecord::BatchTaskPut(Box::new(r))),
+            BATCH_RESULTS => rkyv::from_bytes::<BatchResultsRecord, BoxedError>(&aligned)
+                .map(|r| RegistryRecord::BatchResults(Box::new(r))),
+            BATCH_TASK_DELETE => {
+                rkyv::from_bytes::<BatchTaskKey, BoxedError>(&aligned).map(RegistryRecord::BatchTaskDelete)
             }
             SNAPSHOT_MARK => return Err(error("snapshot mark with a payload".into())),
             _ => return Err(error("unknown kind".into())),
@@ -365,6 +424,29 @@ mod tests {
                 json: "{}".into(),
             }),
             RegistryRecord::RoutingDelete(RoutingKey { project_id: "p".into(), id: "r".into() }),
+            RegistryRecord::BatchTaskPut(Box::new(BatchTaskRecord {
+                project_id: "p".into(),
+                task_id: "t".into(),
+                task_name: "n".into(),
+                task_type: "createCommands".into(),
+                app_id: None,
+                document_json: "{}".into(),
+                targets: vec!["a".into(), "b".into()],
+                created_ms: 5,
+                stop_requested: true,
+            })),
+            RegistryRecord::BatchResults(Box::new(BatchResultsRecord {
+                project_id: "p".into(),
+                task_id: "t".into(),
+                results: vec![BatchResult {
+                    index: 1,
+                    status: 3,
+                    output: None,
+                    error_code: Some("IOTDA.014016".into()),
+                    error_msg: Some("offline".into()),
+                }],
+            })),
+            RegistryRecord::BatchTaskDelete(BatchTaskKey { project_id: "p".into(), task_id: "t".into() }),
         ];
         for (revision, record) in records.into_iter().enumerate() {
             let revision = revision as u64 * 1_000_000_007;

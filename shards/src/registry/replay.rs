@@ -12,7 +12,8 @@ use std::hash::Hash;
 use super::devices::DeviceTable;
 use super::products::ProductTable;
 use super::records::{
-    DecodeError, DeviceRecord, MessageRecord, ProductRecord, RegistryRecord, RoutingRecord,
+    BatchResultsRecord, BatchTaskRecord, DecodeError, DeviceRecord, MessageRecord, ProductRecord,
+    RegistryRecord, RoutingRecord,
 };
 use crate::log::LogRecord;
 
@@ -27,6 +28,8 @@ pub struct Replayed {
     pub messages: Vec<MessageRecord>,
     /// Routing rules and actions (shard 0).
     pub routing: Vec<RoutingRecord>,
+    /// Batch tasks (shard 0), each with the results recorded for it, oldest first.
+    pub batch_tasks: Vec<(BatchTaskRecord, Vec<BatchResultsRecord>)>,
     pub revision: u64,
 }
 
@@ -56,6 +59,9 @@ struct ReplayState {
     shadows: HashMap<String, (u64, Option<String>)>,
     messages: HashMap<(String, String), (u64, Option<MessageRecord>)>,
     routing: HashMap<(String, String), (u64, Option<RoutingRecord>)>,
+    batch_tasks: HashMap<(String, String), (u64, Option<BatchTaskRecord>)>,
+    /// Results by task, in log order (a target's result is written once, so order is moot).
+    batch_results: HashMap<(String, String), Vec<BatchResultsRecord>>,
     /// The newest delete of each device id: its messages from before it are gone.
     device_deleted_at: HashMap<String, u64>,
 }
@@ -69,6 +75,8 @@ impl ReplayState {
                 set(&mut self.devices, device.device_id.clone(), revision, floor, Some(*device))
             }
             RegistryRecord::DeviceDelete(key) => {
+                let deleted_at = self.device_deleted_at.entry(key.device_id.clone()).or_default();
+                *deleted_at = (*deleted_at).max(revision);
                 // A device's shadow goes with it.
                 set(&mut self.shadows, key.device_id.clone(), revision, floor, None);
                 set(&mut self.devices, key.device_id, revision, floor, None)
@@ -97,6 +105,17 @@ impl ReplayState {
             RegistryRecord::RoutingDelete(key) => {
                 set(&mut self.routing, (key.project_id, key.id), revision, floor, None)
             }
+            RegistryRecord::BatchTaskPut(task) => {
+                let key = (task.project_id.clone(), task.task_id.clone());
+                set(&mut self.batch_tasks, key, revision, floor, Some(*task))
+            }
+            RegistryRecord::BatchResults(results) => {
+                let key = (results.project_id.clone(), results.task_id.clone());
+                self.batch_results.entry(key).or_default().push(*results);
+            }
+            RegistryRecord::BatchTaskDelete(key) => {
+                set(&mut self.batch_tasks, (key.project_id, key.task_id), revision, floor, None)
+            }
             RegistryRecord::SnapshotMark => {}
         }
     }
@@ -118,6 +137,14 @@ impl ReplayState {
         // A deleted device's messages go with it (its delete record is newer than them, and a
         // device re-registered under the same id starts with an empty history).
         replayed.routing = self.routing.into_values().filter_map(|(_, routing)| routing).collect();
+        let mut batch_results = self.batch_results;
+        replayed.batch_tasks = self
+            .batch_tasks
+            .into_iter()
+            .filter_map(|(key, (_, task))| {
+                task.map(|task| (task, batch_results.remove(&key).unwrap_or_default()))
+            })
+            .collect();
         replayed.messages = self
             .messages
             .into_values()
@@ -158,6 +185,16 @@ mod tests {
 
     fn delete(revision: u64, device_id: &str) -> LogRecord {
         RegistryRecord::DeviceDelete(DeviceKey { device_id: device_id.into() }).encode(revision)
+    }
+
+    #[test]
+    fn a_deleted_devices_messages_stay_gone_when_its_id_is_registered_again() {
+        use crate::mailbox::history::tests::message;
+        let old = RegistryRecord::MessagePut(Box::new(message("d", "old", 1, 0))).encode(2);
+        let new = RegistryRecord::MessagePut(Box::new(message("d", "new", 2, 0))).encode(5);
+        let replayed = replay(&[], &[put(1, "d"), old, delete(3, "d"), put(4, "d"), new]).unwrap();
+        let ids: Vec<&str> = replayed.messages.iter().map(|m| m.message_id.as_str()).collect();
+        assert_eq!(ids, ["new"]);
     }
 
     fn ids(replayed: &Replayed) -> Vec<(String, u128)> {

@@ -1,0 +1,631 @@
+//! Batch tasks (spec §2.8, DESIGN.md §3): `createCommands` and `createMessages` over up to
+//! 30,000 devices, fanned out across shards.
+//!
+//! - **Shard 0 owns the task**: it logs the definition before the 201, groups the targets by
+//!   home shard and sends each shard one slice ([`Request::RunBatchSlice`]); it applies and logs
+//!   the results as they stream back, and answers the task's queries.
+//! - **Each shard runs its slice** with at most `concurrency` targets in flight, each exactly
+//!   like a single CreateCommand / CreateMessage, and streams final results back in batches of
+//!   up to [`PROGRESS_BATCH_MAX`] (or every [`PROGRESS_INTERVAL`]), not one mesh message per
+//!   device.
+//! - **Stop**: targets not started yet end `Stopped`; targets in flight finish normally.
+//!
+//! Decisions where the spec is silent:
+//! - Per target: offline → `Fail` `IOTDA.014016`; unknown device → `Fail` `IOTDA.014000`; no
+//!   answer → `Fail` `IOTDA.014111`; a command the device's model refuses → `Fail`
+//!   `IOTDA.000006`; answered → `Success` with `output` = the device's JSON answer as a string.
+//!   A message → `Success` with `output` = its status (`DELIVERED` or `PENDING`), or `Fail`
+//!   with the message's error (`FAILED`: offline with ttl 0, not subscribed).
+//! - **A restart during a task**: results already logged are kept; targets without one are
+//!   failed with [`RESTART_CODE`] ("the engine restarted before this target finished") and
+//!   the task ends — re-running them could repeat a command a device already executed.
+//! - Targets not yet reported show as `Processing` while the task runs (they are all
+//!   dispatched at once; each shard bounds how many run).
+//! - Only a finished task can be deleted.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::Rc;
+use std::time::Duration;
+
+use protocol::batch::{TargetStatus, TaskProgress};
+use serde::Serialize;
+
+use crate::calls::{CallBody, DeviceCall};
+use crate::mailbox::NewMessage;
+use crate::messages::{Reply, Request, ShardError};
+use crate::registry::records::{
+    BatchResult, BatchResultsRecord, BatchTaskKey, BatchTaskRecord, MessageStatus, RegistryRecord,
+};
+use crate::registry::Shard;
+
+/// Results a shard gathers before reporting them to shard 0.
+pub const PROGRESS_BATCH_MAX: usize = 512;
+/// Longest a finished result waits before it is reported.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(50);
+/// The error of a target that had not finished when the engine restarted (ringiot's own).
+pub const RESTART_CODE: &str = "IOTDA.000503";
+
+/// What every target of a slice gets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SliceWork {
+    Command(CallBody),
+    /// A message template: `project_id` and `device_id` are filled in per target.
+    Message(NewMessage),
+}
+
+/// One shard's part of a task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchSlice {
+    pub project_id: String,
+    pub task_id: String,
+    pub work: SliceWork,
+    /// `(index in the task's targets, device id)`.
+    pub targets: Vec<(u32, String)>,
+    pub timeout_ms: u64,
+    pub concurrency: usize,
+}
+
+/// One target's outcome as the task shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetOutcome {
+    pub status: TargetStatus,
+    pub output: Option<String>,
+    pub error_code: Option<String>,
+    pub error_msg: Option<String>,
+}
+
+impl TargetOutcome {
+    fn waiting() -> Self {
+        TargetOutcome { status: TargetStatus::Processing, output: None, error_code: None, error_msg: None }
+    }
+
+    fn fail(code: &str, message: impl Into<String>) -> Self {
+        TargetOutcome {
+            status: TargetStatus::Fail,
+            output: None,
+            error_code: Some(code.to_owned()),
+            error_msg: Some(message.into()),
+        }
+    }
+
+    fn success(output: String) -> Self {
+        TargetOutcome {
+            status: TargetStatus::Success,
+            output: Some(output),
+            error_code: None,
+            error_msg: None,
+        }
+    }
+
+    fn stopped() -> Self {
+        TargetOutcome { status: TargetStatus::Stopped, output: None, error_code: None, error_msg: None }
+    }
+
+    fn to_result(&self, index: u32) -> BatchResult {
+        BatchResult {
+            index,
+            status: TargetStatus::ALL.iter().position(|s| *s == self.status).unwrap_or(3) as u8,
+            output: self.output.clone(),
+            error_code: self.error_code.clone(),
+            error_msg: self.error_msg.clone(),
+        }
+    }
+
+    fn of_result(result: &BatchResult) -> Self {
+        TargetOutcome {
+            status: TargetStatus::ALL.get(result.status as usize).copied().unwrap_or(TargetStatus::Fail),
+            output: result.output.clone(),
+            error_code: result.error_code.clone(),
+            error_msg: result.error_msg.clone(),
+        }
+    }
+}
+
+/// A task on shard 0: its definition and every target's outcome.
+#[derive(Debug, Clone)]
+pub struct BatchTask {
+    pub record: BatchTaskRecord,
+    pub outcomes: Vec<TargetOutcome>,
+}
+
+impl BatchTask {
+    pub fn progress(&self) -> TaskProgress {
+        TaskProgress::of(self.outcomes.iter().map(|o| o.status))
+    }
+
+    pub fn status(&self) -> &'static str {
+        self.progress().task_status(self.record.stop_requested)
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.outcomes.iter().all(|o| o.status.is_final())
+    }
+
+    fn apply(&mut self, results: &[BatchResult]) {
+        for result in results {
+            if let Some(outcome) = self.outcomes.get_mut(result.index as usize) {
+                *outcome = TargetOutcome::of_result(result);
+            }
+        }
+    }
+}
+
+/// Stop requests of a running slice.
+#[derive(Debug, Default)]
+struct SliceControl {
+    stop_all: Cell<bool>,
+    stop_targets: RefCell<HashSet<String>>,
+}
+
+/// Per-shard batch state, kept in [`Shard`].
+#[derive(Debug, Default)]
+pub struct BatchState {
+    /// Shard 0: every task.
+    tasks: RefCell<BTreeMap<BatchTaskKey, BatchTask>>,
+    /// Every shard: the slices running here, by task id.
+    running: RefCell<HashMap<String, Rc<SliceControl>>>,
+    /// Shard 0: task results recovered without an outcome, to log as failed at start.
+    recovered_unfinished: RefCell<Vec<BatchTaskKey>>,
+}
+
+impl BatchState {
+    /// The tasks as recovered from the log; unfinished targets are failed (see module doc).
+    pub(crate) fn recovered(tasks: Vec<(BatchTaskRecord, Vec<BatchResultsRecord>)>) -> BatchState {
+        let state = BatchState::default();
+        for (record, results) in tasks {
+            let key = BatchTaskKey { project_id: record.project_id.clone(), task_id: record.task_id.clone() };
+            let mut task =
+                BatchTask { outcomes: vec![TargetOutcome::waiting(); record.targets.len()], record };
+            for batch in &results {
+                task.apply(&batch.results);
+            }
+            if !task.is_finished() {
+                state.recovered_unfinished.borrow_mut().push(key.clone());
+            }
+            state.tasks.borrow_mut().insert(key, task);
+        }
+        state
+    }
+}
+
+impl Shard {
+    /// Shard 0: makes a new task durable and starts it. `concurrency` is per shard.
+    pub async fn create_batch_task(
+        self: &Rc<Self>,
+        record: BatchTaskRecord,
+        work: SliceWork,
+        timeout_ms: u64,
+        concurrency: usize,
+    ) -> Result<BatchTask, ShardError> {
+        assert_eq!(self.id(), 0, "shard 0 owns batch tasks");
+        let key = BatchTaskKey { project_id: record.project_id.clone(), task_id: record.task_id.clone() };
+        let task = BatchTask {
+            outcomes: vec![TargetOutcome::waiting(); record.targets.len()],
+            record: record.clone(),
+        };
+        self.batch.tasks.borrow_mut().insert(key.clone(), task.clone());
+        if let Err(error) = self.persist(RegistryRecord::BatchTaskPut(Box::new(record))).await {
+            self.batch.tasks.borrow_mut().remove(&key);
+            return Err(error);
+        }
+        let shard = self.clone();
+        glommio::spawn_local(async move { shard.run_task(key, work, timeout_ms, concurrency).await })
+            .detach();
+        Ok(task)
+    }
+
+    async fn run_task(
+        self: Rc<Self>,
+        key: BatchTaskKey,
+        work: SliceWork,
+        timeout_ms: u64,
+        concurrency: usize,
+    ) {
+        let Some(targets) = self.batch.tasks.borrow().get(&key).map(|t| t.record.targets.clone()) else {
+            return;
+        };
+        let mut slices: Vec<Vec<(u32, String)>> = vec![Vec::new(); self.shard_count()];
+        for (index, target) in targets.into_iter().enumerate() {
+            slices[protocol::routing::home_shard(&target, self.shard_count())].push((index as u32, target));
+        }
+        let calls: Vec<_> = slices
+            .into_iter()
+            .enumerate()
+            .filter(|(_, targets)| !targets.is_empty())
+            .map(|(target_shard, targets)| {
+                let slice = BatchSlice {
+                    project_id: key.project_id.clone(),
+                    task_id: key.task_id.clone(),
+                    work: work.clone(),
+                    targets,
+                    timeout_ms,
+                    concurrency,
+                };
+                let shard = self.clone();
+                glommio::spawn_local(async move {
+                    (target_shard, shard.call(target_shard, Request::RunBatchSlice(Box::new(slice))).await)
+                })
+            })
+            .collect();
+        for call in calls {
+            let (target_shard, reply) = call.await;
+            if let Reply::Failed(error) = reply {
+                tracing::warn!(task_id = key.task_id, target_shard, %error, "a batch slice did not run");
+            }
+        }
+        // Whatever is still open (a shard that went away) ends failed, so the task finishes.
+        let open: Vec<BatchResult> = self
+            .batch
+            .tasks
+            .borrow()
+            .get(&key)
+            .map(|task| {
+                task.outcomes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, o)| !o.status.is_final())
+                    .map(|(i, _)| {
+                        TargetOutcome::fail(RESTART_CODE, "the shard of this device did not run it")
+                            .to_result(i as u32)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !open.is_empty() {
+            self.apply_batch_results(&key, open).await;
+        }
+        self.notify_batch_task(&key);
+    }
+
+    /// Shard 0: results streamed back by a slice.
+    pub(crate) async fn apply_batch_results(
+        self: &Rc<Self>,
+        key: &BatchTaskKey,
+        results: Vec<BatchResult>,
+    ) -> Reply {
+        {
+            let mut tasks = self.batch.tasks.borrow_mut();
+            let Some(task) = tasks.get_mut(key) else { return Reply::Done };
+            task.apply(&results);
+        }
+        let record =
+            BatchResultsRecord { project_id: key.project_id.clone(), task_id: key.task_id.clone(), results };
+        match self.persist(RegistryRecord::BatchResults(Box::new(record))).await {
+            Ok(()) => Reply::Done,
+            Err(error) => Reply::Failed(error),
+        }
+    }
+
+    /// Shard 0 at start: logs the targets a restart left without a result as failed.
+    pub(crate) async fn fail_unfinished_batch_targets(self: &Rc<Self>) {
+        let keys = std::mem::take(&mut *self.batch.recovered_unfinished.borrow_mut());
+        for key in keys {
+            let open: Vec<BatchResult> = self
+                .batch
+                .tasks
+                .borrow()
+                .get(&key)
+                .map(|task| {
+                    task.outcomes
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, o)| !o.status.is_final())
+                        .map(|(i, _)| {
+                            TargetOutcome::fail(RESTART_CODE, "the engine restarted before this target finished; run it again in a new task")
+                                .to_result(i as u32)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            tracing::info!(
+                task_id = key.task_id,
+                targets = open.len(),
+                "batch task interrupted by a restart"
+            );
+            if let Reply::Failed(error) = self.apply_batch_results(&key, open).await {
+                tracing::warn!(task_id = key.task_id, %error, "could not log the interrupted targets");
+            }
+        }
+    }
+
+    /// Any shard: runs its slice of a task (see the module doc).
+    pub(crate) async fn run_batch_slice(self: &Rc<Self>, slice: BatchSlice) -> Reply {
+        let control = Rc::new(SliceControl::default());
+        self.batch.running.borrow_mut().insert(slice.task_id.clone(), control.clone());
+        let key = BatchTaskKey { project_id: slice.project_id.clone(), task_id: slice.task_id.clone() };
+        let reporter = Rc::new(Reporter {
+            shard: self.clone(),
+            key,
+            pending: RefCell::new(Vec::new()),
+            flushing: Cell::new(false),
+        });
+        let permits = Rc::new(glommio::sync::Semaphore::new(slice.concurrency.max(1) as u64));
+        let slice = Rc::new(slice);
+        let mut running = Vec::new();
+        for position in 0..slice.targets.len() {
+            let (index, device_id) = slice.targets[position].clone();
+            if control.stop_all.get() || control.stop_targets.borrow().contains(&device_id) {
+                reporter.push(TargetOutcome::stopped().to_result(index)).await;
+                continue;
+            }
+            let Ok(permit) = permits.acquire_static_permit(1).await else { break };
+            // A stop may have come while this target waited for a permit.
+            if control.stop_all.get() || control.stop_targets.borrow().contains(&device_id) {
+                drop(permit);
+                reporter.push(TargetOutcome::stopped().to_result(index)).await;
+                continue;
+            }
+            let (shard, slice, reporter) = (self.clone(), slice.clone(), reporter.clone());
+            running.push(glommio::spawn_local(async move {
+                let outcome = shard.run_target(&slice, &device_id).await;
+                drop(permit);
+                reporter.push(outcome.to_result(index)).await;
+            }));
+        }
+        for task in running {
+            task.await;
+        }
+        reporter.flush().await;
+        self.batch.running.borrow_mut().remove(&slice.task_id);
+        Reply::Done
+    }
+
+    async fn run_target(self: &Rc<Self>, slice: &BatchSlice, device_id: &str) -> TargetOutcome {
+        match &slice.work {
+            SliceWork::Command(body) => {
+                let call = DeviceCall {
+                    project_id: slice.project_id.clone(),
+                    device_id: device_id.to_owned(),
+                    body: body.clone(),
+                    timeout_ms: slice.timeout_ms,
+                };
+                match self.device_call(call).await {
+                    Reply::Answered { response, .. } => {
+                        TargetOutcome::success(String::from_utf8_lossy(&response).into_owned())
+                    }
+                    Reply::TimedOut { .. } => TargetOutcome::fail(
+                        "IOTDA.014111",
+                        format!("the device did not answer within {} ms", slice.timeout_ms),
+                    ),
+                    Reply::Failed(error) => failure(&error),
+                    other => TargetOutcome::fail(RESTART_CODE, format!("unexpected reply {other:?}")),
+                }
+            }
+            SliceWork::Message(template) => {
+                let message = NewMessage {
+                    project_id: slice.project_id.clone(),
+                    device_id: device_id.to_owned(),
+                    ..template.clone()
+                };
+                match self.create_message(message).await {
+                    Reply::Message(message) if message.status == MessageStatus::Failed => {
+                        TargetOutcome::fail(
+                            message.error_code.as_deref().unwrap_or("IOTDA.014016"),
+                            message.error_msg.clone().unwrap_or_default(),
+                        )
+                    }
+                    Reply::Message(message) => TargetOutcome::success(message.status.as_str().to_owned()),
+                    Reply::Failed(error) => failure(&error),
+                    other => TargetOutcome::fail(RESTART_CODE, format!("unexpected reply {other:?}")),
+                }
+            }
+        }
+    }
+
+    /// Shard 0: StopBatchTask. `targets` `None` stops every target not started yet.
+    pub async fn stop_batch_task(
+        self: &Rc<Self>,
+        key: &BatchTaskKey,
+        targets: Option<Vec<String>>,
+    ) -> Result<(), ShardError> {
+        let record = {
+            let mut tasks = self.batch.tasks.borrow_mut();
+            let task = tasks.get_mut(key).ok_or(ShardError::BatchTaskNotFound)?;
+            if targets.is_none() {
+                task.record.stop_requested = true;
+            }
+            task.record.clone()
+        };
+        if targets.is_none() {
+            self.persist(RegistryRecord::BatchTaskPut(Box::new(record))).await?;
+        }
+        let task_id = key.task_id.clone();
+        for reply in
+            self.call_all(|_| Request::StopBatch { task_id: task_id.clone(), targets: targets.clone() }).await
+        {
+            if let Reply::Failed(error) = reply {
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// Any shard: a stop for a slice running here.
+    pub(crate) fn stop_batch_slice(&self, task_id: &str, targets: Option<Vec<String>>) -> Reply {
+        if let Some(control) = self.batch.running.borrow().get(task_id) {
+            match targets {
+                None => control.stop_all.set(true),
+                Some(targets) => control.stop_targets.borrow_mut().extend(targets),
+            }
+        }
+        Reply::Done
+    }
+
+    /// Shard 0: a task and its outcomes.
+    pub fn batch_task(&self, key: &BatchTaskKey) -> Option<BatchTask> {
+        self.batch.tasks.borrow().get(key).cloned()
+    }
+
+    /// Shard 0: the project's tasks of `task_type`, newest first.
+    pub fn batch_tasks_of(&self, project_id: &str, task_type: &str) -> Vec<BatchTask> {
+        let mut tasks: Vec<BatchTask> = self
+            .batch
+            .tasks
+            .borrow()
+            .values()
+            .filter(|t| t.record.project_id == project_id && t.record.task_type == task_type)
+            .cloned()
+            .collect();
+        tasks.sort_by(|a, b| {
+            (b.record.created_ms, &b.record.task_id).cmp(&(a.record.created_ms, &a.record.task_id))
+        });
+        tasks
+    }
+
+    /// Shard 0: DeleteBatchTask (finished tasks only).
+    pub async fn delete_batch_task(self: &Rc<Self>, key: &BatchTaskKey) -> Result<(), ShardError> {
+        let removed = {
+            let mut tasks = self.batch.tasks.borrow_mut();
+            match tasks.get(key) {
+                None => return Err(ShardError::BatchTaskNotFound),
+                Some(task) if !task.is_finished() => return Err(ShardError::BatchTaskRunning),
+                Some(_) => tasks.remove(key),
+            }
+        };
+        if let Err(error) = self.persist(RegistryRecord::BatchTaskDelete(key.clone())).await {
+            if let Some(task) = removed {
+                self.batch.tasks.borrow_mut().insert(key.clone(), task);
+            }
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// Shard 0: the snapshot records of every task.
+    pub(crate) fn batch_snapshot(&self, revision: u64) -> Vec<crate::log::LogRecord> {
+        let tasks = self.batch.tasks.borrow();
+        let mut records = Vec::new();
+        for task in tasks.values() {
+            records.push(RegistryRecord::BatchTaskPut(Box::new(task.record.clone())).encode(revision));
+            let results: Vec<BatchResult> = task
+                .outcomes
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| o.status.is_final())
+                .map(|(i, o)| o.to_result(i as u32))
+                .collect();
+            let record = BatchResultsRecord {
+                project_id: task.record.project_id.clone(),
+                task_id: task.record.task_id.clone(),
+                results,
+            };
+            records.push(RegistryRecord::BatchResults(Box::new(record)).encode(revision));
+        }
+        records
+    }
+
+    /// `batchtask:update` through the rule engine once a task finished.
+    fn notify_batch_task(self: &Rc<Self>, key: &BatchTaskKey) {
+        let Some(task) = self.batch_task(key) else { return };
+        let app_id = task.record.app_id.clone().unwrap_or_default();
+        let targets = self.routing().targets(&key.project_id, &app_id, "batchtask", "update");
+        if targets.is_empty() {
+            return;
+        }
+        #[derive(Serialize)]
+        struct Body<'a> {
+            task_id: &'a str,
+            task_name: &'a str,
+            task_type: &'a str,
+            status: &'a str,
+            task_progress: TaskProgress,
+        }
+        #[derive(Serialize)]
+        struct NotifyData<'a> {
+            body: Body<'a>,
+        }
+        #[derive(Serialize)]
+        struct Envelope<'a> {
+            resource: &'static str,
+            event: &'static str,
+            event_time: String,
+            event_time_ms: String,
+            request_id: String,
+            notify_data: NotifyData<'a>,
+        }
+        let now = crate::now_unix_ms();
+        let envelope = Envelope {
+            resource: "batchtask",
+            event: "update",
+            event_time: protocol::time::format_t1(now),
+            event_time_ms: protocol::time::format_t2(now),
+            request_id: self.calls.next_request_id(),
+            notify_data: NotifyData {
+                body: Body {
+                    task_id: &task.record.task_id,
+                    task_name: &task.record.task_name,
+                    task_type: &task.record.task_type,
+                    status: task.status(),
+                    task_progress: task.progress(),
+                },
+            },
+        };
+        let bytes = protocol::json::to_vec(&envelope);
+        for target in &targets {
+            self.pusher.enqueue(target, bytes.clone());
+        }
+    }
+}
+
+/// The per-target error for a call or message the home shard refused.
+fn failure(error: &ShardError) -> TargetOutcome {
+    match error {
+        ShardError::DeviceNotFound => TargetOutcome::fail("IOTDA.014000", "the device does not exist"),
+        ShardError::DeviceOffline => TargetOutcome::fail("IOTDA.014016", "the device is offline"),
+        ShardError::Invalid(error) => TargetOutcome::fail("IOTDA.000006", error.to_string()),
+        ShardError::TooManyCalls(_) => TargetOutcome::fail("APIG.0308", error.to_string()),
+        other => TargetOutcome::fail(RESTART_CODE, other.to_string()),
+    }
+}
+
+/// Gathers a slice's results and reports them to shard 0 in batches.
+struct Reporter {
+    shard: Rc<Shard>,
+    key: BatchTaskKey,
+    pending: RefCell<Vec<BatchResult>>,
+    flushing: Cell<bool>,
+}
+
+impl Reporter {
+    async fn push(self: &Rc<Self>, result: BatchResult) {
+        let first = {
+            let mut pending = self.pending.borrow_mut();
+            pending.push(result);
+            pending.len() == 1
+        };
+        if self.pending.borrow().len() >= PROGRESS_BATCH_MAX {
+            self.flush().await;
+        } else if first {
+            // The first result of a batch sets the deadline of its report.
+            let reporter = self.clone();
+            glommio::spawn_local(async move {
+                glommio::timer::sleep(PROGRESS_INTERVAL).await;
+                reporter.flush().await;
+            })
+            .detach();
+        }
+    }
+
+    async fn flush(&self) {
+        // One report at a time, in order; a flush that finds one under way lets it carry on
+        // and is followed by the next trigger (size, timer, or the slice's end).
+        while self.flushing.get() {
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+        let results = std::mem::take(&mut *self.pending.borrow_mut());
+        if results.is_empty() {
+            return;
+        }
+        self.flushing.set(true);
+        let request = Request::BatchProgress(Box::new(BatchResultsRecord {
+            project_id: self.key.project_id.clone(),
+            task_id: self.key.task_id.clone(),
+            results,
+        }));
+        if let Reply::Failed(error) = self.shard.call(0, request).await {
+            tracing::warn!(task_id = self.key.task_id, %error, "batch results not reported to shard 0");
+        }
+        self.flushing.set(false);
+    }
+}
