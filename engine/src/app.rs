@@ -1,5 +1,5 @@
-//! What shard 0's front desk holds: the local shard handle, the credentials, the config, and
-//! the id generators. One `App` per process, shared as `Rc` by every HTTP connection on shard 0.
+//! What a shard's front desk holds: the local shard handle, the credentials, the config, and
+//! the id generators. One `App` per shard, shared as `Rc` by every HTTP connection it serves.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -27,11 +27,12 @@ pub struct App {
 impl App {
     /// `record_id_max`: the highest record id stored anywhere, so new ids sort above it.
     pub fn new(shard: Rc<Shard>, credentials: Credentials, config: Config, record_id_max: u128) -> App {
+        let (id, count) = (shard.id(), shard.shard_count());
         App {
             shard,
             credentials,
             config,
-            record_ids: RecordIdGenerator::above(record_id_max),
+            record_ids: RecordIdGenerator::for_shard(record_id_max, id, count),
             request_id_nonce: crate::random::u64(),
             request_id_counter: Cell::new(0),
         }
@@ -55,6 +56,8 @@ pub fn now_ms() -> i64 {
 pub struct ApiRequest<'a> {
     pub project_id: &'a str,
     pub query: Query,
+    /// The query as received, for a call forwarded to shard 0.
+    pub raw_query: Option<&'a str>,
     pub body: &'a [u8],
 }
 

@@ -41,6 +41,12 @@ struct StartContext {
     mqtt_address: OnceLock<SocketAddr>,
     /// Shards whose MQTT listener is bound; shard 0 says "ready" once all are.
     mqtt_bound: AtomicUsize,
+    /// The HTTP address shard 0 bound; the other shards bind the same.
+    http_address: OnceLock<SocketAddr>,
+    /// Shards whose HTTP listener is bound.
+    http_bound: AtomicUsize,
+    /// Set by shard 0 once every shard has the products and routing rules: front desks open.
+    replicated: std::sync::atomic::AtomicBool,
 }
 
 /// The whole process: returns when the engine has shut down.
@@ -88,6 +94,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         stop: stop.clone(),
         mqtt_address: OnceLock::new(),
         mqtt_bound: AtomicUsize::new(0),
+        http_address: OnceLock::new(),
+        http_bound: AtomicUsize::new(0),
+        replicated: std::sync::atomic::AtomicBool::new(false),
     });
     runtime::run_shards(&runtime_config, &stop, move |mesh| {
         let context = context.clone();
@@ -123,9 +132,7 @@ async fn shard_main(mesh: Rc<Mesh>, context: &StartContext) -> anyhow::Result<()
     let mqtt = glommio::spawn_local(async move {
         listener::serve(shard_for_mqtt, mqtt_listener, stop.wait()).await;
     });
-    if shard.id() == 0 {
-        serve_front_desk(&shard, context).await?;
-    }
+    serve_front_desk(&shard, context).await?;
     context.stop.wait().await;
     mqtt.await;
     shard.close().await;
@@ -133,33 +140,92 @@ async fn shard_main(mesh: Rc<Mesh>, context: &StartContext) -> anyhow::Result<()
     Ok(())
 }
 
+/// Every shard serves the REST API on the same port (SO_REUSEPORT, like MQTT): the front desk
+/// is the busiest code of a command round trip, and one shard alone saturates its core long
+/// before the others do. Calls for what shard 0 owns (product and routing-rule writes, batch
+/// tasks) are forwarded to it over the mesh (`http::router`).
 async fn serve_front_desk(shard: &Rc<Shard>, context: &StartContext) -> anyhow::Result<()> {
-    shard.replicate_all_products().await.context("replicating products to the shards")?;
+    if shard.id() == 0 {
+        shard.replicate_all_products().await.context("replicating products to the shards")?;
+        context.replicated.store(true, Ordering::SeqCst);
+    } else {
+        while !context.replicated.load(Ordering::SeqCst) {
+            anyhow::ensure!(!context.stop.is_stopped(), "stopped before shard 0 replicated the products");
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+    }
     let record_id_max = shard.record_id_max().await.context("reading the shards' record ids")?;
     let config = &context.config;
-    let listener = bind_exclusive(config.http_listen)
-        .with_context(|| format!("binding the HTTP listener on {}", config.http_listen))?;
-    let address = listener.local_addr().map_err(|e| anyhow::anyhow!("reading the HTTP address: {e}"))?;
-    if let DefaultProject::Created(_) = context.default_project {
-        print!("{}", bootstrap::welcome_text(config, address.port()));
-    } else if let DefaultProject::Loaded(path) = &context.default_project {
-        println!(
-            "Using the default project {} (credentials in {})",
-            config.projects[0].project_id,
-            path.display()
-        );
-    }
-    while context.mqtt_bound.load(Ordering::SeqCst) < shard.shard_count() && !context.stop.is_stopped() {
-        glommio::timer::sleep(Duration::from_millis(1)).await;
-    }
-    let mqtt = context.mqtt_address.get().expect("shard 0 bound the MQTT listener");
-    println!("ringiot ready: http={address} mqtt={mqtt} shards={}", shard.shard_count());
-    tracing::info!(%address, shards = shard.shard_count(), "serving the REST API");
+    let listener = bind_http(shard, context).await?;
     let credentials = Credentials::from_projects(&config.projects);
     let app = Rc::new(App::new(shard.clone(), credentials, config.clone(), record_id_max));
+    if shard.id() == 0 {
+        // Weak: the shard must not keep its own front desk alive through this closure.
+        let weak = Rc::downgrade(&app);
+        shard.set_front_desk(Rc::new(move |call| {
+            let app = weak.upgrade();
+            Box::pin(async move {
+                match app {
+                    Some(app) => crate::http::router::forwarded(&app, call).await,
+                    None => shards::messages::ForwardedAnswer { status: 503, body: Vec::new() },
+                }
+            })
+        }));
+        let address = *context.http_address.get().expect("shard 0 bound the HTTP listener");
+        if let DefaultProject::Created(_) = context.default_project {
+            print!("{}", bootstrap::welcome_text(config, address.port()));
+        } else if let DefaultProject::Loaded(path) = &context.default_project {
+            println!(
+                "Using the default project {} (credentials in {})",
+                config.projects[0].project_id,
+                path.display()
+            );
+        }
+        let all = shard.shard_count();
+        while (context.mqtt_bound.load(Ordering::SeqCst) < all
+            || context.http_bound.load(Ordering::SeqCst) < all)
+            && !context.stop.is_stopped()
+        {
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+        let mqtt = context.mqtt_address.get().expect("shard 0 bound the MQTT listener");
+        println!("ringiot ready: http={address} mqtt={mqtt} shards={}", shard.shard_count());
+        tracing::info!(%address, shards = shard.shard_count(), "serving the REST API");
+    }
     crate::http::server::serve(app, listener, context.stop.wait()).await;
-    tracing::info!("HTTP listener closed");
+    tracing::info!(shard = shard.id(), "HTTP listener closed");
     Ok(())
+}
+
+/// Binds the HTTP listener of this shard, the way [`bind_mqtt`] binds MQTT: shard 0 first
+/// (resolving port 0, and refusing a port another process holds), then the others.
+async fn bind_http(shard: &Shard, context: &StartContext) -> anyhow::Result<TcpListener> {
+    let address = if shard.id() == 0 {
+        context.config.http_listen
+    } else {
+        loop {
+            if let Some(address) = context.http_address.get() {
+                break *address;
+            }
+            anyhow::ensure!(!context.stop.is_stopped(), "stopped before shard 0 bound HTTP");
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    if shard.id() == 0 && address.port() != 0 {
+        // glommio binds with SO_REUSEPORT, which would let a second engine silently take half of
+        // the REST calls. A plain bind first fails if anyone holds the port.
+        drop(std::net::TcpListener::bind(address).with_context(|| {
+            format!("binding the HTTP listener on {address}: the address is in use (another ringiot?)")
+        })?);
+    }
+    let listener = TcpListener::bind(address)
+        .map_err(|e| anyhow::anyhow!("binding the HTTP listener on {address}: {e}"))?;
+    if shard.id() == 0 {
+        let bound = listener.local_addr().map_err(|e| anyhow::anyhow!("reading the HTTP address: {e}"))?;
+        let _ = context.http_address.set(bound);
+    }
+    context.http_bound.fetch_add(1, Ordering::SeqCst);
+    Ok(listener)
 }
 
 /// Binds the MQTT listener of this shard. Shard 0 binds first (resolving port 0); the others
@@ -204,25 +270,6 @@ impl Drop for StopOnPanic<'_> {
             self.0.stop();
         }
     }
-}
-
-/// Binds without SO_REUSEPORT (glommio's own `bind` always sets it): a second engine on the same
-/// HTTP port must fail to start, not silently receive half of the REST calls.
-/// Pending connections the HTTP listener queues before `accept`.
-const HTTP_LISTEN_BACKLOG: libc::c_int = 1024;
-
-fn bind_exclusive(address: std::net::SocketAddr) -> std::io::Result<TcpListener> {
-    use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
-    let listener = std::net::TcpListener::bind(address)?;
-    // std listens with a queue of 128: a burst of clients connecting at once would overflow it
-    // and see resets. Listening again only changes the queue length (the kernel caps it at
-    // net.core.somaxconn); the MQTT listeners (glommio) use 1024 as well.
-    // SAFETY: listen(2) on a socket this function owns.
-    if unsafe { libc::listen(listener.as_raw_fd(), HTTP_LISTEN_BACKLOG) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the descriptor is a bound, listening TCP socket whose ownership moves here.
-    Ok(unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) })
 }
 
 /// Logs go to stderr; `RUST_LOG` picks the level (default `info`).

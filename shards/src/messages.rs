@@ -80,6 +80,9 @@ pub enum Request {
     /// Shard 0 made this product durable; keep a read-only copy.
     ReplicateProduct(ProductRecord),
     ForgetProduct(ProductKey),
+    /// A REST call that another shard's front desk received for something shard 0 owns
+    /// (product and routing-rule writes, batch tasks); the caller is already authenticated.
+    FrontDesk(Box<ForwardedCall>),
     /// Run this shard's part of a batch task.
     RunBatchSlice(Box<crate::batch::BatchSlice>),
     /// To shard 0: final results of some of a task's targets.
@@ -112,6 +115,7 @@ pub enum Reply {
     },
     Metrics(Box<ShardMetrics>),
     Message(Box<crate::registry::records::MessageRecord>),
+    FrontDesk(Box<ForwardedAnswer>),
     /// A device's messages, oldest first.
     Messages(Vec<crate::registry::records::MessageRecord>),
     Done,
@@ -148,6 +152,23 @@ pub enum ShardError {
     Unreachable(usize),
     #[error("reply did not match the request")]
     UnexpectedReply,
+}
+
+/// An authenticated REST call forwarded to shard 0's front desk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardedCall {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub project_id: String,
+    pub body: Vec<u8>,
+}
+
+/// Shard 0's answer to a [`ForwardedCall`]: status and JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardedAnswer {
+    pub status: u16,
+    pub body: Vec<u8>,
 }
 
 /// One shard's figures, summed by `/metrics`.

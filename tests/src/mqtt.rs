@@ -235,3 +235,29 @@ impl MqttDevice {
         received
     }
 }
+
+impl MqttDevice {
+    /// Answers the commands `device_id` is sent (`$oc/devices/{device_id}/sys/commands/
+    /// request_id={id}`) with `reply` at QoS 0, one by one, until it answered `count` of them or
+    /// no PUBLISH came within `idle` (or the connection closed). Returns the commands it
+    /// answered; panics on a PUBLISH on another topic.
+    pub fn answer_commands(
+        &mut self,
+        device_id: &str,
+        reply: &[u8],
+        count: usize,
+        idle: Duration,
+    ) -> Vec<v4::Publish> {
+        let prefix = format!("$oc/devices/{device_id}/sys/commands/request_id=");
+        let mut answered = Vec::new();
+        while answered.len() < count {
+            let Some(command) = self.next_publish(idle) else { break };
+            assert!(command.topic.starts_with(&prefix), "{device_id}: not a command: {}", command.topic);
+            let request_id = request_id_of(&command.topic);
+            let topic = format!("$oc/devices/{device_id}/sys/commands/response/request_id={request_id}");
+            self.publish(&topic, reply, mqttbytes::QoS::AtMostOnce, 0);
+            answered.push(command);
+        }
+        answered
+    }
+}

@@ -5,8 +5,10 @@ use std::rc::Rc;
 use http::{Method, StatusCode};
 
 use super::error::ApiError;
+use crate::api::query::Query;
 use crate::api::{batch_tasks, device_calls, devices, messages, products, routing_rules};
 use crate::app::{ApiRequest, ApiResponse, ApiResult, App};
+use shards::messages::{ForwardedAnswer, ForwardedCall, Reply, Request};
 
 /// `GET /health`: no auth, `{"status":"ok","shards":N}`.
 pub fn health(app: &App, method: &Method) -> ApiResult {
@@ -30,9 +32,55 @@ pub fn project_of_path(path: &str) -> Result<&str, ApiError> {
     }
 }
 
+/// Whether shard 0 must serve this call: it is the only writer of products and routing rules,
+/// and owns the batch tasks. Reads of products and rules are served from every shard's copy.
+fn owned_by_shard_0(method: &Method, segments: &[&str]) -> bool {
+    match segments.first() {
+        Some(&"products") | Some(&"routing-rule") => method != Method::GET,
+        Some(&"batchtasks") => true,
+        _ => false,
+    }
+}
+
+/// Serves a call another shard forwarded to shard 0 (see [`owned_by_shard_0`]).
+pub async fn forwarded(app: &Rc<App>, call: ForwardedCall) -> ForwardedAnswer {
+    let answer = async {
+        let method = Method::from_bytes(call.method.as_bytes())
+            .map_err(|_| ApiError::MethodNotAllowed(call.method.clone()))?;
+        let request = ApiRequest {
+            project_id: &call.project_id,
+            query: Query::parse(call.query.as_deref())?,
+            raw_query: call.query.as_deref(),
+            body: &call.body,
+        };
+        route(app, &method, &call.path, request).await
+    };
+    match answer.await {
+        Ok(response) => ForwardedAnswer { status: response.status.as_u16(), body: response.body },
+        Err(error) => ForwardedAnswer { status: error.status_and_code().0.as_u16(), body: error.body() },
+    }
+}
+
 /// Dispatches an authenticated call on the path after `/v5/iot/{project_id}/`.
 pub async fn route(app: &Rc<App>, method: &Method, path: &str, request: ApiRequest<'_>) -> ApiResult {
     let segments: Vec<&str> = path.trim_matches('/').split('/').skip(3).collect();
+    if app.shard.id() != 0 && owned_by_shard_0(method, &segments) {
+        let call = ForwardedCall {
+            method: method.to_string(),
+            path: path.to_owned(),
+            query: request.raw_query.map(str::to_owned),
+            project_id: request.project_id.to_owned(),
+            body: request.body.to_vec(),
+        };
+        return match app.shard.call(0, Request::FrontDesk(Box::new(call))).await {
+            Reply::FrontDesk(answer) => Ok(ApiResponse::raw_json(
+                StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                answer.body,
+            )),
+            Reply::Failed(error) => Err(error.into()),
+            _ => Err(ApiError::Unavailable("unexpected reply to a forwarded call".into())),
+        };
+    }
     let not_allowed = || Err(ApiError::MethodNotAllowed(format!("{method} {path}")));
     match segments.as_slice() {
         ["products"] => match *method {

@@ -157,6 +157,11 @@ async fn answer(app: &Rc<App>, request: Request<Incoming>) -> Result<ApiResponse
             "the credential belongs to another project, not '{project_in_path}'"
         )));
     }
-    let request = ApiRequest { project_id, query: Query::parse(parts.uri.query())?, body: &body };
+    let request = ApiRequest {
+        project_id,
+        query: Query::parse(parts.uri.query())?,
+        raw_query: parts.uri.query(),
+        body: &body,
+    };
     router::route(app, &parts.method, path, request).await
 }

@@ -77,7 +77,25 @@ pub struct Shard {
     pub(crate) pusher: Rc<crate::push::Pusher>,
     /// Batch tasks (shard 0) and the slices running here.
     pub(crate) batch: crate::batch::BatchState,
+    /// Shard 0: the engine's front desk, for calls other shards forward.
+    front_desk: FrontDeskSlot,
 }
+
+#[derive(Default)]
+struct FrontDeskSlot(std::cell::OnceCell<FrontDesk>);
+
+impl std::fmt::Debug for FrontDeskSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() { "FrontDesk(installed)" } else { "FrontDesk(none)" })
+    }
+}
+
+/// Serves a [`crate::messages::ForwardedCall`] (installed by the engine on shard 0).
+pub type FrontDesk = Rc<
+    dyn Fn(
+        crate::messages::ForwardedCall,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::messages::ForwardedAnswer>>>,
+>;
 
 impl Shard {
     /// Recovers the shard's state from `{data_dir}/shard-{id}` and opens its log for writing.
@@ -133,6 +151,7 @@ impl Shard {
             routing: RefCell::new(routing),
             pusher: crate::push::Pusher::new(crate::push::PushConfig::default()),
             batch: crate::batch::BatchState::recovered(replayed.batch_tasks),
+            front_desk: FrontDeskSlot::default(),
         }))
     }
 
@@ -142,6 +161,11 @@ impl Shard {
 
     pub fn shard_count(&self) -> usize {
         self.mesh.shard_count()
+    }
+
+    /// Installs the front desk that serves calls forwarded from other shards (shard 0).
+    pub fn set_front_desk(&self, front_desk: FrontDesk) {
+        let _ = self.front_desk.0.set(front_desk);
     }
 
     /// Answers mesh requests from the other shards from now on.
@@ -230,6 +254,12 @@ impl Shard {
                 Reply::Done
             }
             // Boxed: a slice reports to shard 0 through `call`, which may run `handle` again.
+            Request::FrontDesk(call) => match self.front_desk.0.get().cloned() {
+                Some(front_desk) => Reply::FrontDesk(Box::new(front_desk(*call).await)),
+                None => {
+                    Reply::Failed(ShardError::Unavailable("shard 0's front desk is not serving yet".into()))
+                }
+            },
             Request::RunBatchSlice(slice) => Box::pin(self.run_batch_slice(*slice)).await,
             Request::BatchProgress(results) => {
                 let key = records::BatchTaskKey { project_id: results.project_id, task_id: results.task_id };
