@@ -318,12 +318,11 @@ impl Shard {
         call: &DeviceCall,
     ) -> Result<(String, local_channel::LocalReceiver<Wake>, Instant), (Outcome, ShardError)> {
         let kind = call.body.kind();
-        let device = self
-            .device_of(&call.project_id, &call.device_id)
+        let (product_id, product) = self
+            .model_of_device(&call.project_id, &call.device_id)
             .ok_or((Outcome::Unknown, ShardError::DeviceNotFound))?;
-        let product = self.products().model(&device.project_id, &device.product_id);
         call.body
-            .check(product.as_deref(), &device.product_id)
+            .check(product.as_deref(), &product_id)
             .map_err(|error| (Outcome::Invalid, ShardError::Invalid(error)))?;
         let link = self.session_link(&call.device_id).ok_or((Outcome::Offline, ShardError::DeviceOffline))?;
         let request_id = self.calls.next_request_id();
@@ -399,9 +398,12 @@ fn answer_json(payload: &[u8]) -> Option<Vec<u8>> {
     if payload.iter().all(u8::is_ascii_whitespace) {
         return Some(b"{}".to_vec());
     }
+    // simd-json parses in place: check a copy, hand back the original bytes.
     let mut scratch = payload.to_vec();
     simd_json::to_tape(&mut scratch).ok()?;
-    Some(payload.to_vec())
+    scratch.clear();
+    scratch.extend_from_slice(payload);
+    Some(scratch)
 }
 
 #[cfg(test)]

@@ -177,7 +177,7 @@ fn finished(message: &MessageRecord, status: MessageStatus, error: Option<(&str,
 impl Shard {
     /// CreateMessage on the device's home shard (see the module doc).
     pub(crate) async fn create_message(self: &Rc<Self>, new: NewMessage) -> Reply {
-        if self.device_of(&new.project_id, &new.device_id).is_none() {
+        if !self.has_device(&new.project_id, &new.device_id) {
             return Reply::Failed(ShardError::DeviceNotFound);
         }
         let message_id = new.message_id.unwrap_or_else(|| self.calls.next_request_id());
@@ -266,14 +266,14 @@ impl Shard {
 
     /// The device's messages, oldest first.
     pub(crate) fn list_messages(&self, project_id: &str, device_id: &str) -> Reply {
-        if self.device_of(project_id, device_id).is_none() {
+        if !self.has_device(project_id, device_id) {
             return Reply::Failed(ShardError::DeviceNotFound);
         }
         Reply::Messages(self.mailbox.history.borrow().list(device_id))
     }
 
     pub(crate) fn show_message(&self, project_id: &str, device_id: &str, message_id: &str) -> Reply {
-        if self.device_of(project_id, device_id).is_none() {
+        if !self.has_device(project_id, device_id) {
             return Reply::Failed(ShardError::DeviceNotFound);
         }
         match self.mailbox.history.borrow().get(device_id, message_id) {

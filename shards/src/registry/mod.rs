@@ -277,6 +277,23 @@ impl Shard {
         }
     }
 
+    /// Whether the device exists in the project (no copy of the record).
+    pub(crate) fn has_device(&self, project_id: &str, device_id: &str) -> bool {
+        self.devices.borrow().get(device_id).is_some_and(|d| d.project_id == project_id)
+    }
+
+    /// The product model of a device of the project: `None` if there is no such device,
+    /// `Some((product_id, None))` if its product has no model here.
+    pub(crate) fn model_of_device(
+        &self,
+        project_id: &str,
+        device_id: &str,
+    ) -> Option<(String, Option<Rc<protocol::model::Product>>)> {
+        let devices = self.devices.borrow();
+        let device = devices.get(device_id).filter(|d| d.project_id == project_id)?;
+        Some((device.product_id.clone(), self.products.borrow().model(project_id, &device.product_id)))
+    }
+
     pub(crate) fn device_of(&self, project_id: &str, device_id: &str) -> Option<DeviceRecord> {
         self.devices.borrow().get(device_id).filter(|d| d.project_id == project_id).cloned()
     }
@@ -313,7 +330,7 @@ impl Shard {
     }
 
     async fn delete_device(self: &Rc<Self>, project_id: &str, device_id: &str) -> Reply {
-        if self.device_of(project_id, device_id).is_none() {
+        if !self.has_device(project_id, device_id) {
             return Reply::Failed(ShardError::DeviceNotFound);
         }
         match self.write_device(device_id, None).await {

@@ -55,7 +55,7 @@ impl Shard {
 
     /// ShowDeviceShadow on the home shard.
     pub(super) fn show_shadow(&self, project_id: &str, device_id: &str) -> Reply {
-        if self.device_of(project_id, device_id).is_none() {
+        if !self.has_device(project_id, device_id) {
             return Reply::Failed(ShardError::DeviceNotFound);
         }
         match self.shadow_of(device_id) {
