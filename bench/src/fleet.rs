@@ -7,7 +7,9 @@
 //! `…/response/request_id={id}`: `{"result_code":0}` for commands and property sets,
 //! `{"services":[]}` for property gets. For the Mosquitto baseline the device also SUBSCRIBEs
 //! to its command topic and, when the command carries `"reply_to":"T"`, answers on
-//! `T/request_id={id}` instead (see bench/README.md for why).
+//! `T/request_id={id}` instead (see bench/README.md for why). With a [`DownlinkLog`] in its
+//! config a device also reports its login time, every publish on its `sys/messages/down`
+//! topic and every command request it gets (the `messages` and `batch` scenarios).
 //!
 //! Connections are spread over source addresses 127.0.0.1, 127.0.0.2, … (a new one every
 //! [`DEVICES_PER_SOURCE_ADDRESS`]) with IP_BIND_ADDRESS_NO_PORT, so the kernel picks the
@@ -29,6 +31,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::downlink::DownlinkLog;
 use crate::stats::LatencyHistogram;
 
 pub const PRODUCT_ID: &str = "bench";
@@ -39,6 +42,8 @@ const PACKET_BYTES_MAX: usize = 64 * 1024;
 const LOGIN_DEADLINE: Duration = Duration::from_secs(60);
 const COMMAND_ANSWER: &[u8] = br#"{"result_code":0}"#;
 const PROPERTIES_GET_ANSWER: &[u8] = br#"{"services":[]}"#;
+const MESSAGES_DOWN_SUFFIX: &str = "/sys/messages/down";
+const COMMANDS_INFIX: &str = "/sys/commands/request_id=";
 
 pub fn node_id(index: u64) -> String {
     format!("n{index}")
@@ -97,6 +102,8 @@ pub struct FleetConfig {
     /// SUBSCRIBE to the command topic after login (brokers need it; the engine does not).
     pub subscribe_commands: bool,
     pub logins_in_flight_max: usize,
+    /// Where the devices report what they receive, if anywhere.
+    pub downlink: Option<Arc<DownlinkLog>>,
 }
 
 /// How the logins went.
@@ -211,6 +218,9 @@ impl Device {
             Ok(Err(error)) => (Err(format!("{}: {error:#}", device_id(self.index))), None),
             Err(_) => (Err(format!("{}: no CONNACK within {LOGIN_DEADLINE:?}", device_id(self.index))), None),
         };
+        if let (Ok(()), Some(log)) = (&result, &self.config.downlink) {
+            log.connected(self.index, connect_sent);
+        }
         let _ = outcomes.send(LoginOutcome { connect_sent, done, result }).await;
         drop(outcomes);
         if let Some((stream, buffer)) = session {
@@ -286,6 +296,13 @@ impl Device {
             loop {
                 match v4::read(&mut buffer, PACKET_BYTES_MAX) {
                     Ok(Packet::Publish(publish)) => {
+                        if let Some(log) = &self.config.downlink {
+                            if publish.topic.ends_with(MESSAGES_DOWN_SUFFIX) {
+                                log.message(self.index, &publish.payload);
+                            } else if publish.topic.contains(COMMANDS_INFIX) {
+                                log.command();
+                            }
+                        }
                         if let Some((topic, payload)) = answer_for(&publish.topic, &publish.payload) {
                             if !self.config.think.is_zero() {
                                 tokio::time::sleep(self.config.think).await;

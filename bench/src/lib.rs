@@ -14,13 +14,14 @@
 //! | [`target`] | starting/stopping the engine (temp data dir, generated config, port 0, ready line) |
 //! | [`registration`] | the product and devices created over REST before a run |
 //! | [`fleet`] | the simulated devices: login, answering downlink requests, source-address spread |
+//! | [`downlink`] | what the devices received (messages per device in order, command arrival times) |
 //! | [`clients`] | the application callers (REST for ringiot, MQTT for a broker) and the client loop |
 //! | [`schedule`] | closed/open loop timing and the device picker |
 //! | [`http`] | the minimal keep-alive HTTP/1.1 client |
 //! | [`mosquitto`] | the Mosquitto baseline broker |
 //! | [`observe`] | `/metrics` parsing, RSS and per-thread CPU from `/proc` |
 //! | [`stats`] | histograms, merging, the JSON result line |
-//! | [`scenarios`] | `command-rtt`, `connect` |
+//! | [`scenarios`] | `command-rtt`, `connect`, `messages`, `batch` |
 //! | [`report`] | medians over repeated runs as markdown |
 //! | [`limits`] | the open-files budget |
 //!
@@ -33,6 +34,7 @@
 //! - A timing never fails a test: the unit tests check the arithmetic, not the machine.
 
 pub mod clients;
+pub mod downlink;
 pub mod fleet;
 pub mod http;
 pub mod limits;

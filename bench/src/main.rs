@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use bench::limits::{check_fits, raise_open_files_limit};
-use bench::scenarios::{command_rtt, connect};
+use bench::scenarios::{batch, command_rtt, connect, messages};
 use bench::stats::ResultLine;
 use bench::target::{parse_http_url, EngineLaunch, EngineProcess, Target};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -82,6 +82,24 @@ enum Scenario {
         #[arg(long, default_value_t = 10_000)]
         devices: u64,
     },
+    /// Messages to an offline fleet: durable accepts/s over REST, then delivered/s at login.
+    Messages {
+        #[arg(long, default_value_t = 1_000)]
+        devices: u64,
+        /// Messages created per device.
+        #[arg(long, default_value_t = 20)]
+        per_device: u64,
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+    },
+    /// One createCommands batch task over the whole fleet: time until its final status.
+    Batch {
+        #[arg(long, default_value_t = 10_000)]
+        devices: u64,
+        /// ShowBatchTask every this many milliseconds.
+        #[arg(long, default_value_t = 20)]
+        poll_ms: u64,
+    },
     /// Fold a JSON-lines results file into markdown tables (medians over repeated runs).
     Report { file: PathBuf },
 }
@@ -111,6 +129,8 @@ fn main() -> anyhow::Result<()> {
         }
         Scenario::CommandRtt { devices, clients, .. } => (*devices, *clients as u64),
         Scenario::Connect { devices } => (*devices, 0),
+        Scenario::Messages { devices, clients, .. } => (*devices, *clients as u64),
+        Scenario::Batch { devices, .. } => (*devices, 1),
     };
     if devices == 0 {
         bail!("--devices must be at least 1");
@@ -184,6 +204,28 @@ fn main() -> anyhow::Result<()> {
                 logins_in_flight_max: cli.logins_in_flight,
             };
             vec![runtime.block_on(connect::run(&options, &target))?]
+        }
+        Scenario::Messages { devices, per_device, clients } => {
+            if per_device == 0 || clients == 0 {
+                bail!("--per-device and --clients must be at least 1");
+            }
+            let options = messages::MessagesOptions {
+                devices,
+                per_device,
+                clients,
+                keep_alive_s: cli.keep_alive_s,
+                logins_in_flight_max: cli.logins_in_flight,
+            };
+            runtime.block_on(messages::run(&options, &target))?
+        }
+        Scenario::Batch { devices, poll_ms } => {
+            let options = batch::BatchOptions {
+                devices,
+                poll_every: Duration::from_millis(poll_ms.max(1)),
+                keep_alive_s: cli.keep_alive_s,
+                logins_in_flight_max: cli.logins_in_flight,
+            };
+            vec![runtime.block_on(batch::run(&options, &target))?]
         }
         Scenario::Report { .. } => unreachable!("handled above"),
     };

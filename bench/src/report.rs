@@ -47,6 +47,9 @@ pub fn markdown(lines: &[ResultLine]) -> String {
     let mut out = String::new();
     let mut command_runs: BTreeMap<RunKey, BTreeMap<String, Vec<&ResultLine>>> = BTreeMap::new();
     let mut connect_runs: BTreeMap<u64, Vec<&ResultLine>> = BTreeMap::new();
+    // (scenario, devices, per device, clients) → runs.
+    let mut message_runs: BTreeMap<(String, u64, u64, u64), Vec<&ResultLine>> = BTreeMap::new();
+    let mut batch_runs: BTreeMap<u64, Vec<&ResultLine>> = BTreeMap::new();
     for line in lines {
         match line.scenario.as_str() {
             "command-rtt" => command_runs
@@ -56,6 +59,11 @@ pub fn markdown(lines: &[ResultLine]) -> String {
                 .or_default()
                 .push(line),
             "connect" => connect_runs.entry(line.devices).or_default().push(line),
+            "messages-accept" | "messages-deliver" => message_runs
+                .entry((line.scenario.clone(), line.devices, line.per_device.unwrap_or(0), line.clients))
+                .or_default()
+                .push(line),
+            "batch" => batch_runs.entry(line.devices).or_default().push(line),
             _ => {}
         }
     }
@@ -130,6 +138,50 @@ pub fn markdown(lines: &[ResultLine]) -> String {
             );
         }
     }
+    if !message_runs.is_empty() {
+        out.push_str("\n### messages (medians over runs)\n\n");
+        out.push_str("| phase | devices | per device | clients | runs | messages/s | p50 µs | p90 µs | p99 µs | p99.9 µs | errors | target CPU (cores) | bench CPU (cores) |\n");
+        out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        for ((scenario, devices, per_device, clients), runs) in &message_runs {
+            let phase = scenario.trim_start_matches("messages-");
+            let phase = if phase == "accept" { "accept (201, durable)" } else { "deliver (at login)" };
+            let clients = if *clients == 0 { "–".to_owned() } else { clients.to_string() };
+            let _ = writeln!(
+                out,
+                "| {phase} | {devices} | {per_device} | {clients} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                runs.len(),
+                show(median_of(runs, |l| Some(l.throughput_per_s)), 0),
+                show(median_of(runs, |l| Some(l.p50_us as f64)), 0),
+                show(median_of(runs, |l| Some(l.p90_us as f64)), 0),
+                show(median_of(runs, |l| Some(l.p99_us as f64)), 0),
+                show(median_of(runs, |l| Some(l.p999_us as f64)), 0),
+                runs.iter().map(|l| l.errors).sum::<u64>(),
+                show(median_of(runs, |l| cores(l, l.target_cpu_s)), 2),
+                show(median_of(runs, |l| cores(l, l.bench_cpu_s)), 2),
+            );
+        }
+        out.push_str("\nAccept latency: the 201's round trip. Deliver latency: per device, its CONNECT → its last message.\n");
+    }
+    if !batch_runs.is_empty() {
+        out.push_str("\n### batch, createCommands over the whole fleet (medians over runs)\n\n");
+        out.push_str("| devices | runs | time to finish s | targets/s | reached p50 µs | reached p99 µs | fail | target CPU (cores) | bench CPU (cores) |\n");
+        out.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        for (devices, runs) in &batch_runs {
+            let _ = writeln!(
+                out,
+                "| {devices} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                runs.len(),
+                show(median_of(runs, |l| Some(l.duration_s)), 3),
+                show(median_of(runs, |l| Some(l.throughput_per_s)), 0),
+                show(median_of(runs, |l| Some(l.p50_us as f64)), 0),
+                show(median_of(runs, |l| Some(l.p99_us as f64)), 0),
+                runs.iter().map(|l| l.errors).sum::<u64>(),
+                show(median_of(runs, |l| cores(l, l.target_cpu_s)), 2),
+                show(median_of(runs, |l| cores(l, l.bench_cpu_s)), 2),
+            );
+        }
+        out.push_str("\nReached: from the POST until each device had its command request.\n");
+    }
     out
 }
 
@@ -190,6 +242,29 @@ mod tests {
         assert!(text.contains("| 1000 | 64 | ×2.00 | ×1.00 |"), "{text}");
         let ringiot_row = text.find("| ringiot |").unwrap();
         assert!(ringiot_row < text.find("| mosquitto |").unwrap(), "ringiot is listed first");
+    }
+
+    #[test]
+    fn message_and_batch_runs_get_their_own_tables() {
+        let summary =
+            LatencySummary { count: 1, p50_us: 10, p90_us: 20, p99_us: 30, p999_us: 40, max_us: 50 };
+        let line = |scenario: &str, clients: u64, ops: u64, duration_s: f64| {
+            let shape = RunShape { devices: 1000, clients, duration_s, ops, errors: 0 };
+            let mut line = ResultLine::new(scenario, "ringiot", shape, summary);
+            line.per_device = scenario.starts_with("messages").then_some(20);
+            line
+        };
+        let lines = vec![
+            line("messages-accept", 64, 20_000, 4.0),
+            line("messages-deliver", 0, 20_000, 1.0),
+            line("messages-accept", 64, 20_000, 2.0),
+            line("messages-deliver", 0, 20_000, 2.0),
+            line("batch", 1, 1000, 0.5),
+        ];
+        let text = markdown(&lines);
+        assert!(text.contains("| accept (201, durable) | 1000 | 20 | 64 | 2 | 7500 | 10 |"), "{text}");
+        assert!(text.contains("| deliver (at login) | 1000 | 20 | – | 2 | 15000 | 10 |"), "{text}");
+        assert!(text.contains("| 1000 | 1 | 0.500 | 2000 | 10 | 30 | 0 |"), "{text}");
     }
 
     #[test]

@@ -115,6 +115,26 @@ pub struct ResultLine {
     /// connect: engine RSS growth per logged-in connection once idle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rss_per_connection_bytes: Option<u64>,
+    /// messages: messages created per device (M).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_device: Option<u64>,
+    /// messages-deliver: devices that did not get exactly their messages in creation order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices_wrong: Option<u64>,
+    /// messages-deliver, batch: seconds from the first CONNECT to the last CONNACK.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logins_s: Option<f64>,
+    /// batch: the final `batchtask.status` (Success, Fail, PartialSuccess, Stopped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_status: Option<String>,
+    /// batch: `task_progress.success` and `.fail` at the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_success: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_fail: Option<u64>,
+    /// batch: ShowBatchTask polls made until the final status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polls: Option<u64>,
 }
 
 impl ResultLine {
@@ -142,6 +162,13 @@ impl ResultLine {
             bench_cpu_s: None,
             all_online_s: None,
             rss_per_connection_bytes: None,
+            per_device: None,
+            devices_wrong: None,
+            logins_s: None,
+            task_status: None,
+            task_success: None,
+            task_fail: None,
+            polls: None,
         }
     }
 

@@ -58,6 +58,7 @@ pub async fn run(
         think: options.think,
         subscribe_commands: false,
         logins_in_flight_max: options.logins_in_flight_max,
+        downlink: None,
     };
     let (fleet, logins) = Fleet::start(fleet_config.clone()).await?;
     if logins.failed > 0 {

@@ -43,6 +43,7 @@ pub async fn run(options: &ConnectOptions, target: &Target) -> anyhow::Result<Re
         think: Duration::ZERO,
         subscribe_commands: false,
         logins_in_flight_max: options.logins_in_flight_max,
+        downlink: None,
     };
     let window = CpuWindow::open(target.pid);
     let (fleet, logins) = Fleet::start(config).await?;

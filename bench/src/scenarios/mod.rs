@@ -1,8 +1,10 @@
 //! The scenarios, one file each, and what they share: waiting for the fleet to be online
 //! according to the engine itself, the once-a-second progress line, CPU sampling.
 
+pub mod batch;
 pub mod command_rtt;
 pub mod connect;
+pub mod messages;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
