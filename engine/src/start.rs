@@ -45,7 +45,7 @@ struct StartContext {
     http_address: OnceLock<SocketAddr>,
     /// Shards whose HTTP listener is bound.
     http_bound: AtomicUsize,
-    /// Set by shard 0 once every shard has the products and routing rules: front desks open.
+    /// Set by shard 0 once every shard has the products and routing rules: listeners open.
     replicated: std::sync::atomic::AtomicBool,
 }
 
@@ -126,6 +126,16 @@ async fn shard_main(mesh: Rc<Mesh>, context: &StartContext) -> anyhow::Result<()
         device_calls_in_flight_max: config.device_calls_in_flight_max,
     });
     shard.start_serving();
+    // Products and routing rules reach every shard before any device or REST call does.
+    if shard.id() == 0 {
+        shard.replicate_all_products().await.context("replicating products to the shards")?;
+        context.replicated.store(true, Ordering::SeqCst);
+    } else {
+        while !context.replicated.load(Ordering::SeqCst) {
+            anyhow::ensure!(!context.stop.is_stopped(), "stopped before shard 0 replicated the products");
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+    }
     let mqtt_listener = bind_mqtt(&shard, context).await?;
     let shard_for_mqtt = shard.clone();
     let stop = context.stop.clone();
@@ -145,15 +155,6 @@ async fn shard_main(mesh: Rc<Mesh>, context: &StartContext) -> anyhow::Result<()
 /// before the others do. Calls for what shard 0 owns (product and routing-rule writes, batch
 /// tasks) are forwarded to it over the mesh (`http::router`).
 async fn serve_front_desk(shard: &Rc<Shard>, context: &StartContext) -> anyhow::Result<()> {
-    if shard.id() == 0 {
-        shard.replicate_all_products().await.context("replicating products to the shards")?;
-        context.replicated.store(true, Ordering::SeqCst);
-    } else {
-        while !context.replicated.load(Ordering::SeqCst) {
-            anyhow::ensure!(!context.stop.is_stopped(), "stopped before shard 0 replicated the products");
-            glommio::timer::sleep(Duration::from_millis(1)).await;
-        }
-    }
     let record_id_max = shard.record_id_max().await.context("reading the shards' record ids")?;
     let config = &context.config;
     let listener = bind_http(shard, context).await?;

@@ -9,7 +9,8 @@
 //! - `task_details` pages: `limit` 1–50 (default 10), `offset` ≤ 500, and `marker` = the
 //!   position (decimal) of the last detail of the previous page. ListBatchTasks: `marker` =
 //!   the last `task_id` of the previous page, newest first.
-//! - StopBatchTask without `targets` stops every target not started; with `targets` (≤ 100),
+//! - StopBatchTask without `targets` stops every target not started (an empty list is refused);
+//!   with `targets` (≤ 100),
 //!   those: each is answered `success` when the stop was sent, or `failure` when it is not a
 //!   target of the task or has already finished.
 //! - Delete refuses a task that has not finished (400 `IOTDA.000006`); an unknown task is 404
@@ -288,8 +289,14 @@ pub async fn stop(app: &Rc<App>, request: &ApiRequest<'_>, task_id: &str) -> Api
         error_msg: Option<&'static str>,
     }
     let mut answers = Vec::new();
-    let targets = match body.targets.filter(|t| !t.is_empty()) {
+    let targets = match body.targets {
         None => None,
+        Some(targets) if targets.is_empty() => {
+            return Err(ApiError::Validation(ValidationError::new(
+                "targets",
+                "list 1 to 100 targets, or leave targets out to stop every target not started",
+            )))
+        }
         Some(targets) if targets.len() > STOP_TARGETS_MAX => {
             return Err(ApiError::Validation(ValidationError::new(
                 "targets",

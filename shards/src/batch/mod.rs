@@ -45,6 +45,22 @@ pub const PROGRESS_BATCH_MAX: usize = 512;
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(50);
 /// The error of a target that had not finished when the engine restarted (ringiot's own).
 pub const RESTART_CODE: &str = "IOTDA.000503";
+/// Longest `output` kept per target: a task's results stay bounded (30,000 × 4 KiB) and every
+/// results record stays far below the log's record limit. Longer answers are cut at a
+/// character boundary and end with "…".
+pub const OUTPUT_BYTES_MAX: usize = 4096;
+
+fn capped(mut text: String) -> String {
+    if text.len() > OUTPUT_BYTES_MAX {
+        let mut end = OUTPUT_BYTES_MAX - '…'.len_utf8();
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
 
 /// What every target of a slice gets.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +73,8 @@ pub enum SliceWork {
 /// One shard's part of a task.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BatchSlice {
+    /// The task was stopped before this slice was sent: every target ends `Stopped`.
+    pub stop_all: bool,
     pub project_id: String,
     pub task_id: String,
     pub work: SliceWork,
@@ -85,7 +103,7 @@ impl TargetOutcome {
             status: TargetStatus::Fail,
             output: None,
             error_code: Some(code.to_owned()),
-            error_msg: Some(message.into()),
+            error_msg: Some(capped(message.into())),
         }
     }
 
@@ -199,20 +217,26 @@ impl Shard {
         concurrency: usize,
     ) -> Result<BatchTask, ShardError> {
         assert_eq!(self.id(), 0, "shard 0 owns batch tasks");
-        let key = BatchTaskKey { project_id: record.project_id.clone(), task_id: record.task_id.clone() };
-        let task = BatchTask {
-            outcomes: vec![TargetOutcome::waiting(); record.targets.len()],
-            record: record.clone(),
-        };
-        self.batch.tasks.borrow_mut().insert(key.clone(), task.clone());
-        if let Err(error) = self.persist(RegistryRecord::BatchTaskPut(Box::new(record))).await {
-            self.batch.tasks.borrow_mut().remove(&key);
-            return Err(error);
-        }
+        // In its own task: a caller that goes away (an HTTP client disconnecting) must not leave
+        // a logged task that never runs.
         let shard = self.clone();
-        glommio::spawn_local(async move { shard.run_task(key, work, timeout_ms, concurrency).await })
-            .detach();
-        Ok(task)
+        glommio::spawn_local(async move {
+            let key = BatchTaskKey { project_id: record.project_id.clone(), task_id: record.task_id.clone() };
+            let task = BatchTask {
+                outcomes: vec![TargetOutcome::waiting(); record.targets.len()],
+                record: record.clone(),
+            };
+            shard.batch.tasks.borrow_mut().insert(key.clone(), task.clone());
+            if let Err(error) = shard.persist(RegistryRecord::BatchTaskPut(Box::new(record))).await {
+                shard.batch.tasks.borrow_mut().remove(&key);
+                return Err(error);
+            }
+            let runner = shard.clone();
+            glommio::spawn_local(async move { runner.run_task(key, work, timeout_ms, concurrency).await })
+                .detach();
+            Ok(task)
+        })
+        .await
     }
 
     async fn run_task(
@@ -225,6 +249,7 @@ impl Shard {
         let Some(targets) = self.batch.tasks.borrow().get(&key).map(|t| t.record.targets.clone()) else {
             return;
         };
+        let stopped_already = self.batch.tasks.borrow().get(&key).is_some_and(|t| t.record.stop_requested);
         let mut slices: Vec<Vec<(u32, String)>> = vec![Vec::new(); self.shard_count()];
         for (index, target) in targets.into_iter().enumerate() {
             slices[protocol::routing::home_shard(&target, self.shard_count())].push((index as u32, target));
@@ -235,6 +260,7 @@ impl Shard {
             .filter(|(_, targets)| !targets.is_empty())
             .map(|(target_shard, targets)| {
                 let slice = BatchSlice {
+                    stop_all: stopped_already,
                     project_id: key.project_id.clone(),
                     task_id: key.task_id.clone(),
                     work: work.clone(),
@@ -326,13 +352,16 @@ impl Shard {
             if let Reply::Failed(error) = self.apply_batch_results(&key, open).await {
                 tracing::warn!(task_id = key.task_id, %error, "could not log the interrupted targets");
             }
+            self.notify_batch_task(&key);
         }
     }
 
     /// Any shard: runs its slice of a task (see the module doc).
     pub(crate) async fn run_batch_slice(self: &Rc<Self>, slice: BatchSlice) -> Reply {
-        let control = Rc::new(SliceControl::default());
-        self.batch.running.borrow_mut().insert(slice.task_id.clone(), control.clone());
+        let control = self.batch.running.borrow_mut().entry(slice.task_id.clone()).or_default().clone();
+        if slice.stop_all {
+            control.stop_all.set(true);
+        }
         let key = BatchTaskKey { project_id: slice.project_id.clone(), task_id: slice.task_id.clone() };
         let reporter = Rc::new(Reporter {
             shard: self.clone(),
@@ -346,27 +375,27 @@ impl Shard {
         for position in 0..slice.targets.len() {
             let (index, device_id) = slice.targets[position].clone();
             if control.stop_all.get() || control.stop_targets.borrow().contains(&device_id) {
-                reporter.push(TargetOutcome::stopped().to_result(index)).await;
+                reporter.push(TargetOutcome::stopped().to_result(index));
                 continue;
             }
             let Ok(permit) = permits.acquire_static_permit(1).await else { break };
             // A stop may have come while this target waited for a permit.
             if control.stop_all.get() || control.stop_targets.borrow().contains(&device_id) {
                 drop(permit);
-                reporter.push(TargetOutcome::stopped().to_result(index)).await;
+                reporter.push(TargetOutcome::stopped().to_result(index));
                 continue;
             }
             let (shard, slice, reporter) = (self.clone(), slice.clone(), reporter.clone());
             running.push(glommio::spawn_local(async move {
                 let outcome = shard.run_target(&slice, &device_id).await;
+                reporter.push(outcome.to_result(index));
                 drop(permit);
-                reporter.push(outcome.to_result(index)).await;
             }));
         }
         for task in running {
             task.await;
         }
-        reporter.flush().await;
+        reporter.finish().await;
         self.batch.running.borrow_mut().remove(&slice.task_id);
         Reply::Done
     }
@@ -419,35 +448,54 @@ impl Shard {
         key: &BatchTaskKey,
         targets: Option<Vec<String>>,
     ) -> Result<(), ShardError> {
-        let record = {
+        // In its own task, like create: a logged stop is always sent to the shards.
+        let (shard, key) = (self.clone(), key.clone());
+        glommio::spawn_local(async move { shard.stop_batch_task_now(&key, targets).await }).await
+    }
+
+    async fn stop_batch_task_now(
+        self: &Rc<Self>,
+        key: &BatchTaskKey,
+        targets: Option<Vec<String>>,
+    ) -> Result<(), ShardError> {
+        let (record, shards) = {
             let mut tasks = self.batch.tasks.borrow_mut();
             let task = tasks.get_mut(key).ok_or(ShardError::BatchTaskNotFound)?;
             if targets.is_none() {
                 task.record.stop_requested = true;
             }
-            task.record.clone()
+            // Only the shards that still have unfinished targets of the task.
+            let mut shards: Vec<usize> = task
+                .record
+                .targets
+                .iter()
+                .zip(&task.outcomes)
+                .filter(|(_, outcome)| !outcome.status.is_final())
+                .map(|(target, _)| protocol::routing::home_shard(target, self.shard_count()))
+                .collect();
+            shards.sort_unstable();
+            shards.dedup();
+            (task.record.clone(), shards)
         };
         if targets.is_none() {
             self.persist(RegistryRecord::BatchTaskPut(Box::new(record))).await?;
         }
-        let task_id = key.task_id.clone();
-        for reply in
-            self.call_all(|_| Request::StopBatch { task_id: task_id.clone(), targets: targets.clone() }).await
-        {
-            if let Reply::Failed(error) = reply {
+        for target_shard in shards {
+            let stop = Request::StopBatch { task_id: key.task_id.clone(), targets: targets.clone() };
+            if let Reply::Failed(error) = self.call(target_shard, stop).await {
                 return Err(error);
             }
         }
         Ok(())
     }
 
-    /// Any shard: a stop for a slice running here.
+    /// Any shard: a stop for a slice running here — or about to: a stop that arrives before
+    /// the slice leaves its mark, which the slice picks up when it starts.
     pub(crate) fn stop_batch_slice(&self, task_id: &str, targets: Option<Vec<String>>) -> Reply {
-        if let Some(control) = self.batch.running.borrow().get(task_id) {
-            match targets {
-                None => control.stop_all.set(true),
-                Some(targets) => control.stop_targets.borrow_mut().extend(targets),
-            }
+        let control = self.batch.running.borrow_mut().entry(task_id.to_owned()).or_default().clone();
+        match targets {
+            None => control.stop_all.set(true),
+            Some(targets) => control.stop_targets.borrow_mut().extend(targets),
         }
         Reply::Done
     }
@@ -505,12 +553,15 @@ impl Shard {
                 .filter(|(_, o)| o.status.is_final())
                 .map(|(i, o)| o.to_result(i as u32))
                 .collect();
-            let record = BatchResultsRecord {
-                project_id: task.record.project_id.clone(),
-                task_id: task.record.task_id.clone(),
-                results,
-            };
-            records.push(RegistryRecord::BatchResults(Box::new(record)).encode(revision));
+            // Records of at most PROGRESS_BATCH_MAX results (≤ 2 MiB with capped outputs).
+            for chunk in results.chunks(PROGRESS_BATCH_MAX) {
+                let record = BatchResultsRecord {
+                    project_id: task.record.project_id.clone(),
+                    task_id: task.record.task_id.clone(),
+                    results: chunk.to_vec(),
+                };
+                records.push(RegistryRecord::BatchResults(Box::new(record)).encode(revision));
+            }
         }
         records
     }
@@ -579,7 +630,9 @@ fn failure(error: &ShardError) -> TargetOutcome {
     }
 }
 
-/// Gathers a slice's results and reports them to shard 0 in batches.
+/// Gathers a slice's results and reports them to shard 0 in batches of at most
+/// [`PROGRESS_BATCH_MAX`], one report at a time and in order. Adding a result never waits; a
+/// slice's pending results are bounded by its targets.
 struct Reporter {
     shard: Rc<Shard>,
     key: BatchTaskKey,
@@ -588,15 +641,19 @@ struct Reporter {
 }
 
 impl Reporter {
-    async fn push(self: &Rc<Self>, result: BatchResult) {
-        let first = {
+    fn push(self: &Rc<Self>, result: BatchResult) {
+        let count = {
             let mut pending = self.pending.borrow_mut();
             pending.push(result);
-            pending.len() == 1
+            pending.len()
         };
-        if self.pending.borrow().len() >= PROGRESS_BATCH_MAX {
-            self.flush().await;
-        } else if first {
+        if self.flushing.get() {
+            return; // the running flush takes it
+        }
+        if count >= PROGRESS_BATCH_MAX {
+            let reporter = self.clone();
+            glommio::spawn_local(async move { reporter.flush().await }).detach();
+        } else if count == 1 {
             // The first result of a batch sets the deadline of its report.
             let reporter = self.clone();
             glommio::spawn_local(async move {
@@ -607,25 +664,37 @@ impl Reporter {
         }
     }
 
+    /// Reports everything pending, in batches, unless a flush is already under way (it will).
     async fn flush(&self) {
-        // One report at a time, in order; a flush that finds one under way lets it carry on
-        // and is followed by the next trigger (size, timer, or the slice's end).
+        if self.flushing.replace(true) {
+            return;
+        }
+        loop {
+            let batch: Vec<BatchResult> = {
+                let mut pending = self.pending.borrow_mut();
+                let take = pending.len().min(PROGRESS_BATCH_MAX);
+                pending.drain(..take).collect()
+            };
+            if batch.is_empty() {
+                break;
+            }
+            let request = Request::BatchProgress(Box::new(BatchResultsRecord {
+                project_id: self.key.project_id.clone(),
+                task_id: self.key.task_id.clone(),
+                results: batch,
+            }));
+            if let Reply::Failed(error) = self.shard.call(0, request).await {
+                tracing::warn!(task_id = self.key.task_id, %error, "batch results not reported to shard 0");
+            }
+        }
+        self.flushing.set(false);
+    }
+
+    /// At the end of the slice: waits for a flush under way, then reports the rest.
+    async fn finish(&self) {
         while self.flushing.get() {
             glommio::timer::sleep(Duration::from_millis(1)).await;
         }
-        let results = std::mem::take(&mut *self.pending.borrow_mut());
-        if results.is_empty() {
-            return;
-        }
-        self.flushing.set(true);
-        let request = Request::BatchProgress(Box::new(BatchResultsRecord {
-            project_id: self.key.project_id.clone(),
-            task_id: self.key.task_id.clone(),
-            results,
-        }));
-        if let Reply::Failed(error) = self.shard.call(0, request).await {
-            tracing::warn!(task_id = self.key.task_id, %error, "batch results not reported to shard 0");
-        }
-        self.flushing.set(false);
+        self.flush().await;
     }
 }
