@@ -27,7 +27,6 @@ use shards::messages::ShardError;
 use shards::registry::records::{BatchTaskKey, BatchTaskRecord};
 use simd_json::OwnedValue;
 
-use super::query::{LIMIT_DEFAULT, LIMIT_MAX, OFFSET_MAX};
 use crate::app::{now_ms, ApiRequest, ApiResponse, ApiResult, App};
 use crate::http::error::ApiError;
 
@@ -124,25 +123,7 @@ pub async fn create(app: &Rc<App>, request: &ApiRequest<'_>) -> ApiResult {
 }
 
 fn paging(request: &ApiRequest<'_>) -> Result<(usize, usize), ApiError> {
-    let query = &request.query;
-    let limit = match query.non_empty("limit") {
-        None => LIMIT_DEFAULT,
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|l| (1..=LIMIT_MAX).contains(l))
-            .ok_or_else(|| ApiError::LimitOutOfRange(format!("'{text}' is not in 1..={LIMIT_MAX}")))?,
-    };
-    let offset = match query.non_empty("offset") {
-        None => 0,
-        Some(text) => text.parse::<usize>().ok().filter(|o| *o <= OFFSET_MAX).ok_or_else(|| {
-            ApiError::Validation(ValidationError::new(
-                "offset",
-                format!("'{text}' is not in 0..={OFFSET_MAX}"),
-            ))
-        })?,
-    };
-    Ok((limit, offset))
+    super::query::limit_and_offset(&request.query)
 }
 
 #[derive(Serialize)]

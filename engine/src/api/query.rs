@@ -67,29 +67,43 @@ pub const OFFSET_MAX: usize = 500;
 
 impl Paging {
     pub fn from_query(query: &Query) -> Result<Paging, ApiError> {
-        let limit = match query.get("limit") {
-            None | Some("") => LIMIT_DEFAULT,
-            Some(text) => text
-                .parse::<usize>()
-                .ok()
-                .filter(|l| (1..=LIMIT_MAX).contains(l))
-                .ok_or_else(|| ApiError::LimitOutOfRange(format!("'{text}' is not in 1..={LIMIT_MAX}")))?,
-        };
+        let limit = limit_of(query)?;
         let marker = match query.get("marker") {
             None | Some("") => RECORD_ID_MAX,
             Some(text) => parse_marker(text)
                 .ok_or_else(|| ApiError::MarkerOutOfRange(format!("'{text}' is not 24 hex digits")))?,
         };
-        let offset = match query.get("offset") {
-            None | Some("") => 0,
-            Some(text) => text.parse::<usize>().ok().filter(|o| *o <= OFFSET_MAX).ok_or_else(|| {
-                ApiError::Validation(ValidationError::new(
-                    "offset",
-                    format!("'{text}' is not in 0..={OFFSET_MAX}"),
-                ))
-            })?,
-        };
+        let offset = offset_of(query)?;
         Ok(Paging { limit, marker, offset })
+    }
+}
+
+/// `limit` (1–50, default 10) and `offset` (0–500) for lists paged by something other than
+/// record ids (routing rules, batch tasks and their details).
+pub fn limit_and_offset(query: &Query) -> Result<(usize, usize), ApiError> {
+    Ok((limit_of(query)?, offset_of(query)?))
+}
+
+fn limit_of(query: &Query) -> Result<usize, ApiError> {
+    match query.get("limit") {
+        None | Some("") => Ok(LIMIT_DEFAULT),
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=LIMIT_MAX).contains(l))
+            .ok_or_else(|| ApiError::LimitOutOfRange(format!("'{text}' is not in 1..={LIMIT_MAX}"))),
+    }
+}
+
+fn offset_of(query: &Query) -> Result<usize, ApiError> {
+    match query.get("offset") {
+        None | Some("") => Ok(0),
+        Some(text) => text.parse::<usize>().ok().filter(|o| *o <= OFFSET_MAX).ok_or_else(|| {
+            ApiError::Validation(ValidationError::new(
+                "offset",
+                format!("'{text}' is not in 0..={OFFSET_MAX}"),
+            ))
+        }),
     }
 }
 

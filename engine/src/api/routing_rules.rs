@@ -16,7 +16,6 @@ use protocol::rules::{
 use serde::Serialize;
 use shards::registry::records::{RoutingKey, RoutingRecord};
 
-use super::query::{LIMIT_DEFAULT, LIMIT_MAX, OFFSET_MAX};
 use crate::app::{ApiRequest, ApiResponse, ApiResult, App};
 use crate::http::error::ApiError;
 
@@ -102,23 +101,7 @@ fn page<T: Clone>(
     id: impl Fn(&T) -> &str,
 ) -> Result<(Vec<T>, usize), ApiError> {
     let query = &request.query;
-    let limit = match query.non_empty("limit") {
-        None => LIMIT_DEFAULT,
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|l| (1..=LIMIT_MAX).contains(l))
-            .ok_or_else(|| ApiError::LimitOutOfRange(format!("'{text}' is not in 1..={LIMIT_MAX}")))?,
-    };
-    let offset = match query.non_empty("offset") {
-        None => 0,
-        Some(text) => text.parse::<usize>().ok().filter(|o| *o <= OFFSET_MAX).ok_or_else(|| {
-            ApiError::Validation(protocol::error::ValidationError::new(
-                "offset",
-                format!("'{text}' is not in 0..={OFFSET_MAX}"),
-            ))
-        })?,
-    };
+    let (limit, offset) = super::query::limit_and_offset(query)?;
     let marker = query.non_empty("marker");
     let after: Vec<&T> =
         items.into_iter().filter(|item| marker.as_deref().is_none_or(|m| id(item) > m)).collect();

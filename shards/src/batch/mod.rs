@@ -281,23 +281,7 @@ impl Shard {
             }
         }
         // Whatever is still open (a shard that went away) ends failed, so the task finishes.
-        let open: Vec<BatchResult> = self
-            .batch
-            .tasks
-            .borrow()
-            .get(&key)
-            .map(|task| {
-                task.outcomes
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, o)| !o.status.is_final())
-                    .map(|(i, _)| {
-                        TargetOutcome::fail(RESTART_CODE, "the shard of this device did not run it")
-                            .to_result(i as u32)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let open = self.open_targets_failed(&key, "the shard of this device did not run it");
         if !open.is_empty() {
             self.apply_batch_results(&key, open).await;
         }
@@ -323,27 +307,27 @@ impl Shard {
         }
     }
 
+    /// A failed result (with [`RESTART_CODE`] and `message`) for every target of the task that
+    /// has no final one.
+    fn open_targets_failed(&self, key: &BatchTaskKey, message: &str) -> Vec<BatchResult> {
+        let tasks = self.batch.tasks.borrow();
+        let Some(task) = tasks.get(key) else { return Vec::new() };
+        task.outcomes
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| !o.status.is_final())
+            .map(|(i, _)| TargetOutcome::fail(RESTART_CODE, message).to_result(i as u32))
+            .collect()
+    }
+
     /// Shard 0 at start: logs the targets a restart left without a result as failed.
     pub(crate) async fn fail_unfinished_batch_targets(self: &Rc<Self>) {
         let keys = std::mem::take(&mut *self.batch.recovered_unfinished.borrow_mut());
         for key in keys {
-            let open: Vec<BatchResult> = self
-                .batch
-                .tasks
-                .borrow()
-                .get(&key)
-                .map(|task| {
-                    task.outcomes
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, o)| !o.status.is_final())
-                        .map(|(i, _)| {
-                            TargetOutcome::fail(RESTART_CODE, "the engine restarted before this target finished; run it again in a new task")
-                                .to_result(i as u32)
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            let open = self.open_targets_failed(
+                &key,
+                "the engine restarted before this target finished; run it again in a new task",
+            );
             tracing::info!(
                 task_id = key.task_id,
                 targets = open.len(),
