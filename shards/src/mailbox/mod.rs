@@ -41,7 +41,7 @@ use bytes::Bytes;
 use glommio::channels::local_channel::{self, LocalSender};
 use protocol::mqtt::topic;
 
-use crate::device_access::link::{DeliverError, SessionLink};
+use crate::device_access::link::SessionLink;
 use crate::messages::{Reply, ShardError};
 use crate::registry::records::{MessageKey, MessageRecord, MessageStatus, RegistryRecord};
 use crate::registry::Shard;
@@ -435,8 +435,12 @@ impl Shard {
 
     async fn deliver_pending_once(self: &Rc<Self>, device_id: &str) {
         let pending = self.mailbox.history.borrow().pending(device_id);
+        let Some((session_id, link)) = self.session_with_id(device_id) else { return };
+        // QoS 0 messages are gathered and made DELIVERED together (one group commit rather
+        // than one fsync after another), then written; a QoS 1 one flushes them first, so the
+        // device still gets everything in acceptance order.
+        let mut qos0 = Vec::new();
         for message in pending {
-            let Some((session_id, link)) = self.session_with_id(device_id) else { return };
             let key = (message.device_id.clone(), message.message_id.clone());
             let attempted = self.mailbox.awaiting_ack.borrow().get(&key).copied();
             if attempted == Some(session_id) {
@@ -449,25 +453,55 @@ impl Shard {
             match qos {
                 // A custom topic the device has not subscribed to (yet).
                 None => continue,
-                Some(0) => {
-                    let delivered = finished(&message, MessageStatus::Delivered, None);
-                    if !self.change_message(&message, delivered.clone()).await {
-                        continue;
-                    }
-                    if let Err(error) = link.deliver(topic_name, payload) {
-                        self.change_message(&delivered, message).await;
-                        if error == DeliverError::NotReading {
-                            return;
-                        }
-                    }
-                }
+                Some(0) => qos0.push((message, topic_name, payload)),
                 Some(_) => {
-                    if !self.deliver_qos1(&link, session_id, &message, topic_name, payload) {
+                    if !self.deliver_qos0_batch(&link, std::mem::take(&mut qos0)).await
+                        || !self.deliver_qos1(&link, session_id, &message, topic_name, payload)
+                    {
                         return;
                     }
                 }
             }
         }
+        self.deliver_qos0_batch(&link, qos0).await;
+    }
+
+    /// Makes the messages DELIVERED durably, together, then writes them in order (at most
+    /// once). `false` when the connection stopped taking them; the ones not written go back to
+    /// PENDING.
+    async fn deliver_qos0_batch(
+        self: &Rc<Self>,
+        link: &SessionLink,
+        batch: Vec<(MessageRecord, String, Bytes)>,
+    ) -> bool {
+        if batch.is_empty() {
+            return true;
+        }
+        let changes: Vec<_> = batch
+            .iter()
+            .map(|(message, _, _)| {
+                let (shard, from) = (self.clone(), message.clone());
+                let to = finished(message, MessageStatus::Delivered, None);
+                glommio::spawn_local(
+                    async move { shard.change_message(&from, to.clone()).await.then_some(to) },
+                )
+            })
+            .collect();
+        let mut delivered = Vec::with_capacity(changes.len());
+        for change in changes {
+            delivered.push(change.await);
+        }
+        let mut writing = true;
+        for ((message, topic_name, payload), delivered) in batch.into_iter().zip(delivered) {
+            let Some(delivered) = delivered else { continue };
+            if writing && link.deliver(topic_name, payload).is_ok() {
+                continue;
+            }
+            // The connection went away: this one and the rest wait for the next login.
+            writing = false;
+            self.change_message(&delivered, message).await;
+        }
+        writing
     }
 
     /// The device's live session and its id.
