@@ -171,3 +171,16 @@ pub fn sdk_date_now() -> String {
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
     protocol::time::format_t1(now_ms)
 }
+
+/// Asserts an IoTDA error answer: the status and the `error_code`.
+pub fn assert_error(response: &HttpResponse, status: u16, error_code: &str) {
+    assert_eq!(response.status, status, "{}", response.text());
+    assert_eq!(response.error_code(), error_code, "{}", response.text());
+}
+
+/// Asserts a 400 `IOTDA.000006` whose `error_msg` names `field`.
+pub fn assert_invalid(response: &HttpResponse, field: &str) {
+    assert_error(response, 400, "IOTDA.000006");
+    let message = response.json()["error_msg"].as_str().unwrap_or_default().to_owned();
+    assert!(message.contains(field), "error_msg {message:?} does not name {field}");
+}

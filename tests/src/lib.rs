@@ -22,7 +22,7 @@ pub mod mqtt;
 pub mod python;
 pub mod receiver;
 
-pub use client::{http_request, sdk_date_now, Auth, Client, HttpResponse};
+pub use client::{assert_error, assert_invalid, http_request, sdk_date_now, Auth, Client, HttpResponse};
 pub use engine::{run_engine_command, Engine, EngineOptions, ProjectCredentials, HUNG, PROJECT_A, PROJECT_B};
 
 /// Registers product `meter` and one device `meter_{node_id}` per node id, each with `secret`,

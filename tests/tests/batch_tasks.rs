@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tests::mqtt::MqttDevice;
 use tests::receiver::Receiver;
-use tests::{Auth, Client, Engine, EngineOptions, HttpResponse, PROJECT_B};
+use tests::{assert_error, assert_invalid, Auth, Client, Engine, EngineOptions, PROJECT_B};
 
 const SECRET: &str = "device-secret-1";
 const SHARDS: usize = 2;
@@ -180,17 +180,6 @@ fn assert_failed(detail: &Value, error_code: &str) {
     assert_eq!(detail["status"], "Fail", "{detail}");
     assert_eq!(detail["error"]["error_code"], error_code, "{detail}");
     assert!(detail["error"]["error_msg"].is_string(), "{detail}");
-}
-
-fn assert_error(response: &HttpResponse, status: u16, error_code: &str) {
-    assert_eq!(response.status, status, "{}", response.text());
-    assert_eq!(response.error_code(), error_code, "{}", response.text());
-}
-
-fn assert_invalid(response: &HttpResponse, field: &str) {
-    assert_error(response, 400, "IOTDA.000006");
-    let message = response.json()["error_msg"].as_str().unwrap_or_default().to_owned();
-    assert!(message.contains(field), "error_msg {message:?} does not name {field}");
 }
 
 fn is_t1(value: &Value) -> bool {

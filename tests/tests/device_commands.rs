@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use mqttbytes::QoS;
 use serde_json::{json, Value};
 use tests::mqtt::{request_id_of, MqttDevice};
-use tests::{Auth, Client, Engine, EngineOptions, HttpResponse, PROJECT_B};
+use tests::{assert_error, assert_invalid, Auth, Client, Engine, EngineOptions, HttpResponse, PROJECT_B};
 
 const SECRET: &str = "device-secret-1";
 /// Long enough for a device thread to answer on a busy machine, short enough to wait out.
@@ -89,17 +89,6 @@ fn assert_answered(response: &HttpResponse, request_id: &str, expected: &Value) 
     let body = response.json();
     assert_eq!(body["command_id"], request_id, "command_id is the topic's request id: {body}");
     assert_eq!(&body["response"], expected, "the device's answer: {body}");
-}
-
-fn assert_error(response: &HttpResponse, status: u16, error_code: &str) {
-    assert_eq!(response.status, status, "{}", response.text());
-    assert_eq!(response.error_code(), error_code, "{}", response.text());
-}
-
-fn assert_invalid(response: &HttpResponse, field: &str) {
-    assert_error(response, 400, "IOTDA.000006");
-    let message = response.json()["error_msg"].as_str().unwrap_or_default().to_owned();
-    assert!(message.contains(field), "error_msg {message:?} does not name {field}");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use mqttbytes::QoS;
 use serde_json::{json, Value};
 use tests::mqtt::{request_id_of, MqttDevice};
-use tests::{Client, Engine, EngineOptions, HttpResponse};
+use tests::{assert_error, assert_invalid, Client, Engine, EngineOptions, HttpResponse};
 
 const SECRET: &str = "device-secret-1";
 
@@ -85,17 +85,6 @@ fn assert_answered(response: &HttpResponse, request_id: &str, expected: &Value) 
     let body = response.json();
     assert_eq!(body["request_id"], request_id, "request_id is the topic's: {body}");
     assert_eq!(&body["response"], expected, "the device's answer: {body}");
-}
-
-fn assert_error(response: &HttpResponse, status: u16, error_code: &str) {
-    assert_eq!(response.status, status, "{}", response.text());
-    assert_eq!(response.error_code(), error_code, "{}", response.text());
-}
-
-fn assert_invalid(response: &HttpResponse, field: &str) {
-    assert_error(response, 400, "IOTDA.000006");
-    let message = response.json()["error_msg"].as_str().unwrap_or_default().to_owned();
-    assert!(message.contains(field), "error_msg {message:?} does not name {field}");
 }
 
 fn assert_timed_out(response: &HttpResponse, request_id: &str) {

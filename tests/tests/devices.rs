@@ -4,7 +4,7 @@
 //! and isolation between projects.
 
 use serde_json::{json, Value};
-use tests::{Auth, Client, Engine, EngineOptions, HttpResponse, PROJECT_B};
+use tests::{assert_invalid, Auth, Client, Engine, EngineOptions, HttpResponse, PROJECT_B};
 
 fn add_product(client: &Client, product_id: &str) {
     let body = json!({
@@ -27,13 +27,6 @@ fn added(client: &Client, body: &Value) -> Value {
 fn device_ids(list: &Value) -> Vec<String> {
     let devices = list["devices"].as_array().expect("a devices array");
     devices.iter().map(|d| d["device_id"].as_str().expect("device_id").to_owned()).collect()
-}
-
-fn assert_invalid(answer: &HttpResponse, field: &str) {
-    assert_eq!(answer.status, 400, "{field}: {}", answer.text());
-    assert_eq!(answer.error_code(), "IOTDA.000006", "{field}");
-    let message = answer.json()["error_msg"].as_str().unwrap_or_default().to_owned();
-    assert!(message.contains(field), "error_msg {message:?} does not name {field}");
 }
 
 fn assert_no_device(answer: &HttpResponse) {

@@ -3,7 +3,7 @@
 //! field), duplicates, deleting a product still in use, and isolation between projects.
 
 use serde_json::{json, Value};
-use tests::{Auth, Client, Engine, EngineOptions, HttpResponse, PROJECT_B};
+use tests::{assert_invalid, Auth, Client, Engine, EngineOptions, HttpResponse, PROJECT_B};
 
 fn water_meter(product_id: &str) -> Value {
     json!({
@@ -32,13 +32,6 @@ fn water_meter(product_id: &str) -> Value {
             }]
         }]
     })
-}
-
-fn assert_invalid(answer: &HttpResponse, field: &str) {
-    assert_eq!(answer.status, 400, "{field}: {}", answer.text());
-    assert_eq!(answer.error_code(), "IOTDA.000006", "{field}");
-    let message = answer.json()["error_msg"].as_str().unwrap_or_default().to_owned();
-    assert!(message.contains(field), "error_msg {message:?} does not name {field}");
 }
 
 fn assert_no_product(answer: &HttpResponse) {

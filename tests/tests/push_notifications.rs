@@ -11,7 +11,7 @@ use mqttbytes::QoS;
 use serde_json::{json, Value};
 use tests::mqtt::MqttDevice;
 use tests::receiver::{free_port, Push, Receiver};
-use tests::{http_request, Auth, Client, Engine, EngineOptions, HttpResponse, PROJECT_B};
+use tests::{assert_error, http_request, Auth, Client, Engine, EngineOptions, PROJECT_B};
 
 const SECRET: &str = "device-secret-1";
 const SHARDS: usize = 2;
@@ -79,11 +79,6 @@ fn create_message(client: &Client, device_id: &str, body: &Value, status: &str) 
     let answer = response.json();
     assert_eq!(answer["result"]["status"], status, "{answer}");
     answer["message_id"].as_str().expect("a message_id").to_owned()
-}
-
-fn assert_error(response: &HttpResponse, status: u16, error_code: &str) {
-    assert_eq!(response.status, status, "{}", response.text());
-    assert_eq!(response.error_code(), error_code, "{}", response.text());
 }
 
 fn is_t1(value: &Value) -> bool {
