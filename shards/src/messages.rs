@@ -143,6 +143,9 @@ pub enum ShardError {
     /// The device already has this many calls waiting.
     #[error("the device already has {0} calls waiting for its answer; retry later")]
     TooManyCalls(usize),
+    /// The device's QoS 1 window is full (it does not acknowledge what it was sent).
+    #[error("the device is not acknowledging its QoS 1 publishes ({0}); retry later")]
+    DeviceBusy(String),
     /// The shard cannot persist (log closed for shutdown, or an I/O error): nothing changed
     /// that a later read could see as durable, and the client may retry.
     #[error("storage unavailable: {0}")]

@@ -609,7 +609,9 @@ fn failure(error: &ShardError) -> TargetOutcome {
         ShardError::DeviceNotFound => TargetOutcome::fail("IOTDA.014000", "the device does not exist"),
         ShardError::DeviceOffline => TargetOutcome::fail("IOTDA.014016", "the device is offline"),
         ShardError::Invalid(error) => TargetOutcome::fail("IOTDA.000006", error.to_string()),
-        ShardError::TooManyCalls(_) => TargetOutcome::fail("APIG.0308", error.to_string()),
+        ShardError::TooManyCalls(_) | ShardError::DeviceBusy(_) => {
+            TargetOutcome::fail("APIG.0308", error.to_string())
+        }
         other => TargetOutcome::fail(RESTART_CODE, other.to_string()),
     }
 }

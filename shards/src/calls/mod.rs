@@ -19,8 +19,10 @@
 //! - At most `device_calls_in_flight_max` calls wait per device ([`ShardError::TooManyCalls`],
 //!   429); across the shard the total is bounded by the HTTP connections that can wait.
 //! - Deleting the device fails its waiting calls at once with "device not found".
-//! - A QoS 1 subscription to the command topic is honoured (the publish waits for its PUBACK
-//!   in the session's window); a full window refuses the call as busy.
+//! - A QoS 1 subscription to the command topic is honoured (resent with DUP while
+//!   unacknowledged, like a QoS 1 message); a call that would have to wait for room in the
+//!   session's QoS 1 window is refused as busy (429) rather than queued, so it can never go out
+//!   after its caller timed out.
 //! - The call is published to the device's own connection: routing a sub-device's call through
 //!   its gateway (`object_device_id`) is not built.
 
@@ -218,7 +220,7 @@ pub const DEFAULT_CALLS_PER_DEVICE_MAX: usize = 64;
 
 impl CallState {
     pub fn set_calls_per_device_max(&self, max: usize) {
-        *self.waiters.borrow_mut() = Waiters::new(max);
+        self.waiters.borrow_mut().set_per_device_max(max);
     }
 
     /// A fresh request id shaped like a UUID v4 (IoTDA's `command_id`s are): a random nonce per
@@ -348,6 +350,10 @@ impl Shard {
                     (Outcome::Offline, ShardError::DeviceOffline)
                 }
             });
+        }
+        if delivered == Ok(1) {
+            // Resent with DUP while unacknowledged, like a QoS 1 message (spec §1.6).
+            self.note_qos1_in_flight(&call.device_id);
         }
         Ok((request_id, receiver, sent_at))
     }

@@ -35,6 +35,11 @@ impl<T> Waiters<T> {
         Waiters { by_request: HashMap::new(), by_device: HashMap::new(), per_device_max }
     }
 
+    /// Changes the bound; waiters already registered stay.
+    pub fn set_per_device_max(&mut self, per_device_max: usize) {
+        self.per_device_max = per_device_max;
+    }
+
     /// Adds a waiter; [`Busy`] (and nothing added) when the device has `per_device_max`.
     /// The request id must be fresh (the shard generates unique ones).
     pub fn register(

@@ -84,10 +84,12 @@ impl Downlink {
         payload: Bytes,
         qos: u8,
     ) -> Result<Option<Publish>, DownlinkError> {
-        self.publish_tagged(topic_name, payload, qos, None, 0)
+        self.publish_tagged(topic_name, payload, qos, None, 0, true)
     }
 
-    /// [`Downlink::publish`] with a tag that the PUBACK hands back, at `now_ms`.
+    /// [`Downlink::publish`] with a tag that the PUBACK hands back, at `now_ms`. With
+    /// `may_wait` false a QoS 1 publish that would have to wait for room in the window is
+    /// refused instead (a synchronous call must not go out after its caller gave up).
     pub fn publish_tagged(
         &mut self,
         topic_name: String,
@@ -95,6 +97,7 @@ impl Downlink {
         qos: u8,
         tag: Option<String>,
         now_ms: u64,
+        may_wait: bool,
     ) -> Result<Option<Publish>, DownlinkError> {
         let publish =
             Publish { topic: topic_name, payload, qos: qos.min(1), packet_id: 0, dup: false, retain: false };
@@ -108,7 +111,10 @@ impl Downlink {
             self.held_bytes += publish.payload.len();
             return Ok(Some(self.send_qos1(publish, tag, now_ms)));
         }
-        if self.pending.len() >= PENDING_MAX || self.held_bytes + publish.payload.len() > HELD_BYTES_MAX {
+        if !may_wait
+            || self.pending.len() >= PENDING_MAX
+            || self.held_bytes + publish.payload.len() > HELD_BYTES_MAX
+        {
             return Err(DownlinkError::Full);
         }
         self.held_bytes += publish.payload.len();
@@ -189,6 +195,15 @@ mod tests {
             assert!(send(&mut downlink, 100 + n).is_none(), "queued");
         }
         assert_eq!(downlink.publish("t/x".into(), Bytes::new(), 1), Err(DownlinkError::Full));
+        let mut fresh = Downlink::default();
+        for n in 0..INFLIGHT_MAX {
+            send(&mut fresh, n);
+        }
+        assert_eq!(
+            fresh.publish_tagged("t/call".into(), Bytes::new(), 1, None, 0, false),
+            Err(DownlinkError::Full),
+            "a call that cannot go out now is refused, not queued"
+        );
         let next = downlink.acknowledge(5, 0).next.expect("a queued publish goes out");
         assert_eq!(next.topic, "t/100", "in order");
         assert_eq!(downlink.inflight(), INFLIGHT_MAX);
@@ -221,8 +236,10 @@ mod tests {
     #[test]
     fn tags_come_back_with_their_ack_and_unacked_publishes_are_resent_three_times() {
         let mut downlink = Downlink::default();
-        let first =
-            downlink.publish_tagged("a".into(), Bytes::new(), 1, Some("m1".into()), 1_000).unwrap().unwrap();
+        let first = downlink
+            .publish_tagged("a".into(), Bytes::new(), 1, Some("m1".into()), 1_000, true)
+            .unwrap()
+            .unwrap();
         assert!(downlink.due_resends(2_999).is_empty(), "not before 2 s");
         let resent = downlink.due_resends(3_000);
         assert_eq!(resent.len(), 1);

@@ -84,7 +84,13 @@ impl SessionLink {
     /// Publishes at the QoS the device's subscriptions give the topic (explicit, or the
     /// implicit QoS 0 system subscription); `Ok(qos)` once written or queued in the window.
     pub fn deliver(&self, topic_name: String, payload: Bytes) -> Result<u8, DeliverError> {
-        self.deliver_tagged(topic_name, payload, None, false)
+        self.deliver_tagged(topic_name, payload, None, false, true)
+    }
+
+    /// Publishes a synchronous call: like [`SessionLink::deliver`], but a QoS 1 publish that
+    /// would wait for room in the window is refused ([`DeliverError::Full`]).
+    pub fn deliver_now(&self, topic_name: String, payload: Bytes) -> Result<u8, DeliverError> {
+        self.deliver_tagged(topic_name, payload, None, false, false)
     }
 
     /// The QoS a publish on `topic_name` would go out at, `None` if the device is not
@@ -102,6 +108,7 @@ impl SessionLink {
         payload: Bytes,
         tag: Option<String>,
         at_least_qos1: bool,
+        may_wait: bool,
     ) -> Result<u8, DeliverError> {
         let qos =
             self.delivery_qos(&topic_name).ok_or_else(|| DeliverError::NotSubscribed(topic_name.clone()))?;
@@ -109,7 +116,7 @@ impl SessionLink {
         let ready = self
             .downlink
             .borrow_mut()
-            .publish_tagged(topic_name, payload, qos, tag, crate::now_unix_ms() as u64)
+            .publish_tagged(topic_name, payload, qos, tag, crate::now_unix_ms() as u64, may_wait)
             .map_err(DeliverError::Full)?;
         if let Some(publish) = ready {
             self.write_publish(&publish)?;
@@ -140,8 +147,21 @@ impl SessionLink {
         self.downlink.borrow().has_resends_left()
     }
 
-    pub fn subscriptions(&self) -> std::cell::RefMut<'_, Vec<(String, u8)>> {
-        self.subscriptions.borrow_mut()
+    /// Adds or replaces a subscription; `false` (nothing changed) when the connection already
+    /// holds `max` other filters.
+    pub fn subscribe(&self, filter: String, qos: u8, max: usize) -> bool {
+        let mut subscriptions = self.subscriptions.borrow_mut();
+        let known = subscriptions.iter().any(|(f, _)| *f == filter);
+        if !known && subscriptions.len() >= max {
+            return false;
+        }
+        subscriptions.retain(|(f, _)| *f != filter);
+        subscriptions.push((filter, qos));
+        true
+    }
+
+    pub fn unsubscribe(&self, filters: &[String]) {
+        self.subscriptions.borrow_mut().retain(|(filter, _)| !filters.contains(filter));
     }
 
     fn write_publish(&self, publish: &Publish) -> Result<(), DeliverError> {

@@ -237,7 +237,7 @@ impl SessionState<'_> {
             Packet::Publish(publish) => self.uplink(publish).await?,
             Packet::Subscribe(subscribe) => self.subscribe(subscribe)?,
             Packet::Unsubscribe(unsubscribe) => {
-                self.link.subscriptions().retain(|(filter, _)| !unsubscribe.filters.contains(filter));
+                self.link.unsubscribe(&unsubscribe.filters);
                 let mut out = BytesMut::new();
                 codec::write_unsuback(
                     self.version,
@@ -420,18 +420,12 @@ impl SessionState<'_> {
     fn subscribe(&mut self, subscribe: Subscribe) -> Result<(), String> {
         let mut results = Vec::with_capacity(subscribe.filters.len());
         for (filter, qos) in subscribe.filters {
-            let allowed = topic::filter_allowed(self.device_id, &filter);
-            let mut subscriptions = self.link.subscriptions();
-            let room =
-                subscriptions.iter().any(|(f, _)| *f == filter) || subscriptions.len() < SUBSCRIPTIONS_MAX;
-            match allowed {
-                Ok(()) if room => {
+            match topic::filter_allowed(self.device_id, &filter) {
+                Ok(()) => {
                     let granted = qos.min(1);
-                    subscriptions.retain(|(f, _)| *f != filter);
-                    subscriptions.push((filter, granted));
-                    results.push(Some(granted));
+                    let added = self.link.subscribe(filter, granted, SUBSCRIPTIONS_MAX);
+                    results.push(added.then_some(granted));
                 }
-                Ok(()) => results.push(None),
                 Err(refusal) => {
                     tracing::warn!(device_id = self.device_id, filter, %refusal, "subscription refused");
                     results.push(None);

@@ -369,7 +369,7 @@ impl Shard {
         topic_name: String,
         payload: Bytes,
     ) -> bool {
-        match link.deliver_tagged(topic_name, payload, Some(message.message_id.clone()), true) {
+        match link.deliver_tagged(topic_name, payload, Some(message.message_id.clone()), true, true) {
             Ok(_) => {
                 let key = (message.device_id.clone(), message.message_id.clone());
                 self.mailbox.awaiting_ack.borrow_mut().insert(key, session_id);
@@ -382,6 +382,12 @@ impl Shard {
                 false
             }
         }
+    }
+
+    /// A QoS 1 publish went out to the device: the ticker (running since `start_serving`)
+    /// resends it while unacknowledged.
+    pub(crate) fn note_qos1_in_flight(&self, device_id: &str) {
+        self.mailbox.resending.borrow_mut().insert(device_id.to_owned());
     }
 
     /// The device acknowledged the QoS 1 publish of a message.

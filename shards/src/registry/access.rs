@@ -137,6 +137,10 @@ impl Shard {
 
     /// Records ONLINE (with `active_time` on the very first login) or OFFLINE, durably.
     pub async fn set_connection_status(self: &Rc<Self>, device_id: &str, status: DeviceStatus) {
+        if status == DeviceStatus::Offline && self.access.sessions.borrow().contains_key(device_id) {
+            // The device logged in again while its old session was closing: it is online.
+            return;
+        }
         let Some(mut device) = self.device_for_login(device_id) else { return };
         let now_ms = crate::now_unix_ms();
         device.status = status;
