@@ -21,4 +21,6 @@ bench() {
 bench command-rtt --devices 10000 --clients 256 --duration-s 10 --baseline mosquitto
 bench command-rtt --devices 10000 --clients 512 --duration-s 8
 bench connect --devices 19000 --logins-in-flight 2048
+bench messages --devices 5000 --per-device 20 --clients 256
+bench batch --devices 19000
 kill "$EPID"; wait
