@@ -18,7 +18,7 @@ use protocol::error::ValidationError;
 use protocol::routing::home_shard;
 use shards::calls::metrics::Outcome;
 use shards::calls::{CallBody, CallKind, DeviceCall};
-use shards::messages::{Reply, Request};
+use shards::messages::{Reply, Request, ShardError};
 use simd_json::OwnedValue;
 
 use crate::app::{ApiRequest, ApiResponse, ApiResult, App};
@@ -64,7 +64,8 @@ fn counted(app: &App, kind: CallKind, body: Result<CallBody, ApiError>) -> Resul
 }
 
 async fn call(app: &Rc<App>, request: &ApiRequest<'_>, device_id: &str, body: CallBody) -> ApiResult {
-    let id_field = match body.kind() {
+    let kind = body.kind();
+    let id_field = match kind {
         CallKind::Command => "command_id",
         CallKind::PropertiesSet | CallKind::PropertiesGet => "request_id",
     };
@@ -108,7 +109,13 @@ async fn call(app: &Rc<App>, request: &ApiRequest<'_>, device_id: &str, body: Ca
             out.push(b'}');
             Ok(ApiResponse::raw_json(StatusCode::OK, out))
         }
-        Reply::Failed(error) => Err(error.into()),
+        Reply::Failed(error) => {
+            if matches!(error, ShardError::Unavailable(_) | ShardError::Unreachable(_)) {
+                // Everything else was counted where it was decided, on the home shard.
+                app.shard.count_call(kind, Outcome::Unavailable);
+            }
+            Err(error.into())
+        }
         _ => Err(ApiError::Unavailable("unexpected reply to a device call".into())),
     }
 }

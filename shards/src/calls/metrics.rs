@@ -18,13 +18,25 @@ pub enum Outcome {
     Invalid,
     /// No such device (or it was deleted while the call waited).
     Unknown,
-    /// The device had as many calls waiting as allowed.
+    /// The device had as many calls waiting as allowed (or its QoS 1 window was full).
     Busy,
+    /// The caller went away while the call waited (an HTTP client hanging up).
+    Cancelled,
+    /// The device's home shard could not be reached (shutting down).
+    Unavailable,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 6] =
-        [Outcome::Ok, Outcome::Timeout, Outcome::Offline, Outcome::Invalid, Outcome::Unknown, Outcome::Busy];
+    pub const ALL: [Outcome; 8] = [
+        Outcome::Ok,
+        Outcome::Timeout,
+        Outcome::Offline,
+        Outcome::Invalid,
+        Outcome::Unknown,
+        Outcome::Busy,
+        Outcome::Cancelled,
+        Outcome::Unavailable,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -34,6 +46,8 @@ impl Outcome {
             Outcome::Invalid => "invalid",
             Outcome::Unknown => "unknown",
             Outcome::Busy => "busy",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Unavailable => "unavailable",
         }
     }
 }
@@ -44,7 +58,7 @@ const ROUND_TRIP_US_MAX: u64 = 60_000_000;
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallMetrics {
     /// `[kind][outcome]`, in the order of [`CallKind::ALL`] and [`Outcome::ALL`].
-    counts: [[u64; 6]; 3],
+    counts: [[u64; 8]; 3],
     /// Microseconds from the publish to the device's answer, per kind; answered calls only.
     round_trip_us: [Histogram<u64>; 3],
     /// Exact sum of the recorded round trips, per kind (the histogram's is approximate).
@@ -62,7 +76,7 @@ impl Default for CallMetrics {
                 .expect("the bounds are valid (1 ≤ low < high)")
         };
         CallMetrics {
-            counts: [[0; 6]; 3],
+            counts: [[0; 8]; 3],
             round_trip_us: [histogram(), histogram(), histogram()],
             round_trip_sum_us: [0; 3],
             unmatched_answers: 0,

@@ -253,15 +253,20 @@ impl CallState {
 }
 
 /// Removes the waiter when the waiting call ends, however it ends (answered, deadline, or its
-/// caller dropped).
+/// caller dropped — then counted as cancelled).
 struct WaiterGuard<'a> {
     shard: &'a Shard,
     request_id: String,
+    kind: CallKind,
+    counted: bool,
 }
 
 impl Drop for WaiterGuard<'_> {
     fn drop(&mut self) {
         self.shard.calls.waiters.borrow_mut().remove(&self.request_id);
+        if !self.counted {
+            self.shard.calls.count(self.kind, Outcome::Cancelled);
+        }
     }
 }
 
@@ -281,13 +286,14 @@ impl Shard {
                 return Reply::Failed(error);
             }
         };
-        let _guard = WaiterGuard { shard: self, request_id: request_id.clone() };
+        let mut guard = WaiterGuard { shard: self, request_id: request_id.clone(), kind, counted: false };
         let deadline = Duration::from_millis(call.timeout_ms);
         let woken = futures_lite::future::or(receiver.recv(), async {
             glommio::timer::sleep(deadline.saturating_sub(sent_at.elapsed())).await;
             None
         })
         .await;
+        guard.counted = true;
         match woken {
             Some(Wake::Answered { response, at }) => {
                 let mut metrics = self.calls.metrics.borrow_mut();
