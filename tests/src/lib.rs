@@ -16,8 +16,10 @@
 //! No sleeps as synchronisation: waits are on an event (a line on stdout, a process exit)
 //! with a deadline. One test file per behaviour under `tests/tests/`.
 
+pub mod batch;
 mod client;
 mod engine;
+pub mod messages;
 pub mod mqtt;
 pub mod python;
 pub mod receiver;

@@ -13,28 +13,10 @@ use tests::mqtt::MqttDevice;
 use tests::receiver::{free_port, Push, Receiver};
 use tests::{assert_error, http_request, Auth, Client, Engine, EngineOptions, PROJECT_B};
 
-const SECRET: &str = "device-secret-1";
-const SHARDS: usize = 2;
+use tests::messages::{device_ids, engine_with_devices, SECRET, SHARDS, WAIT};
+
 const TOKEN: &str = "abc123";
 const NODES: [&str; 4] = ["n1", "n2", "n3", "n4"];
-const WAIT: Duration = Duration::from_secs(10);
-
-fn engine_with_devices(nodes: &[&str]) -> Engine {
-    let engine = Engine::start(EngineOptions { shards: SHARDS, ..Default::default() });
-    tests::register_meter_devices(&engine.client_a(), nodes, SECRET);
-    engine
-}
-
-/// `meter_{node}` for every node, asserted to span both shards.
-fn device_ids(nodes: &[&str]) -> Vec<String> {
-    let ids: Vec<String> = nodes.iter().map(|node| format!("meter_{node}")).collect();
-    let mut per_shard = [0usize; SHARDS];
-    for id in &ids {
-        per_shard[protocol::routing::home_shard(id, SHARDS)] += 1;
-    }
-    assert!(per_shard.iter().all(|&n| n > 0), "the devices must span both shards: {per_shard:?}");
-    ids
-}
 
 fn rule_body(resource: &str, event: &str) -> Value {
     json!({"rule_name": "r", "subject": {"resource": resource, "event": event}, "app_type": "GLOBAL"})
