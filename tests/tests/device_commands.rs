@@ -349,3 +349,39 @@ fn a_device_has_a_bounded_number_of_waiting_calls() {
         assert_eq!(join(call).json()["error_code"], "IOTDA.014111", "the two waiting calls time out");
     }
 }
+
+#[test]
+fn a_command_that_would_wait_behind_a_full_qos_1_window_is_refused_not_queued() {
+    let engine = engine_with_devices(&["n1"], EngineOptions { shards: 2, ..Default::default() });
+    let client = engine.client_a();
+    let device_id = "meter_n1";
+    let mut device = MqttDevice::login(engine.mqtt, device_id, SECRET);
+    device.subscribe(&format!("$oc/devices/{device_id}/sys/#"), QoS::AtLeastOnce, 1);
+    // 20 QoS 1 messages the device never acknowledges fill its in-flight window.
+    let messages: Vec<_> = (0..20)
+        .map(|n| {
+            let (client, path) = (client.clone(), format!("devices/{device_id}/messages"));
+            thread::spawn(move || client.post(&path, &json!({"message": format!("m{n}")})))
+        })
+        .collect();
+    for _ in 0..20 {
+        let publish = device.next_publish(Duration::from_secs(10)).expect("a message at QoS 1");
+        assert_eq!(publish.qos, QoS::AtLeastOnce);
+    }
+    for message in messages {
+        assert_eq!(message.join().unwrap().status, 201);
+    }
+    let started = Instant::now();
+    let refused = join(send_command(&client, device_id, json!({"paras": {}})));
+    assert_error(&refused, 429, "APIG.0308");
+    assert!(started.elapsed() < Duration::from_secs(5), "refused at once, not after the timeout");
+    assert!(refused.text().contains("QoS 1"), "the message says why: {}", refused.text());
+    // Nothing was queued for later: acknowledging frees the window, and no command follows
+    // (only DUP resends of the messages may still arrive).
+    for pkid in 1..=20 {
+        device.puback(pkid);
+    }
+    while let Some(publish) = device.next_publish(Duration::from_millis(500)) {
+        assert!(!publish.topic.contains("/sys/commands/"), "a refused command went out: {}", publish.topic);
+    }
+}

@@ -343,15 +343,12 @@ impl Shard {
         )?;
         let sent_at = Instant::now();
         let delivered =
-            link.deliver(kind.topic(&call.device_id, &request_id), Bytes::from(call.body.payload()));
+            link.deliver_now(kind.topic(&call.device_id, &request_id), Bytes::from(call.body.payload()));
         if let Err(error) = delivered {
             self.calls.waiters.borrow_mut().remove(&request_id);
             tracing::debug!(shard = self.id(), device_id = call.device_id, %error, "device call not delivered");
             return Err(match error {
-                DeliverError::Full(_) => (
-                    Outcome::Busy,
-                    ShardError::TooManyCalls(self.device_access_config().device_calls_in_flight_max),
-                ),
+                DeliverError::Full(error) => (Outcome::Busy, ShardError::DeviceBusy(error.to_string())),
                 DeliverError::NotSubscribed(_) | DeliverError::NotReading => {
                     (Outcome::Offline, ShardError::DeviceOffline)
                 }

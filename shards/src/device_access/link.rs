@@ -59,14 +59,6 @@ impl SessionLink {
         }
     }
 
-    pub fn device_id(&self) -> &str {
-        &self.device_id
-    }
-
-    pub fn version(&self) -> MqttVersion {
-        self.version
-    }
-
     /// Queues an encoded packet for the writer without waiting. A full queue (or a writer that
     /// failed) ends the connection: the socket is shut down and the reader sees EOF.
     pub fn send(&self, packet: BytesMut) -> Result<(), DeliverError> {
