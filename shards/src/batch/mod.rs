@@ -112,7 +112,7 @@ impl TargetOutcome {
     fn success(output: String) -> Self {
         TargetOutcome {
             status: TargetStatus::Success,
-            output: Some(output),
+            output: Some(capped(output)),
             error_code: None,
             error_msg: None,
         }
@@ -296,17 +296,22 @@ impl Shard {
         key: &BatchTaskKey,
         results: Vec<BatchResult>,
     ) -> Reply {
-        {
-            let mut tasks = self.batch.tasks.borrow_mut();
-            let Some(task) = tasks.get_mut(key) else { return Reply::Done };
+        if !self.batch.tasks.borrow().contains_key(key) {
+            return Reply::Done;
+        }
+        // Logged first, shown after: ShowBatchTask never shows a result a crash could lose.
+        let record = BatchResultsRecord {
+            project_id: key.project_id.clone(),
+            task_id: key.task_id.clone(),
+            results: results.clone(),
+        };
+        if let Err(error) = self.persist(RegistryRecord::BatchResults(Box::new(record))).await {
+            return Reply::Failed(error);
+        }
+        if let Some(task) = self.batch.tasks.borrow_mut().get_mut(key) {
             task.apply(&results);
         }
-        let record =
-            BatchResultsRecord { project_id: key.project_id.clone(), task_id: key.task_id.clone(), results };
-        match self.persist(RegistryRecord::BatchResults(Box::new(record))).await {
-            Ok(()) => Reply::Done,
-            Err(error) => Reply::Failed(error),
-        }
+        Reply::Done
     }
 
     /// A failed result (with [`RESTART_CODE`] and `message`) for every target of the task that
@@ -505,5 +510,33 @@ impl Shard {
         for target in &targets {
             self.pusher.enqueue(target, bytes.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_are_capped_at_a_character_boundary() {
+        assert_eq!(capped("short".into()), "short");
+        let long = "温".repeat(OUTPUT_BYTES_MAX); // 3 bytes each
+        let cut = capped(long);
+        assert!(cut.len() <= OUTPUT_BYTES_MAX, "{}", cut.len());
+        assert!(cut.ends_with('…'));
+        assert!(cut.trim_end_matches('…').chars().all(|c| c == '温'));
+        let success = TargetOutcome::success("x".repeat(OUTPUT_BYTES_MAX + 1));
+        assert!(success.output.unwrap().len() <= OUTPUT_BYTES_MAX);
+    }
+
+    #[test]
+    fn results_round_trip_through_their_record_form() {
+        let outcome = TargetOutcome::fail("IOTDA.014016", "offline");
+        assert_eq!(TargetOutcome::of_result(&outcome.to_result(7)), outcome);
+        assert_eq!(outcome.to_result(7).index, 7);
+        assert_eq!(
+            TargetOutcome::of_result(&TargetOutcome::stopped().to_result(0)).status,
+            TargetStatus::Stopped
+        );
     }
 }
