@@ -81,12 +81,20 @@ struct MessageReportBody<'a> {
 }
 
 impl Shard {
-    /// Queues `body` as a `resource:event` notification about `device` to every target.
-    fn notify<B: Serialize>(self: &Rc<Self>, device: &DeviceRecord, resource: &str, event: &str, body: B) {
+    /// Queues the body as a `resource:event` notification about `device` to every target. The
+    /// body is only made (`None`: nothing to send) when some active rule wants the event.
+    fn notify<B: Serialize>(
+        self: &Rc<Self>,
+        device: &DeviceRecord,
+        resource: &str,
+        event: &str,
+        body: impl FnOnce() -> Option<B>,
+    ) {
         let targets = self.routing().targets(&device.project_id, &device.app_id, resource, event);
         if targets.is_empty() {
             return;
         }
+        let Some(body) = body() else { return };
         let now = crate::now_unix_ms();
         let envelope = Envelope {
             resource,
@@ -114,8 +122,11 @@ impl Shard {
 
     /// `device.message.status:update` for a message that entered `message.status`.
     pub(crate) fn notify_message_status(self: &Rc<Self>, message: &MessageRecord) {
+        if self.routing().is_empty() {
+            return;
+        }
         let Some(device) = self.device_for_login(&message.device_id) else { return };
-        let body = MessageStatusBody {
+        let body = || MessageStatusBody {
             message_id: &message.message_id,
             name: message.name.as_deref(),
             topic: message.topic.as_deref().or(message.topic_full_name.as_deref()),
@@ -126,7 +137,7 @@ impl Shard {
                 error_msg: message.error_msg.as_deref().unwrap_or(""),
             }),
         };
-        self.notify(&device, "device.message.status", "update", body);
+        self.notify(&device, "device.message.status", "update", || Some(body()));
     }
 
     /// `device.status:update` after the device's status changed.
@@ -137,17 +148,28 @@ impl Shard {
             status_update_time: protocol::time::format_t1(now),
             last_online_time: device.active_time_ms.map(protocol::time::format_t1),
         };
-        self.notify(device, "device.status", "update", body);
+        self.notify(device, "device.status", "update", || Some(body));
     }
 
-    /// `device.property:report` with the services the device reported.
-    pub(crate) fn notify_property_report(self: &Rc<Self>, device_id: &str, services: &OwnedValue) {
+    /// `device.property:report` with the services of the report the device published
+    /// (`payload`, already applied to the shadow; parsed again only when a rule wants it).
+    pub(crate) fn notify_property_report(self: &Rc<Self>, device_id: &str, payload: &[u8]) {
+        if self.routing().is_empty() {
+            return;
+        }
         let Some(device) = self.device_for_login(device_id) else { return };
         #[derive(Serialize)]
-        struct Body<'a> {
-            services: &'a OwnedValue,
+        struct Body {
+            services: OwnedValue,
         }
-        self.notify(&device, "device.property", "report", Body { services });
+        self.notify(&device, "device.property", "report", || match protocol::json::from_bytes::<OwnedValue>(
+            payload,
+        )
+        .ok()?
+        {
+            OwnedValue::Object(mut report) => Some(Body { services: report.remove("services")? }),
+            _ => None,
+        });
     }
 
     /// `device.message:report` with what the device published on `topic`.
@@ -156,19 +178,16 @@ impl Shard {
             return;
         }
         let Some(device) = self.device_for_login(device_id) else { return };
-        let mut scratch = payload.to_vec();
-        let (content, content_encoding) = match simd_json::to_owned_value(&mut scratch) {
-            Ok(value) => (value, None),
-            Err(_) => match std::str::from_utf8(payload) {
-                Ok(text) => (OwnedValue::from(text), None),
-                Err(_) => (OwnedValue::from(protocol::base64::encode(payload)), Some("base64")),
-            },
-        };
-        self.notify(
-            &device,
-            "device.message",
-            "report",
-            MessageReportBody { topic, content, content_encoding },
-        );
+        self.notify(&device, "device.message", "report", || {
+            let mut scratch = payload.to_vec();
+            let (content, content_encoding) = match simd_json::to_owned_value(&mut scratch) {
+                Ok(value) => (value, None),
+                Err(_) => match std::str::from_utf8(payload) {
+                    Ok(text) => (OwnedValue::from(text), None),
+                    Err(_) => (OwnedValue::from(protocol::base64::encode(payload)), Some("base64")),
+                },
+            };
+            Some(MessageReportBody { topic, content, content_encoding })
+        });
     }
 }

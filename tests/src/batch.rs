@@ -45,13 +45,7 @@ pub fn options(timeout_ms: u64, config_extra: &str) -> EngineOptions {
 
 /// Registers the `meter` product and devices `meter_{node}`.
 pub fn register(client: &Client, nodes: &[&str]) {
-    let product = client.post("products", &water_meter());
-    assert_eq!(product.status, 201, "{}", product.text());
-    for node in nodes {
-        let body = json!({"node_id": node, "product_id": "meter", "auth_info": {"secret": SECRET}});
-        let response = client.post("devices", &body);
-        assert_eq!(response.status, 201, "{}", response.text());
-    }
+    crate::register_devices(client, &water_meter(), nodes, SECRET);
 }
 
 /// An engine on two shards (command timeout `timeout_ms`) with devices `meter_{node}`.

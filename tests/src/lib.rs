@@ -34,9 +34,22 @@ pub fn register_meter_devices<S: AsRef<str>>(client: &Client, node_ids: &[S], se
         "product_id": "meter", "name": "meter", "device_type": "Meter", "protocol_type": "MQTT",
         "service_capabilities": []
     });
-    assert_eq!(client.post("products", &product).status, 201);
+    register_devices(client, &product, node_ids, secret);
+}
+
+/// Registers `product` (its `product_id` must be `meter`) and one device `meter_{node_id}` per
+/// node id, each with `secret` (asserting every 201).
+pub fn register_devices<S: AsRef<str>>(
+    client: &Client,
+    product: &serde_json::Value,
+    node_ids: &[S],
+    secret: &str,
+) {
+    let created = client.post("products", product);
+    assert_eq!(created.status, 201, "{}", created.text());
     for node_id in node_ids {
         let body = serde_json::json!({"node_id": node_id.as_ref(), "product_id": "meter", "auth_info": {"secret": secret}});
-        assert_eq!(client.post("devices", &body).status, 201);
+        let response = client.post("devices", &body);
+        assert_eq!(response.status, 201, "{}", response.text());
     }
 }

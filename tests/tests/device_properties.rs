@@ -40,13 +40,7 @@ fn water_meter() -> Value {
 /// An engine on two shards with the `meter` product and devices `meter_{node_id}`.
 fn engine_with_devices(node_ids: &[&str], options: EngineOptions) -> Engine {
     let engine = Engine::start(EngineOptions { shards: 2, ..options });
-    let client = engine.client_a();
-    let product = client.post("products", &water_meter());
-    assert_eq!(product.status, 201, "{}", product.text());
-    for node_id in node_ids {
-        let body = json!({"node_id": node_id, "product_id": "meter", "auth_info": {"secret": SECRET}});
-        assert_eq!(client.post("devices", &body).status, 201);
-    }
+    tests::register_devices(&engine.client_a(), &water_meter(), node_ids, SECRET);
     engine
 }
 

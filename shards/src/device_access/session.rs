@@ -30,8 +30,6 @@ use protocol::mqtt::codec::{
 use protocol::mqtt::topic::Uplink;
 use protocol::mqtt::{login, topic};
 use protocol::shadow::PropertyReport;
-use simd_json::prelude::ValueObjectAccess;
-use simd_json::OwnedValue;
 
 use super::link::{DeliverError, SessionLink, OUTBOUND_PACKETS_MAX};
 use super::{read_into, shrink_if_idle};
@@ -339,17 +337,7 @@ impl SessionState<'_> {
             }
         };
         match self.shard.report_properties(self.device_id, report).await {
-            Ok(()) => {
-                let routed = !self.shard.routing().is_empty();
-                // Parsed again only when some rule may want it.
-                if let Some(report) =
-                    routed.then(|| protocol::json::from_bytes::<OwnedValue>(payload).ok()).flatten()
-                {
-                    if let Some(services) = report.get("services") {
-                        self.shard.notify_property_report(self.device_id, services);
-                    }
-                }
-            }
+            Ok(()) => self.shard.notify_property_report(self.device_id, payload),
             Err(error) => {
                 self.shard.count_uplink(UplinkKind::Malformed);
                 tracing::debug!(device_id = self.device_id, %error, "property report not applied");
