@@ -148,6 +148,7 @@ fn main() -> anyhow::Result<()> {
             project_id: cli.project.clone(),
             token: cli.token.clone(),
             pid: cli.engine_pid,
+            shards: None,
         },
         _ => {
             let launch = EngineLaunch {
@@ -176,7 +177,11 @@ fn main() -> anyhow::Result<()> {
     } else {
         tokio::runtime::Builder::new_multi_thread().worker_threads(cli.bench_threads).enable_all().build()?
     };
-    let lines: Vec<ResultLine> = match cli.scenario {
+    let mut target = target;
+    if target.shards.is_none() {
+        target.shards = runtime.block_on(bench::scenarios::engine_shards(&target));
+    }
+    let mut lines: Vec<ResultLine> = match cli.scenario {
         Scenario::CommandRtt { devices, clients, duration_s, rate, warmup_s, baseline } => {
             if rate.is_some_and(|rate| !rate.is_finite() || rate <= 0.0) {
                 bail!("--rate must be positive");
@@ -230,6 +235,9 @@ fn main() -> anyhow::Result<()> {
         Scenario::Report { .. } => unreachable!("handled above"),
     };
     drop(runtime);
+    for line in lines.iter_mut().filter(|line| line.target == "ringiot") {
+        line.engine_shards = target.shards.map(|shards| shards as u64);
+    }
     if cli.json {
         for line in &lines {
             println!("{}", line.to_json_line());

@@ -26,6 +26,18 @@ pub fn devices_online(prometheus_text: &str) -> Option<u64> {
     total
 }
 
+/// How many shards report `ringiot_devices_online{shard="N"}` (each shard reports one sample).
+pub fn engine_shards(prometheus_text: &str) -> Option<usize> {
+    let mut shards: Vec<&str> = prometheus_text
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("ringiot_devices_online{"))
+        .filter_map(|labels| labels.split_once("shard=\"")?.1.split_once('"').map(|(shard, _)| shard))
+        .collect();
+    shards.sort_unstable();
+    shards.dedup();
+    (!shards.is_empty()).then_some(shards.len())
+}
+
 /// `VmRSS` of a process, bytes.
 pub fn resident_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -152,6 +164,12 @@ ringiot_mqtt_connections{shard=\"1\"} 12
     #[test]
     fn online_devices_are_summed_over_shards() {
         assert_eq!(devices_online(METRICS), Some(10_000));
+    }
+
+    #[test]
+    fn shards_are_counted_from_their_online_samples() {
+        assert_eq!(engine_shards(METRICS), Some(2), "the _peak series and other metrics do not count");
+        assert_eq!(engine_shards("ringiot_devices_online 3\n"), None);
     }
 
     #[test]

@@ -37,6 +37,20 @@ fn show(value: Option<f64>, decimals: usize) -> String {
 /// (devices, clients, loop mode, rate) identifies comparable command-rtt runs.
 type RunKey = (u64, u64, String, String);
 
+/// The target as the tables name it: ringiot with its shard count when known.
+pub fn target_label(line: &ResultLine) -> String {
+    match line.engine_shards {
+        Some(1) if line.target == "ringiot" => "ringiot (1 shard)".to_owned(),
+        Some(shards) if line.target == "ringiot" => format!("ringiot ({shards} shards)"),
+        _ => line.target.clone(),
+    }
+}
+
+/// CPU the target spent per operation, µs (the per-core cost, whatever the core count).
+pub fn cpu_us_per_op(line: &ResultLine) -> Option<f64> {
+    (line.ops > 0).then_some(line.target_cpu_s? * 1e6 / line.ops as f64)
+}
+
 fn run_key(line: &ResultLine) -> RunKey {
     let rate = line.rate_per_s.map_or(String::new(), |rate| format!("{rate}"));
     (line.devices, line.clients, line.loop_mode.clone().unwrap_or_default(), rate)
@@ -55,7 +69,7 @@ pub fn markdown(lines: &[ResultLine]) -> String {
             "command-rtt" => command_runs
                 .entry(run_key(line))
                 .or_default()
-                .entry(line.target.clone())
+                .entry(target_label(line))
                 .or_default()
                 .push(line),
             "connect" => connect_runs.entry(line.devices).or_default().push(line),
@@ -70,20 +84,20 @@ pub fn markdown(lines: &[ResultLine]) -> String {
     if !command_runs.is_empty() {
         out.push_str("### command-rtt (medians over runs)\n\n");
         out.push_str(
-            "| devices | clients | loop | target | runs | calls/s | p50 µs | p90 µs | p99 µs | p99.9 µs | errors | target CPU (cores) | bench CPU (cores) | target RSS MiB |\n",
+            "| devices | clients | loop | target | runs | calls/s | p50 µs | p90 µs | p99 µs | p99.9 µs | errors | target CPU (cores) | target CPU µs per call | bench CPU (cores) | target RSS MiB |\n",
         );
-        out.push_str("|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        out.push_str("|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for ((devices, clients, loop_mode, rate), targets) in &command_runs {
             // ringiot first, then the baselines.
             let mut names: Vec<&String> = targets.keys().collect();
-            names.sort_by_key(|name| (name.as_str() != "ringiot", name.as_str()));
+            names.sort_by_key(|name| (!name.starts_with("ringiot"), name.as_str()));
             for name in names {
                 let runs = &targets[name];
                 let loop_label =
                     if rate.is_empty() { loop_mode.clone() } else { format!("{loop_mode} {rate}/s") };
                 let _ = writeln!(
                     out,
-                    "| {devices} | {clients} | {loop_label} | {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {devices} | {clients} | {loop_label} | {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     runs.len(),
                     show(median_of(runs, |l| Some(l.throughput_per_s)), 0),
                     show(median_of(runs, |l| Some(l.p50_us as f64)), 0),
@@ -92,28 +106,46 @@ pub fn markdown(lines: &[ResultLine]) -> String {
                     show(median_of(runs, |l| Some(l.p999_us as f64)), 0),
                     runs.iter().map(|l| l.errors).sum::<u64>(),
                     show(median_of(runs, |l| cores(l, l.target_cpu_s)), 2),
+                    show(median_of(runs, cpu_us_per_op), 1),
                     show(median_of(runs, |l| cores(l, l.bench_cpu_s)), 2),
                     show(median_of(runs, |l| l.engine_rss_bytes.map(|b| b as f64 / 1048576.0)), 1),
                 );
             }
         }
+        // Every ringiot row against the Mosquitto row of the same shape.
         let ratios: Vec<String> = command_runs
             .iter()
             .filter_map(|((devices, clients, _, _), targets)| {
-                let ringiot = targets.get("ringiot")?;
                 let baseline = targets.get("mosquitto")?;
-                let throughput = median_of(ringiot, |l| Some(l.throughput_per_s))?
-                    / median_of(baseline, |l| Some(l.throughput_per_s))?.max(1e-9);
-                let p99 = median_of(ringiot, |l| Some(l.p99_us as f64))?
-                    / median_of(baseline, |l| Some(l.p99_us as f64))?.max(1.0);
-                Some(format!("| {devices} | {clients} | ×{throughput:.2} | ×{p99:.2} |"))
+                let rows: Vec<String> = targets
+                    .iter()
+                    .filter(|(name, _)| name.starts_with("ringiot"))
+                    .filter_map(|(name, ringiot)| {
+                        let throughput = median_of(ringiot, |l| Some(l.throughput_per_s))?
+                            / median_of(baseline, |l| Some(l.throughput_per_s))?.max(1e-9);
+                        let p99 = median_of(ringiot, |l| Some(l.p99_us as f64))?
+                            / median_of(baseline, |l| Some(l.p99_us as f64))?.max(1.0);
+                        let cpu =
+                            match (median_of(ringiot, cpu_us_per_op), median_of(baseline, cpu_us_per_op)) {
+                                (Some(ringiot), Some(baseline)) => {
+                                    format!("×{:.2}", ringiot / baseline.max(1e-9))
+                                }
+                                _ => "–".to_owned(),
+                            };
+                        Some(format!(
+                            "| {devices} | {clients} | {name} | ×{throughput:.2} | ×{p99:.2} | {cpu} |"
+                        ))
+                    })
+                    .collect();
+                Some(rows)
             })
+            .flatten()
             .collect();
         if !ratios.is_empty() {
             out.push_str(
-                "\n| devices | clients | throughput ringiot / mosquitto | p99 ringiot / mosquitto |\n",
+                "\n| devices | clients | target | throughput / mosquitto | p99 / mosquitto | CPU per call / mosquitto |\n",
             );
-            out.push_str("|---:|---:|---:|---:|\n");
+            out.push_str("|---:|---:|---|---:|---:|---:|\n");
             for ratio in ratios {
                 out.push_str(&ratio);
                 out.push('\n');
@@ -236,12 +268,35 @@ mod tests {
         ];
         let text = markdown(&lines);
         assert!(
-            text.contains("| 1000 | 64 | closed | ringiot | 3 | 40000 | 100 | 200 | 2000 | 900 | 0 | 1.00 |"),
+            text.contains(
+                "| 1000 | 64 | closed | ringiot | 3 | 40000 | 100 | 200 | 2000 | 900 | 0 | 1.00 | 25.0 |"
+            ),
             "{text}"
         );
-        assert!(text.contains("| 1000 | 64 | ×2.00 | ×1.00 |"), "{text}");
+        // CPU per call: 10 s / 400,000 calls = 25 µs against 10 s / 200,000 = 50 µs.
+        assert!(text.contains("| 1000 | 64 | ringiot | ×2.00 | ×1.00 | ×0.50 |"), "{text}");
         let ringiot_row = text.find("| ringiot |").unwrap();
         assert!(ringiot_row < text.find("| mosquitto |").unwrap(), "ringiot is listed first");
+    }
+
+    #[test]
+    fn engines_of_different_shard_counts_get_their_own_rows_and_ratios() {
+        let with_shards = |shards: u64, throughput: f64| {
+            let mut line = command_line("ringiot", throughput, 2_000);
+            line.engine_shards = Some(shards);
+            line
+        };
+        let lines = vec![
+            with_shards(1, 10_000.0),
+            command_line("mosquitto", 20_000.0, 2_000),
+            with_shards(2, 30_000.0),
+            with_shards(1, 12_000.0),
+        ];
+        let text = markdown(&lines);
+        assert!(text.contains("| closed | ringiot (1 shard) | 2 | 11000 |"), "{text}");
+        assert!(text.contains("| closed | ringiot (2 shards) | 1 | 30000 |"), "{text}");
+        assert!(text.contains("| 1000 | 64 | ringiot (1 shard) | ×0.55 | ×1.00 |"), "{text}");
+        assert!(text.contains("| 1000 | 64 | ringiot (2 shards) | ×1.50 | ×1.00 |"), "{text}");
     }
 
     #[test]

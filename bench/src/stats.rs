@@ -97,6 +97,9 @@ pub struct ResultLine {
     pub max_us: u64,
     pub errors: u64,
     pub engine_rss_bytes: Option<u64>,
+    /// The engine's shard count (ringiot lines; from its ready line or its `/metrics`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_shards: Option<u64>,
     /// `closed` or `open` (command-rtt).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loop_mode: Option<String>,
@@ -156,6 +159,7 @@ impl ResultLine {
             max_us: summary.max_us,
             errors: shape.errors,
             engine_rss_bytes: None,
+            engine_shards: None,
             loop_mode: None,
             rate_per_s: None,
             target_cpu_s: None,

@@ -25,6 +25,8 @@ pub struct Target {
     pub token: String,
     /// The engine's pid when this machine can see it (for RSS and CPU).
     pub pid: Option<u32>,
+    /// The engine's shard count: from its ready line, or counted in its `/metrics`.
+    pub shards: Option<usize>,
 }
 
 /// How to start an engine.
@@ -118,12 +120,14 @@ impl EngineProcess {
                 project_id: BENCH_PROJECT_ID.to_owned(),
                 token: BENCH_TOKEN.to_owned(),
                 pid: Some(pid),
+                shards: None,
             },
         };
         match ready {
-            Ok((http, mqtt, _shards)) => {
+            Ok((http, mqtt, shards)) => {
                 process.target.http = http;
                 process.target.mqtt = mqtt;
+                process.target.shards = Some(shards);
                 Ok(process)
             }
             Err(_) => {

@@ -23,6 +23,7 @@ use crate::fleet::{Fleet, FleetConfig};
 use crate::mosquitto::{find_mosquitto, Mosquitto};
 use crate::observe;
 use crate::registration::register_fleet;
+use crate::report::{cpu_us_per_op, target_label};
 use crate::scenarios::{spawn_progress, thousands, wait_all_online, CpuWindow};
 use crate::stats::{merge_all, ResultLine, RunShape};
 use crate::target::{EngineProcess, Target};
@@ -76,6 +77,7 @@ pub async fn run(
     }
     let mut line = measure("ringiot", options, callers, target.pid).await;
     line.engine_rss_bytes = target.pid.and_then(observe::resident_bytes);
+    line.engine_shards = target.shards.map(|shards| shards as u64);
     lines.push(line);
     fleet.stop().await;
     if let Some(engine) = engine.take() {
@@ -172,7 +174,7 @@ async fn measure(
 fn print_table(lines: &[ResultLine]) {
     eprintln!();
     eprintln!(
-        "{:<10} {:>8} {:>7} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>10}",
+        "{:<18} {:>8} {:>7} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>10} {:>12}",
         "target",
         "devices",
         "clients",
@@ -183,12 +185,13 @@ fn print_table(lines: &[ResultLine]) {
         "p99.9 µs",
         "max µs",
         "errors",
-        "RSS MiB"
+        "RSS MiB",
+        "CPU µs/call"
     );
     for line in lines {
         eprintln!(
-            "{:<10} {:>8} {:>7} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>10}",
-            line.target,
+            "{:<18} {:>8} {:>7} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>10} {:>12}",
+            target_label(line),
             thousands(line.devices),
             line.clients,
             thousands(line.throughput_per_s.round() as u64),
@@ -199,11 +202,17 @@ fn print_table(lines: &[ResultLine]) {
             thousands(line.max_us),
             line.errors,
             line.engine_rss_bytes.map_or("-".to_owned(), |bytes| format!("{:.1}", bytes as f64 / 1048576.0)),
+            cpu_us_per_op(line).map_or("-".to_owned(), |us| format!("{us:.1}")),
         );
     }
     if let [ringiot, baseline] = lines {
+        let cpu = match (cpu_us_per_op(ringiot), cpu_us_per_op(baseline)) {
+            (Some(ringiot), Some(baseline)) => format!(", CPU per call ×{:.2}", ringiot / baseline.max(1e-9)),
+            _ => String::new(),
+        };
         eprintln!(
-            "ringiot / {}: throughput ×{:.2}, p99 ×{:.2} (lower p99 is better)",
+            "{} / {}: throughput ×{:.2}, p99 ×{:.2}{cpu} (lower p99 and CPU are better)",
+            target_label(ringiot),
             baseline.target,
             ringiot.throughput_per_s / baseline.throughput_per_s.max(1e-9),
             ringiot.p99_us as f64 / (baseline.p99_us.max(1) as f64)

@@ -39,6 +39,13 @@ pub async fn wait_all_online(target: &Target, expected: u64, deadline: Duration)
     }
 }
 
+/// The engine's shard count as its `/metrics` shows it; `None` when it cannot be read.
+pub async fn engine_shards(target: &Target) -> Option<usize> {
+    let mut connection = HttpConnection::connect(target.http).await.ok()?;
+    let response = connection.request("GET", "/metrics", &[], b"").await.ok()?;
+    (response.status == 200).then(|| observe::engine_shards(&response.text())).flatten()
+}
+
 /// Prints `[label] elapsed: calls (rate/s), errors` to stderr every second until aborted.
 pub fn spawn_progress(
     label: String,
