@@ -29,6 +29,7 @@ pub struct Config {
     pub log_flush_interval_us: u64,
     pub log_compaction_bytes: u64,
     pub io_memory_bytes: usize,
+    pub io_ring_depth: usize,
     pub spin_before_park_us: u64,
     pub pin_cpus: bool,
     pub mesh_capacity: usize,
@@ -198,6 +199,12 @@ impl Config {
         if self.device_calls_in_flight_max == 0 {
             return invalid("device_calls_in_flight_max must be positive".into());
         }
+        if !(1..=shards::runtime::IO_RING_DEPTH_MAX).contains(&self.io_ring_depth) {
+            return invalid(format!(
+                "io_ring_depth must be between 1 and {} (io_uring's limit)",
+                shards::runtime::IO_RING_DEPTH_MAX
+            ));
+        }
         if self.mesh_capacity == 0 || self.http_connections_max == 0 {
             return invalid("mesh_capacity and http_connections_max must be positive".into());
         }
@@ -283,6 +290,15 @@ mod tests {
         assert!(Config::from_toml("shardz = 2").is_err());
         let empty = Config::from_toml("[[projects]]\nproject_id = \"p\"\ntokens = [\"\"]").unwrap();
         assert!(empty.validate().is_err());
+    }
+
+    #[test]
+    fn the_io_ring_depth_is_bounded_by_io_uring() {
+        assert_eq!(Config::default().io_ring_depth, shards::runtime::DEFAULT_IO_RING_DEPTH);
+        for (depth, valid) in [(0, false), (1, true), (32768, true), (32769, false)] {
+            let config = Config::from_toml(&format!("io_ring_depth = {depth}")).unwrap();
+            assert_eq!(config.validate().is_ok(), valid, "io_ring_depth = {depth}");
+        }
     }
 
     #[test]

@@ -62,6 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime_config = RuntimeConfig {
         shard_count,
         io_memory_bytes: config.io_memory_bytes,
+        io_ring_depth: config.io_ring_depth,
         spin_before_park_us: config.spin_before_park_us,
         pin_cpus: config.pin_cpus,
         mesh_capacity: config.mesh_capacity,

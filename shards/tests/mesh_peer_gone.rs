@@ -54,6 +54,7 @@ fn a_request_to_a_shard_that_dies_fails_instead_of_hanging() {
         let config = RuntimeConfig {
             shard_count: 2,
             io_memory_bytes: 1 << 20,
+            io_ring_depth: shards::runtime::DEFAULT_IO_RING_DEPTH,
             spin_before_park_us: 0,
             pin_cpus: false,
             mesh_capacity: 4,

@@ -22,6 +22,7 @@ fn runtime() -> RuntimeConfig {
     RuntimeConfig {
         shard_count: SHARDS,
         io_memory_bytes: 1 << 20,
+        io_ring_depth: shards::runtime::DEFAULT_IO_RING_DEPTH,
         spin_before_park_us: 0,
         pin_cpus: false,
         mesh_capacity: 16,

@@ -92,6 +92,7 @@ fn writes_the_log_refuses_leave_memory_unchanged() {
     let config = RuntimeConfig {
         shard_count: 1,
         io_memory_bytes: 1 << 20,
+        io_ring_depth: shards::runtime::DEFAULT_IO_RING_DEPTH,
         spin_before_park_us: 0,
         pin_cpus: false,
         mesh_capacity: 4,
