@@ -77,6 +77,7 @@ pub async fn run(
     }
     let mut line = measure("ringiot", options, callers, target.pid).await;
     line.engine_rss_bytes = target.pid.and_then(observe::resident_bytes);
+    // main sets this on every scenario's lines too; the table below prints before that.
     line.engine_shards = target.shards.map(|shards| shards as u64);
     lines.push(line);
     fleet.stop().await;
