@@ -106,6 +106,27 @@ pub struct FleetConfig {
     pub downlink: Option<Arc<DownlinkLog>>,
 }
 
+impl FleetConfig {
+    /// A fleet for the engine: IoTDA logins, no SUBSCRIBE (the system topics are implicit),
+    /// immediate answers, nothing recorded. Scenarios change what they need with `..`.
+    pub fn for_engine(
+        devices: u64,
+        mqtt: SocketAddr,
+        keep_alive_s: u16,
+        logins_in_flight_max: usize,
+    ) -> FleetConfig {
+        FleetConfig {
+            devices,
+            mqtt,
+            keep_alive_s,
+            think: Duration::ZERO,
+            subscribe_commands: false,
+            logins_in_flight_max,
+            downlink: None,
+        }
+    }
+}
+
 /// How the logins went.
 #[derive(Debug)]
 pub struct LoginReport {

@@ -114,13 +114,13 @@ pub async fn run(options: &BatchOptions, target: &Target) -> anyhow::Result<Resu
     register_fleet(target, options.devices).await?;
     let log = Arc::new(DownlinkLog::default());
     let config = FleetConfig {
-        devices: options.devices,
-        mqtt: target.mqtt,
-        keep_alive_s: options.keep_alive_s,
-        think: Duration::ZERO,
-        subscribe_commands: false,
-        logins_in_flight_max: options.logins_in_flight_max,
         downlink: Some(log.clone()),
+        ..FleetConfig::for_engine(
+            options.devices,
+            target.mqtt,
+            options.keep_alive_s,
+            options.logins_in_flight_max,
+        )
     };
     let (fleet, logins) = Fleet::start(config).await?;
     if logins.failed > 0 {

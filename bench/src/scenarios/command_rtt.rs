@@ -53,13 +53,13 @@ pub async fn run(
     let mut lines = Vec::new();
     register_fleet(target, options.devices).await?;
     let fleet_config = FleetConfig {
-        devices: options.devices,
-        mqtt: target.mqtt,
-        keep_alive_s: options.keep_alive_s,
         think: options.think,
-        subscribe_commands: false,
-        logins_in_flight_max: options.logins_in_flight_max,
-        downlink: None,
+        ..FleetConfig::for_engine(
+            options.devices,
+            target.mqtt,
+            options.keep_alive_s,
+            options.logins_in_flight_max,
+        )
     };
     let (fleet, logins) = Fleet::start(fleet_config.clone()).await?;
     if logins.failed > 0 {

@@ -36,15 +36,12 @@ pub async fn run(options: &ConnectOptions, target: &Target) -> anyhow::Result<Re
     register_fleet(target, options.devices).await?;
     tokio::time::sleep(SETTLE).await;
     let rss_before = target.pid.and_then(observe::resident_bytes);
-    let config = FleetConfig {
-        devices: options.devices,
-        mqtt: target.mqtt,
-        keep_alive_s: options.keep_alive_s,
-        think: Duration::ZERO,
-        subscribe_commands: false,
-        logins_in_flight_max: options.logins_in_flight_max,
-        downlink: None,
-    };
+    let config = FleetConfig::for_engine(
+        options.devices,
+        target.mqtt,
+        options.keep_alive_s,
+        options.logins_in_flight_max,
+    );
     let window = CpuWindow::open(target.pid);
     let (fleet, logins) = Fleet::start(config).await?;
     let cpu = window.close();

@@ -220,13 +220,13 @@ pub async fn run(options: &MessagesOptions, target: &Target) -> anyhow::Result<V
     let log = Arc::new(DownlinkLog::expecting(expected));
     let expected_total = accept.ops;
     let config = FleetConfig {
-        devices: options.devices,
-        mqtt: target.mqtt,
-        keep_alive_s: options.keep_alive_s,
-        think: Duration::ZERO,
-        subscribe_commands: false,
-        logins_in_flight_max: options.logins_in_flight_max,
         downlink: Some(log.clone()),
+        ..FleetConfig::for_engine(
+            options.devices,
+            target.mqtt,
+            options.keep_alive_s,
+            options.logins_in_flight_max,
+        )
     };
     let window = CpuWindow::open(target.pid);
     let progress = spawn_delivery_progress(log.clone(), expected_total);
