@@ -35,7 +35,9 @@
 //!
 //! * **Start-up**: [`recover`] (blocking `std::fs`) loads the newest complete snapshot, then
 //!   replays the segments from that snapshot's `seq` on. [`ShardLog::open`] continues the
-//!   last segment and spawns the flusher on the shard's glommio executor.
+//!   last segment and spawns the flusher on the shard's glommio executor. What a file's bytes
+//!   hold is decided without I/O by [`scan_segment`] and [`parse_snapshot`], which the fuzz
+//!   targets (`fuzzing` crate) feed with arbitrary bytes.
 //! * **Append (group commit)**: [`ShardLog::append`] encodes the record into the open batch
 //!   and awaits that batch's completion. The flusher task writes a batch once it holds
 //!   `batch_bytes_max` bytes or its first record is `flush_interval_us` old, fdatasyncs,
@@ -103,8 +105,9 @@ mod tests;
 use std::path::PathBuf;
 
 pub use error::LogError;
-pub use record::{KIND_RESERVED_MIN, RECORD_BYTES_MAX};
-pub use recover::recover;
+pub use record::{encode_into, BadRecord, KIND_RESERVED_MIN, RECORD_BYTES_MAX};
+pub use recover::{recover, scan_segment, SegmentEnd, SegmentScan};
+pub use snapshot::{parse_snapshot, SnapshotRead};
 pub use writer::ShardLog;
 
 /// One record as the caller sees it; the body is opaque to the log.

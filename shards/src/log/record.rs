@@ -65,8 +65,9 @@ pub(crate) fn framed_bytes(body_bytes: usize) -> usize {
 }
 
 /// Appends one framed record to `buffer` (which must hold whole records) and returns the
-/// number of bytes added.
-pub(crate) fn encode_into(buffer: &mut Vec<u8>, kind: u16, version: u16, body: &[u8]) -> usize {
+/// number of bytes added. Panics if `body` is over [`RECORD_BYTES_MAX`] or `buffer`'s length
+/// is not a multiple of 16 (callers' bugs, not input).
+pub fn encode_into(buffer: &mut Vec<u8>, kind: u16, version: u16, body: &[u8]) -> usize {
     assert!(body.len() <= RECORD_BYTES_MAX);
     assert_eq!(buffer.len() % ALIGNMENT_BYTES, 0);
     let start = buffer.len();
@@ -123,7 +124,7 @@ pub(crate) enum Decoded<'a> {
 
 /// Why the bytes at an offset are not a valid record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BadRecord {
+pub enum BadRecord {
     ShortHeader { available_bytes: usize },
     BadMagic,
     TooLarge { length_bytes: u32 },

@@ -102,33 +102,66 @@ fn check_contiguous(dir: &Path, base_seq: u64, live_segments: &[u64]) -> Result<
     Ok(())
 }
 
-/// Appends the records of one segment to `tail` and returns the segment's valid length.
-fn replay_segment(path: &Path, is_last: bool, tail: &mut Vec<LogRecord>) -> Result<u64, LogError> {
-    let bytes = fs::read(path).map_err(|source| LogError::io(path, source))?;
+/// What the bytes of one segment hold, decided without I/O so that any bytes can be checked
+/// (the fuzz targets feed this directly): the records up to the first one that is not valid,
+/// and why the scan stopped there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentScan {
+    /// Every valid record before `end`, in order, checksums verified.
+    pub records: Vec<LogRecord>,
+    /// Bytes of those records: where the segment's valid part ends.
+    pub valid_bytes: usize,
+    pub end: SegmentEnd,
+}
+
+/// Why [`scan_segment`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentEnd {
+    /// The bytes ended exactly after a record.
+    Clean,
+    /// The bytes at `valid_bytes` are not a valid record.
+    Bad(BadRecord),
+    /// A valid record of a kind only the log writes (a snapshot footer): no segment holds one.
+    ReservedKind(u16),
+}
+
+/// Reads the records of a segment's bytes up to the first that is not valid.
+pub fn scan_segment(bytes: &[u8]) -> SegmentScan {
+    let mut records = Vec::new();
     let mut offset = 0usize;
     // Each record takes at least a header, which bounds the loop.
     for _ in 0..=bytes.len() / record::HEADER_BYTES {
-        match record::decode_at(&bytes, offset) {
-            Decoded::End => return Ok(offset as u64),
+        let end = match record::decode_at(bytes, offset) {
+            Decoded::End => SegmentEnd::Clean,
+            Decoded::Bad(bad) => SegmentEnd::Bad(bad),
+            Decoded::Record(view) if view.kind >= KIND_RESERVED_MIN => SegmentEnd::ReservedKind(view.kind),
             Decoded::Record(view) => {
-                if view.kind >= KIND_RESERVED_MIN {
-                    return Err(LogError::Corrupt {
-                        path: path.to_path_buf(),
-                        offset_bytes: offset as u64,
-                        reason: format!(
-                            "record at byte {offset} has kind {:#06x}, which no segment holds",
-                            view.kind
-                        ),
-                    });
-                }
                 // decode_at recomputed the checksum over the bytes read: verified after reading.
-                tail.push(LogRecord { kind: view.kind, version: view.version, body: view.body.to_vec() });
+                records.push(LogRecord { kind: view.kind, version: view.version, body: view.body.to_vec() });
                 offset += view.framed_bytes;
+                continue;
             }
-            Decoded::Bad(bad) => return cut_torn_tail(path, &bytes, offset, bad, is_last),
-        }
+        };
+        return SegmentScan { records, valid_bytes: offset, end };
     }
-    unreachable!("more records than the file can hold");
+    unreachable!("more records than the bytes can hold");
+}
+
+/// Appends the records of one segment to `tail` and returns the segment's valid length.
+fn replay_segment(path: &Path, is_last: bool, tail: &mut Vec<LogRecord>) -> Result<u64, LogError> {
+    let bytes = fs::read(path).map_err(|source| LogError::io(path, source))?;
+    let scan = scan_segment(&bytes);
+    tail.extend(scan.records);
+    let offset = scan.valid_bytes;
+    match scan.end {
+        SegmentEnd::Clean => Ok(offset as u64),
+        SegmentEnd::ReservedKind(kind) => Err(LogError::Corrupt {
+            path: path.to_path_buf(),
+            offset_bytes: offset as u64,
+            reason: format!("record at byte {offset} has kind {kind:#06x}, which no segment holds"),
+        }),
+        SegmentEnd::Bad(bad) => cut_torn_tail(path, &bytes, offset, bad, is_last),
+    }
 }
 
 /// A bad record at the end of the last segment is a write the crash interrupted: cut it
@@ -162,4 +195,33 @@ fn cut_torn_tail(
         .and_then(|()| file.sync_all())
         .map_err(|source| LogError::io(path, source))?;
     Ok(offset as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment(records: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for (kind, body) in records {
+            record::encode_into(&mut bytes, *kind, 1, body);
+        }
+        bytes
+    }
+
+    #[test]
+    fn a_scan_stops_at_the_first_record_that_is_not_valid_and_says_why() {
+        let bytes = segment(&[(1, b"first"), (2, b"second")]);
+        let clean = scan_segment(&bytes);
+        assert_eq!((clean.records.len(), clean.valid_bytes, clean.end), (2, bytes.len(), SegmentEnd::Clean));
+
+        let torn = scan_segment(&bytes[..bytes.len() - 1]);
+        assert_eq!((torn.records.len(), torn.valid_bytes), (1, 32));
+        assert!(matches!(torn.end, SegmentEnd::Bad(BadRecord::ShortBody { .. })));
+
+        let footer = segment(&[(1, b"first"), (0xFFFF, b"")]);
+        let reserved = scan_segment(&footer);
+        assert_eq!((reserved.records.len(), reserved.end), (1, SegmentEnd::ReservedKind(0xFFFF)));
+        assert_eq!(scan_segment(&[]).end, SegmentEnd::Clean);
+    }
 }

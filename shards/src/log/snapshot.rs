@@ -76,8 +76,8 @@ async fn write_chunk(
 }
 
 /// What reading a snapshot file found.
-#[derive(Debug)]
-pub(crate) enum SnapshotRead {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotRead {
     Complete(Vec<LogRecord>),
     /// Not usable; the reason is for the operator's log.
     Incomplete(String),
@@ -86,17 +86,23 @@ pub(crate) enum SnapshotRead {
 /// Reads and verifies snapshot `seq` (blocking; recovery only).
 pub(crate) fn read_blocking(path: &Path, seq: u64) -> Result<SnapshotRead, LogError> {
     let bytes = fs::read(path).map_err(|source| LogError::io(path, source))?;
+    Ok(parse_snapshot(&bytes, seq))
+}
+
+/// Decides whether `bytes` are a complete snapshot `seq`, without I/O (so any bytes can be
+/// checked; the fuzz targets feed this directly).
+pub fn parse_snapshot(bytes: &[u8], seq: u64) -> SnapshotRead {
     let mut records = Vec::new();
     let mut offset = 0usize;
     // Each record takes at least a header, which bounds the loop.
     for _ in 0..=bytes.len() / record::HEADER_BYTES {
-        let view = match record::decode_at(&bytes, offset) {
+        let view = match record::decode_at(bytes, offset) {
             Decoded::Record(view) => view,
             Decoded::End => {
-                return Ok(SnapshotRead::Incomplete("it has no footer".to_string()));
+                return SnapshotRead::Incomplete("it has no footer".to_string());
             }
             Decoded::Bad(bad) => {
-                return Ok(SnapshotRead::Incomplete(format!("its record at byte {offset} {bad}")));
+                return SnapshotRead::Incomplete(format!("its record at byte {offset} {bad}"));
             }
         };
         offset += view.framed_bytes;
@@ -107,18 +113,18 @@ pub(crate) fn read_blocking(path: &Path, seq: u64) -> Result<SnapshotRead, LogEr
         let record_count = u64::try_from(records.len()).expect("usize fits in u64");
         let expected = footer_body(record_count, seq);
         if view.kind != KIND_SNAPSHOT_FOOTER || view.body != expected {
-            return Ok(SnapshotRead::Incomplete(format!(
+            return SnapshotRead::Incomplete(format!(
                 "its footer at byte {} does not match its {record_count} records and name",
                 offset - view.framed_bytes
-            )));
+            ));
         }
         if offset != bytes.len() {
-            return Ok(SnapshotRead::Incomplete(format!(
+            return SnapshotRead::Incomplete(format!(
                 "it holds {} bytes after its footer",
                 bytes.len() - offset
-            )));
+            ));
         }
-        return Ok(SnapshotRead::Complete(records));
+        return SnapshotRead::Complete(records);
     }
-    unreachable!("more records than the file can hold");
+    unreachable!("more records than the bytes can hold");
 }
