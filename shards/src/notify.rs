@@ -179,15 +179,21 @@ impl Shard {
         }
         let Some(device) = self.device_for_login(device_id) else { return };
         self.notify(&device, "device.message", "report", || {
-            let mut scratch = payload.to_vec();
-            let (content, content_encoding) = match simd_json::to_owned_value(&mut scratch) {
-                Ok(value) => (value, None),
-                Err(_) => match std::str::from_utf8(payload) {
-                    Ok(text) => (OwnedValue::from(text), None),
-                    Err(_) => (OwnedValue::from(protocol::base64::encode(payload)), Some("base64")),
-                },
-            };
+            let (content, content_encoding) = message_report_content(payload);
             Some(MessageReportBody { topic, content, content_encoding })
         });
+    }
+}
+
+/// What a `device.message:report` carries for a device's payload: its JSON when it is JSON,
+/// else its text when it is UTF-8, else its base64 (with `content_encoding` "base64").
+pub fn message_report_content(payload: &[u8]) -> (OwnedValue, Option<&'static str>) {
+    let mut scratch = payload.to_vec();
+    match simd_json::to_owned_value(&mut scratch) {
+        Ok(value) => (value, None),
+        Err(_) => match std::str::from_utf8(payload) {
+            Ok(text) => (OwnedValue::from(text), None),
+            Err(_) => (OwnedValue::from(protocol::base64::encode(payload)), Some("base64")),
+        },
     }
 }

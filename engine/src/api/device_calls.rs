@@ -145,7 +145,7 @@ fn name(field: &str, value: Option<String>, max: usize) -> Result<Option<String>
 }
 
 /// Parses and shape-checks a CreateCommand body (also a `createCommands` batch document).
-pub(crate) fn command_body(bytes: &[u8]) -> Result<CallBody, ApiError> {
+pub fn command_body(bytes: &[u8]) -> Result<CallBody, ApiError> {
     #[derive(serde::Deserialize)]
     struct CommandRequest {
         service_id: Option<String>,
@@ -164,7 +164,7 @@ pub(crate) fn command_body(bytes: &[u8]) -> Result<CallBody, ApiError> {
     Ok(CallBody::Command { service_id, command_name, paras })
 }
 
-fn properties_set_body(bytes: &[u8]) -> Result<CallBody, ApiError> {
+pub fn properties_set_body(bytes: &[u8]) -> Result<CallBody, ApiError> {
     #[derive(serde::Deserialize)]
     struct Service {
         service_id: Option<String>,

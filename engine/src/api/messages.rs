@@ -201,7 +201,7 @@ fn publishable(field: &str, topic: &str) -> Result<(), ApiError> {
 
 /// Parses and checks a CreateMessage body (also a `createMessages` batch document, whose
 /// device id is filled in per target).
-pub(crate) fn message_body(bytes: &[u8], project_id: &str, device_id: &str) -> Result<NewMessage, ApiError> {
+pub fn message_body(bytes: &[u8], project_id: &str, device_id: &str) -> Result<NewMessage, ApiError> {
     let body: CreateMessageRequest = protocol::json::from_bytes(bytes)?;
     validate(body, project_id, device_id)
 }

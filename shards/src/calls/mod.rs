@@ -102,7 +102,7 @@ impl CallBody {
 
     /// Checks the call against the device's product model (`None`: the product is unknown
     /// here, so only a free-format command passes).
-    fn check(
+    pub fn check(
         &self,
         product: Option<&Product>,
         product_id: &str,
@@ -403,7 +403,7 @@ impl Shard {
 
 /// The answer as JSON text to embed verbatim, or `None` if it is not JSON. An empty (or blank)
 /// payload is `{}`: every field of an answer is optional (spec §1.5).
-fn answer_json(payload: &[u8]) -> Option<Vec<u8>> {
+pub fn answer_json(payload: &[u8]) -> Option<Vec<u8>> {
     if payload.iter().all(u8::is_ascii_whitespace) {
         return Some(b"{}".to_vec());
     }
