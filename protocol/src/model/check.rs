@@ -15,8 +15,10 @@
 //! - `enum`: a JSON string in `enum_list`.
 //! - `boolean`: a JSON `true` / `false`; the strings `"true"` / `"false"` are refused.
 //! - `DateTime`: a string in `yyyyMMdd'T'HHmmss'Z'` ([`crate::time::parse_sdk_date`]).
-//! - `jsonObject`: a JSON object (anything inside).
-//! - `string list`: an array of strings; each obeys `max_length` and, when given, `enum_list`.
+//! - `jsonObject`: a JSON object, at most [`CONTAINER_DEPTH_MAX`] containers deep and at most
+//!   [`CONTAINER_BYTES_MAX`] bytes as compact JSON.
+//! - `string list`: an array of strings; each obeys `max_length` and, when given, `enum_list`;
+//!   the whole list is at most [`CONTAINER_BYTES_MAX`] bytes as compact JSON.
 //! - No type accepts `null`, and nothing is coerced (no `"5"` for an int, no `5` for a string).
 //!
 //! ## Decisions where the spec is silent
@@ -29,6 +31,10 @@
 //!   may be absent at all is the request parser's business.
 //! - A `service_id` without a `command_name` checks only that the service exists: the paras
 //!   cannot be matched to a command.
+//! - The depth and size bounds of `jsonObject` / `string list` are ours (the spec gives none):
+//!   depth 8 is far beyond any record a product model describes (IoTDA's own shadow maps are
+//!   flat) yet keeps every walk of a stored value shallow; 64 KiB is IoTDA's limit on one
+//!   device message, so no value could be bigger there.
 //! - Property set: at least one service; each entry's `properties` must be an object (it may be
 //!   empty); `required` is not enforced, since a set is partial by nature. A property is
 //!   writable when its `method` contains `W`.
@@ -39,6 +45,41 @@ use simd_json::{OwnedValue, StaticNode};
 use crate::error::ValidationError;
 use crate::model::{DataType, Product, ServiceCapability, ServiceCommandPara, ServiceProperty};
 use crate::time::parse_sdk_date;
+
+/// Containers (objects, arrays) nested in a `jsonObject` value, itself included: `{"a":1}` is 1
+/// deep, `{"a":{"b":[1]}}` is 3.
+pub const CONTAINER_DEPTH_MAX: usize = 8;
+/// A `jsonObject` or `string list` value as compact JSON.
+pub const CONTAINER_BYTES_MAX: usize = 64 * 1024;
+
+/// Why a value does not fit its definition, for callers that count refusals by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ValueFault {
+    /// Not the JSON type of the data type (`null` included), or a string that is not a DateTime.
+    WrongType,
+    /// Outside `min` / `max`, or outside the 32 / 64 bits of `int` / `long`.
+    OutOfRange,
+    NotInEnum,
+    /// A string (or `string list` item) longer than `max_length`.
+    TooLong,
+    /// A `jsonObject` nested deeper than [`CONTAINER_DEPTH_MAX`].
+    TooDeep,
+    /// A `jsonObject` or `string list` larger than [`CONTAINER_BYTES_MAX`].
+    TooLarge,
+}
+
+/// A value that does not fit: the kind of fault and the error naming the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueRefusal {
+    pub fault: ValueFault,
+    pub error: ValidationError,
+}
+
+impl ValueRefusal {
+    fn new(fault: ValueFault, field: &str, message: impl Into<String>) -> Self {
+        Self { fault, error: ValidationError::new(field, message) }
+    }
+}
 
 /// The constraints of one para or property that a value must satisfy.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -170,8 +211,23 @@ pub fn check_value(
     rules: ValueRules<'_>,
     value: &OwnedValue,
 ) -> Result<(), ValidationError> {
-    let wrong_type =
-        |expected: &str| ValidationError::new(field, format!("expected {expected}, got {}", describe(value)));
+    check_value_fault(field, data_type, rules, value).map_err(|refusal| refusal.error)
+}
+
+/// [`check_value`], saying also which kind of fault the value has.
+pub fn check_value_fault(
+    field: &str,
+    data_type: DataType,
+    rules: ValueRules<'_>,
+    value: &OwnedValue,
+) -> Result<(), ValueRefusal> {
+    let wrong_type = |expected: &str| {
+        ValueRefusal::new(
+            ValueFault::WrongType,
+            field,
+            format!("expected {expected}, got {}", describe(value)),
+        )
+    };
     match data_type {
         DataType::Int | DataType::Long => {
             let number = match value {
@@ -185,7 +241,8 @@ pub fn check_value(
                 (i128::from(i64::MIN), i128::from(i64::MAX))
             };
             if number < low || number > high {
-                return Err(ValidationError::new(
+                return Err(ValueRefusal::new(
+                    ValueFault::OutOfRange,
                     field,
                     format!("value {number} is out of range for {}", data_type.as_str()),
                 ));
@@ -215,29 +272,65 @@ pub fn check_value(
         DataType::Boolean => value.as_bool().map(|_| ()).ok_or_else(|| wrong_type("true or false")),
         DataType::DateTime => {
             let text = value.as_str().ok_or_else(|| wrong_type("a DateTime string (yyyyMMddTHHmmssZ)"))?;
-            parse_sdk_date(text)
-                .map(|_| ())
-                .map_err(|error| ValidationError::new(field, format!("not a DateTime: {error}")))
+            parse_sdk_date(text).map(|_| ()).map_err(|error| {
+                ValueRefusal::new(ValueFault::WrongType, field, format!("not a DateTime: {error}"))
+            })
         }
         DataType::JsonObject => {
-            if value.is_object() {
-                Ok(())
-            } else {
-                Err(wrong_type("a JSON object"))
+            if !value.is_object() {
+                return Err(wrong_type("a JSON object"));
             }
+            if deeper_than(value, CONTAINER_DEPTH_MAX) {
+                return Err(ValueRefusal::new(
+                    ValueFault::TooDeep,
+                    field,
+                    format!("the object nests more than {CONTAINER_DEPTH_MAX} levels deep"),
+                ));
+            }
+            check_container_bytes(field, crate::json::to_vec(value).len())
         }
         DataType::StringList => {
             let items = value.as_array().ok_or_else(|| wrong_type("an array of strings"))?;
+            // `["a","b"]`: brackets, quotes, commas; escapes only make the real JSON longer.
+            let mut bytes = 2 + items.len().saturating_sub(1);
             for (index, item) in items.iter().enumerate() {
                 let item_field = format!("{field}[{index}]");
                 let text = item.as_str().ok_or_else(|| {
-                    ValidationError::new(&item_field, format!("expected a string, got {}", describe(item)))
+                    ValueRefusal::new(
+                        ValueFault::WrongType,
+                        &item_field,
+                        format!("expected a string, got {}", describe(item)),
+                    )
                 })?;
                 check_text(&item_field, text, rules)?;
+                bytes += text.len() + 2;
             }
-            Ok(())
+            check_container_bytes(field, bytes)
         }
     }
+}
+
+/// Whether `value` nests more than `levels` containers (itself included). Recurses at most
+/// `levels + 1` deep, however deep the value is.
+fn deeper_than(value: &OwnedValue, levels: usize) -> bool {
+    match value {
+        OwnedValue::Object(entries) => {
+            levels == 0 || entries.values().any(|child| deeper_than(child, levels - 1))
+        }
+        OwnedValue::Array(items) => levels == 0 || items.iter().any(|child| deeper_than(child, levels - 1)),
+        OwnedValue::Static(_) | OwnedValue::String(_) => false,
+    }
+}
+
+fn check_container_bytes(field: &str, bytes: usize) -> Result<(), ValueRefusal> {
+    if bytes > CONTAINER_BYTES_MAX {
+        return Err(ValueRefusal::new(
+            ValueFault::TooLarge,
+            field,
+            format!("the value is {bytes} bytes of JSON; the limit is {CONTAINER_BYTES_MAX}"),
+        ));
+    }
+    Ok(())
 }
 
 fn find_service<'p>(
@@ -256,26 +349,35 @@ fn check_bounds<N: PartialOrd + std::fmt::Display>(
     number: N,
     rules: ValueRules<'_>,
     parse: impl Fn(&str) -> Option<N>,
-) -> Result<(), ValidationError> {
+) -> Result<(), ValueRefusal> {
     if let Some(min) = rules.min.and_then(&parse) {
         if number < min {
-            return Err(ValidationError::new(field, format!("value {number} is below min {min}")));
+            return Err(ValueRefusal::new(
+                ValueFault::OutOfRange,
+                field,
+                format!("value {number} is below min {min}"),
+            ));
         }
     }
     if let Some(max) = rules.max.and_then(&parse) {
         if number > max {
-            return Err(ValidationError::new(field, format!("value {number} is above max {max}")));
+            return Err(ValueRefusal::new(
+                ValueFault::OutOfRange,
+                field,
+                format!("value {number} is above max {max}"),
+            ));
         }
     }
     Ok(())
 }
 
 /// A `string` (or `string list` item): `max_length`, then a non-empty `enum_list`.
-fn check_text(field: &str, text: &str, rules: ValueRules<'_>) -> Result<(), ValidationError> {
+fn check_text(field: &str, text: &str, rules: ValueRules<'_>) -> Result<(), ValueRefusal> {
     if let Some(max_length) = rules.max_length.and_then(|max| usize::try_from(max).ok()) {
         let chars = text.chars().count();
         if chars > max_length {
-            return Err(ValidationError::new(
+            return Err(ValueRefusal::new(
+                ValueFault::TooLong,
                 field,
                 format!("value is {chars} characters long; the limit is {max_length}"),
             ));
@@ -289,11 +391,13 @@ fn check_text(field: &str, text: &str, rules: ValueRules<'_>) -> Result<(), Vali
 
 /// `text` must be one of `enum_list`; an absent or empty list (never on a validated `enum`)
 /// allows any string.
-fn check_in_enum(field: &str, text: &str, enum_list: Option<&[String]>) -> Result<(), ValidationError> {
+fn check_in_enum(field: &str, text: &str, enum_list: Option<&[String]>) -> Result<(), ValueRefusal> {
     match enum_list {
-        Some(list) if !list.is_empty() && !list.iter().any(|entry| entry == text) => {
-            Err(ValidationError::new(field, format!("'{}' is not one of {}", shorten(text), list.join(", "))))
-        }
+        Some(list) if !list.is_empty() && !list.iter().any(|entry| entry == text) => Err(ValueRefusal::new(
+            ValueFault::NotInEnum,
+            field,
+            format!("'{}' is not one of {}", shorten(text), list.join(", ")),
+        )),
         _ => Ok(()),
     }
 }

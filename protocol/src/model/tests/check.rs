@@ -311,3 +311,23 @@ fn long_strings_are_shortened_in_messages() {
         rejected_at(check_value("v", DataType::Enum, rules, &OwnedValue::from("x".repeat(100))), "v");
     assert_eq!(message, format!("'{}…' is not one of ON", "x".repeat(32)));
 }
+
+#[test]
+fn json_object_depth_and_string_list_size_are_bounded_with_their_fault() {
+    use crate::model::check::{check_value_fault, ValueFault, CONTAINER_BYTES_MAX, CONTAINER_DEPTH_MAX};
+    let none = ValueRules::default();
+    let nested = |depth: usize| json(&format!("{}1{}", r#"{"a":["#.repeat(depth), "]}".repeat(depth)));
+    // Each `{"a":[…]}` is two containers.
+    let fault =
+        |data_type, value: &OwnedValue| check_value_fault("v", data_type, none, value).map_err(|r| r.fault);
+    assert_eq!(fault(DataType::JsonObject, &nested(CONTAINER_DEPTH_MAX / 2)), Ok(()));
+    assert_eq!(fault(DataType::JsonObject, &nested(CONTAINER_DEPTH_MAX / 2 + 1)), Err(ValueFault::TooDeep));
+    assert_eq!(fault(DataType::JsonObject, &nested(400)), Err(ValueFault::TooDeep));
+    let message = rejected_at(check_value("v", DataType::JsonObject, none, &nested(400)), "v");
+    assert_eq!(message, format!("the object nests more than {CONTAINER_DEPTH_MAX} levels deep"));
+
+    let list = |item_bytes: usize| OwnedValue::from(vec![OwnedValue::from("x".repeat(item_bytes))]);
+    assert_eq!(fault(DataType::StringList, &list(CONTAINER_BYTES_MAX - 4)), Ok(()));
+    assert_eq!(fault(DataType::StringList, &list(CONTAINER_BYTES_MAX - 3)), Err(ValueFault::TooLarge));
+    assert_eq!(fault(DataType::Int, &json("null")), Err(ValueFault::WrongType));
+}
