@@ -41,17 +41,18 @@ pub struct DeviceShadow {
     pub services: Vec<ServiceShadow>,
 }
 
-/// `.../sys/properties/report` payload.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+/// `.../sys/properties/report` payload. Serialized back (the accepted part of a report) for
+/// `device.property:report` notifications.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PropertyReport {
     pub services: Vec<ReportedService>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReportedService {
     pub service_id: String,
     pub properties: BTreeMap<String, OwnedValue>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_time: Option<String>,
 }
 
@@ -76,9 +77,11 @@ impl DeviceShadow {
         &mut self.services[index]
     }
 
-    /// Merges a property report into `reported`. `received_t1` is the receive time (T1).
+    /// Merges a property report into `reported`. `received_t1` is the receive time (T1). The
+    /// values are taken as they are: checking them against the product model is
+    /// [`crate::model::report::check_report`]'s job, done before.
     pub fn apply_report(&mut self, report: PropertyReport, received_t1: &str) -> Result<(), ValidationError> {
-        validate_report(&report)?;
+        report.validate()?;
         for service in report.services {
             let event_time =
                 service.event_time.filter(|t| is_t1(t)).unwrap_or_else(|| received_t1.to_owned());
@@ -105,6 +108,15 @@ impl DeviceShadow {
                 ShadowSide { properties: service.desired, event_time: Some(created_t1.to_owned()) };
         }
         shadow
+    }
+}
+
+impl PropertyReport {
+    /// The shape rules of a report, whatever the product model: 1 to [`REPORT_SERVICES_MAX`]
+    /// services with ids of 1–64 characters, at most [`SERVICE_PROPERTIES_MAX`] properties per
+    /// service, property names usable as shadow keys.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        validate_report(self)
     }
 }
 

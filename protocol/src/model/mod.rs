@@ -7,6 +7,8 @@
 //!   command and property paths ([`Product::service`], [`ServiceCapability::command`], …).
 //! - [`validate`]: [`validate_create`] and [`apply_update`], which turn a request into a
 //!   [`Product`] or say precisely which field is wrong.
+//! - [`check`]: a downlink call (command, property set / get) against the model;
+//!   [`report`]: a device's property report against the model, keeping what conforms.
 //! - `service`: the rules for one service capability and everything below it.
 //! - `field`: length / id / enumeration checks shared with [`crate::device`].
 //!
@@ -30,6 +32,7 @@
 
 pub mod check;
 pub(crate) mod field;
+pub mod report;
 mod service;
 pub mod validate;
 

@@ -1,9 +1,11 @@
 //! Product-model tests: parsing realistic bodies (`parse`), the product-level rules and
-//! UpdateProduct (`product`), and the service-capability rules (`service`).
+//! UpdateProduct (`product`), the service-capability rules (`service`), calls against the model
+//! (`check`) and property reports against it (`report`).
 
 mod check;
 mod parse;
 mod product;
+mod report;
 mod service;
 
 use crate::error::ValidationError;
