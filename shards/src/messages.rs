@@ -194,5 +194,8 @@ pub struct ShardMetrics {
     pub mesh_pending: usize,
     pub calls: crate::calls::metrics::CallMetrics,
     pub uplink: crate::registry::access::UplinkCounts,
+    /// Reported property values dropped for not conforming to the product model, indexed by
+    /// [`protocol::model::report::DropReason::index`].
+    pub reported_properties_dropped: crate::registry::shadow::DroppedCounts,
     pub log: crate::log::LogStats,
 }

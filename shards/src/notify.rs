@@ -9,7 +9,9 @@
 //!   `error_info` `{error_code, error_msg}` when the message failed (the spec leaves that
 //!   unconfirmed; an extra field is harmless to a JSON client).
 //! - `device.status:update`: `{status, status_update_time, last_online_time?}`.
-//! - `device.property:report`: `{services: [...]}` as the device reported them.
+//! - `device.property:report`: `{services: [...]}`: what the shadow accepted of the device's
+//!   report — values that did not conform to the product model were not accepted, so they are
+//!   not announced (a report with nothing accepted sends nothing).
 //! - `device.message:report`: `{topic, content}` — the payload as JSON when it is JSON, else
 //!   as a string when it is UTF-8, else base64 (with `"content_encoding":"base64"`).
 
@@ -151,8 +153,9 @@ impl Shard {
         self.notify(device, "device.status", "update", || Some(body));
     }
 
-    /// `device.property:report` with the services of the report the device published
-    /// (`payload`, already applied to the shadow; parsed again only when a rule wants it).
+    /// `device.property:report` with the accepted services of the report the device published
+    /// (`payload`, already applied to the shadow). It is parsed and checked against the model
+    /// again only when a rule wants the event, so a report costs nothing more without rules.
     pub(crate) fn notify_property_report(self: &Rc<Self>, device_id: &str, payload: &[u8]) {
         if self.routing().is_empty() {
             return;
@@ -160,15 +163,12 @@ impl Shard {
         let Some(device) = self.device_for_login(device_id) else { return };
         #[derive(Serialize)]
         struct Body {
-            services: OwnedValue,
+            services: Vec<protocol::shadow::ReportedService>,
         }
-        self.notify(&device, "device.property", "report", || match protocol::json::from_bytes::<OwnedValue>(
-            payload,
-        )
-        .ok()?
-        {
-            OwnedValue::Object(mut report) => Some(Body { services: report.remove("services")? }),
-            _ => None,
+        self.notify(&device, "device.property", "report", || {
+            let report = protocol::json::from_bytes::<protocol::shadow::PropertyReport>(payload).ok()?;
+            let accepted = self.accepted_part(device_id, report);
+            (!accepted.services.is_empty()).then_some(Body { services: accepted.services })
         });
     }
 

@@ -16,7 +16,15 @@ const REPORT_TOPIC: &str = "$oc/devices/meter_n1/sys/properties/report";
 
 fn logged_in_device(engine: &Engine) -> MqttDevice {
     let client = engine.client_a();
-    let product = json!({"product_id": "meter", "name": "meter", "device_type": "Meter", "protocol_type": "MQTT", "service_capabilities": []});
+    let product = json!({
+        "product_id": "meter", "name": "meter", "device_type": "Meter", "protocol_type": "MQTT",
+        "service_capabilities": [
+            {"service_id": "water", "service_type": "Water",
+             "properties": [{"property_name": "level", "data_type": "int", "method": "RE"}]},
+            {"service_id": "battery", "service_type": "Battery",
+             "properties": [{"property_name": "pct", "data_type": "int", "method": "RE"}]}
+        ]
+    });
     assert_eq!(client.post("products", &product).status, 201);
     let body = json!({"node_id": "n1", "product_id": "meter", "auth_info": {"secret": SECRET}});
     assert_eq!(client.post("devices", &body).status, 201);

@@ -155,7 +155,12 @@ fn a_device_that_never_reads_is_disconnected_and_marked_offline() {
         EngineOptions { config_extra: "mqtt_connections_per_shard_max = 2".into(), ..Default::default() };
     let engine = Engine::start(options);
     let client = engine.client_a();
-    register(&client, &["n1", "n2"]);
+    let product = json!({
+        "product_id": "meter", "name": "meter", "device_type": "Meter", "protocol_type": "MQTT",
+        "service_capabilities": [{"service_id": "blob", "service_type": "Blob",
+            "properties": [{"property_name": "data", "data_type": "string", "method": "RE"}]}]
+    });
+    tests::register_devices(&client, &product, &["n1", "n2"], SECRET);
     let mut device = MqttDevice::login(engine.mqtt, "meter_n1", SECRET);
     let big = "x".repeat(200_000);
     let report = json!({"services": [{"service_id": "blob", "properties": {"data": big}}]}).to_string();

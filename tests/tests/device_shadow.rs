@@ -31,7 +31,13 @@ fn property_reports_reach_the_shadow_and_survive_a_crash() {
     let options = EngineOptions { shards: 2, ..Default::default() };
     let mut engine = Engine::start_on(&data_dir, &options).unwrap();
     let client = engine.client_a();
-    let product = json!({"product_id": "meter", "name": "meter", "device_type": "Meter", "protocol_type": "MQTT", "service_capabilities": []});
+    let product = json!({
+        "product_id": "meter", "name": "meter", "device_type": "Meter", "protocol_type": "MQTT",
+        "service_capabilities": [{"service_id": "water", "service_type": "Water", "properties": [
+            {"property_name": "level", "data_type": "int", "method": "RE"},
+            {"property_name": "state", "data_type": "string", "method": "RE"}
+        ]}]
+    });
     assert_eq!(client.post("products", &product).status, 201);
     let device_body = json!({
         "node_id": "n1", "product_id": "meter", "auth_info": {"secret": SECRET},

@@ -16,7 +16,11 @@ fn paho_devices_work_over_mqtt_3_1_1_and_5() {
     };
     let engine = Engine::start(EngineOptions { shards: 2, ..Default::default() });
     let client = engine.client_a();
-    let product = json!({"product_id": "meter", "name": "meter", "device_type": "Meter", "protocol_type": "MQTT", "service_capabilities": []});
+    let product = json!({
+        "product_id": "meter", "name": "meter", "device_type": "Meter", "protocol_type": "MQTT",
+        "service_capabilities": [{"service_id": "water", "service_type": "Water",
+            "properties": [{"property_name": "level", "data_type": "int", "method": "RE"}]}]
+    });
     assert_eq!(client.post("products", &product).status, 201);
     for node in ["v311", "v5"] {
         let body = json!({"node_id": node, "product_id": "meter", "auth_info": {"secret": "paho-secret-1"}});

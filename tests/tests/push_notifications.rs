@@ -300,27 +300,44 @@ fn device_status_pushes_online_then_offline() {
     }
 }
 
+/// What the shadow accepted is pushed: values that do not conform to the product model were
+/// dropped, so they are not announced, and a report with nothing accepted pushes nothing.
 #[test]
-fn property_reports_are_pushed_as_reported() {
-    let engine = engine_with_devices(&NODES);
+fn property_reports_are_pushed_with_the_values_the_shadow_accepted() {
+    let engine = Engine::start(EngineOptions { shards: SHARDS, ..Default::default() });
     let client = engine.client_a();
+    let product = json!({
+        "product_id": "meter", "name": "meter", "device_type": "Meter", "protocol_type": "MQTT",
+        "service_capabilities": [{"service_id": "water", "service_type": "Water", "properties": [
+            {"property_name": "level", "data_type": "int", "min": "0", "max": "100", "method": "RE"},
+            {"property_name": "state", "data_type": "string", "method": "RE"}
+        ]}]
+    });
+    tests::register_devices(&client, &product, &NODES, SECRET);
     let receiver = Receiver::start();
     active_rule(&client, "device.property", "report", &receiver.url());
     let devices = device_ids(&NODES);
-    let mut reports = Vec::new();
+    let mut accepted = Vec::new();
     for (n, device_id) in devices.iter().enumerate() {
         let mut device = MqttDevice::login(engine.mqtt, device_id, SECRET);
-        let services = json!([{"service_id": "water", "properties": {"level": n, "state": "ON"}, "event_time": "20240101T000000Z"}]);
         let topic = format!("$oc/devices/{device_id}/sys/properties/report");
-        device.publish(&topic, json!({"services": services}).to_string().as_bytes(), QoS::AtLeastOnce, 1);
-        reports.push(services);
+        let nothing_valid = json!({"services": [{"service_id": "water", "properties": {"level": 101}}]});
+        device.publish(&topic, nothing_valid.to_string().as_bytes(), QoS::AtLeastOnce, 1);
+        let reported = json!([
+            {"service_id": "water", "properties": {"level": n, "state": "ON", "valve": 1}, "event_time": "20240101T000000Z"},
+            {"service_id": "gas", "properties": {"ppm": 3}}
+        ]);
+        device.publish(&topic, json!({"services": reported}).to_string().as_bytes(), QoS::AtLeastOnce, 2);
+        accepted.push(json!([
+            {"service_id": "water", "properties": {"level": n, "state": "ON"}, "event_time": "20240101T000000Z"}
+        ]));
     }
 
     let pushes = receiver.wait_for(devices.len(), WAIT);
-    for (device_id, services) in devices.iter().zip(&reports) {
+    for (device_id, services) in devices.iter().zip(&accepted) {
         let push = pushes.iter().find(|push| device_of(push) == *device_id).expect("a push per device");
         let envelope = envelope(push, "device.property", "report");
-        assert_eq!(notify_body(&envelope, device_id)["services"], *services, "as reported: {envelope}");
+        assert_eq!(notify_body(&envelope, device_id)["services"], *services, "as accepted: {envelope}");
     }
 }
 

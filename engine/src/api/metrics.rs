@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use http::Method;
+use protocol::model::report::DropReason;
 use shards::calls::metrics::{CallMetrics, Outcome};
 use shards::calls::CallKind;
 use shards::messages::{Reply, Request, ShardMetrics};
@@ -117,6 +118,27 @@ pub fn exposition(shards: &[ShardMetrics]) -> String {
         ["message", "event", "property_report", "other", "malformed", "refused"].iter().zip(uplink)
     {
         let _ = writeln!(o, "ringiot_device_uplink_total{{kind=\"{label}\"}} {value}");
+    }
+
+    header(
+        o,
+        "ringiot_reported_properties_dropped_total",
+        "counter",
+        "Reported property values dropped for not conforming to the device's product model, by reason; the rest of each report is applied.",
+    );
+    let mut dropped = [0u64; DropReason::ALL.len()];
+    for shard in shards {
+        for (sum, value) in dropped.iter_mut().zip(shard.reported_properties_dropped) {
+            *sum += value;
+        }
+    }
+    for reason in DropReason::ALL {
+        let value = dropped[reason.index()];
+        let _ = writeln!(
+            o,
+            "ringiot_reported_properties_dropped_total{{reason=\"{}\"}} {value}",
+            reason.as_str()
+        );
     }
 
     header(o, "ringiot_messages_total", "counter", "Downlink message status changes (accepted, then pending, delivered, failed, timeout; evicted from the 20-message history).");
@@ -246,6 +268,7 @@ mod tests {
             mesh_pending: 0,
             calls,
             uplink: Default::default(),
+            reported_properties_dropped: [ok; DropReason::ALL.len()],
             log: Default::default(),
         }
     }
@@ -264,6 +287,10 @@ mod tests {
             "ringiot_device_call_round_trip_seconds{kind=\"properties_set\",quantile=\"0.99\"} NaN\n"
         ));
         assert!(text.contains("ringiot_devices{shard=\"1\"} 3\n"));
+        assert!(
+            text.contains("ringiot_reported_properties_dropped_total{reason=\"too_deep\"} 3\n"),
+            "{text}"
+        );
         assert!(text.contains("# TYPE ringiot_device_call_round_trip_seconds summary\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (_, value) = line.rsplit_once(' ').unwrap();

@@ -65,6 +65,8 @@ pub struct Shard {
     access: access::AccessState,
     /// Shadows of the devices that have one beyond their registration (reported, changed).
     shadows: RefCell<std::collections::HashMap<String, protocol::shadow::DeviceShadow>>,
+    /// Reported property values dropped for not conforming to the product model, per reason.
+    reported_dropped: Cell<shadow::DroppedCounts>,
     /// Synchronous calls waiting for their device's answer.
     pub(crate) calls: crate::calls::CallState,
     /// Downlink messages of this shard's devices.
@@ -145,6 +147,7 @@ impl Shard {
             snapshot_bytes: Cell::new(0),
             access: access::AccessState::default(),
             shadows: RefCell::new(shadows),
+            reported_dropped: Cell::new(Default::default()),
             calls: crate::calls::CallState::default(),
             mailbox: crate::mailbox::MailboxState::recovered(replayed.messages),
             closed: Cell::new(false),
@@ -578,6 +581,7 @@ impl Shard {
             mesh_pending: self.mesh.pending_calls(),
             calls: self.calls.metrics(),
             uplink: self.uplink_counts(),
+            reported_properties_dropped: self.dropped_counts(),
             log: self.log.stats(),
         }
     }

@@ -1,10 +1,16 @@
-//! Device shadows on the home shard: property reports merge into `reported` and are logged;
-//! ShowDeviceShadow reads them. A device that never reported still has the desired values it
-//! was registered with.
+//! Device shadows on the home shard: property reports are checked against the device's
+//! product model ([`protocol::model::report`]), what conforms merges into `reported` and is
+//! logged; ShowDeviceShadow reads them. A device that never reported still has the desired
+//! values it was registered with.
+//!
+//! Each dropped value is counted per reason ([`DroppedCounts`], `/metrics`
+//! `ringiot_reported_properties_dropped_total{reason}`) and logged at debug with the device,
+//! service, property and reason — per value, never per packet above debug.
 
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use protocol::model::report::{check_report, DropReason, DroppedValue};
 use protocol::shadow::{DeviceShadow, PropertyReport};
 
 use super::records::{RegistryRecord, ShadowRecord};
@@ -18,9 +24,15 @@ pub enum ReportError {
     Invalid(#[from] protocol::error::ValidationError),
     #[error("the device does not exist")]
     UnknownDevice,
+    /// Every value was dropped (each is counted and logged): nothing was stored.
+    #[error("no reported value conforms to the product model")]
+    NothingAccepted,
     #[error("{0}")]
     Storage(#[from] ShardError),
 }
+
+/// Reported values dropped since start, indexed by [`DropReason::index`].
+pub type DroppedCounts = [u64; DropReason::ALL.len()];
 
 /// Parses the recovered shadow JSON; an unreadable one is logged and dropped.
 pub(super) fn parse_shadows(shard: usize, shadows: HashMap<String, String>) -> HashMap<String, DeviceShadow> {
@@ -64,15 +76,23 @@ impl Shard {
         }
     }
 
-    /// Merges a property report into the device's shadow and waits until it is durable.
+    /// Checks a property report against the device's product model, merges what conforms into
+    /// the device's shadow and waits until it is durable. The values dropped are counted and
+    /// logged here; a report with nothing left is [`ReportError::NothingAccepted`].
     pub async fn report_properties(
         self: &Rc<Self>,
         device_id: &str,
         report: PropertyReport,
     ) -> Result<(), ReportError> {
+        report.validate()?;
         let mut shadow = self.shadow_of(device_id).ok_or(ReportError::UnknownDevice)?;
+        let checked = check_report(self.model_of(device_id).as_deref(), report);
+        self.count_dropped(device_id, &checked.dropped);
+        if checked.accepted.services.is_empty() {
+            return Err(ReportError::NothingAccepted);
+        }
         let received = protocol::time::format_t1(crate::now_unix_ms());
-        shadow.apply_report(report, &received)?;
+        shadow.apply_report(checked.accepted, &received)?;
         let shadow_json = String::from_utf8(protocol::json::to_vec(&shadow)).expect("JSON is UTF-8");
         if shadow_json.len() > protocol::shadow::SHADOW_BYTES_MAX {
             let message = format!("the shadow would grow past {} bytes", protocol::shadow::SHADOW_BYTES_MAX);
@@ -91,6 +111,44 @@ impl Shard {
             }
         }
         Ok(result?)
+    }
+
+    /// The part of `report` that conforms to the device's product model now, for the
+    /// `device.property:report` notification of a report already applied (nothing is counted).
+    pub(crate) fn accepted_part(&self, device_id: &str, report: PropertyReport) -> PropertyReport {
+        check_report(self.model_of(device_id).as_deref(), report).accepted
+    }
+
+    /// Reported values dropped since start, per reason.
+    pub fn dropped_counts(&self) -> DroppedCounts {
+        self.reported_dropped.get()
+    }
+
+    /// The product model of a device of this shard (`None`: no device, or no model here).
+    fn model_of(&self, device_id: &str) -> Option<Rc<protocol::model::Product>> {
+        let devices = self.devices.borrow();
+        let device = devices.get(device_id)?;
+        self.products.borrow().model(&device.project_id, &device.product_id)
+    }
+
+    fn count_dropped(&self, device_id: &str, dropped: &[DroppedValue]) {
+        if dropped.is_empty() {
+            return;
+        }
+        let mut counts = self.reported_dropped.get();
+        for value in dropped {
+            counts[value.reason.index()] += 1;
+            tracing::debug!(
+                shard = self.id(),
+                device_id,
+                service_id = value.service_id,
+                property = value.property_name,
+                reason = value.reason.as_str(),
+                detail = value.detail,
+                "reported property dropped"
+            );
+        }
+        self.reported_dropped.set(counts);
     }
 
     /// The shadow records of a snapshot, at `revision`.
