@@ -21,6 +21,9 @@ pub struct Config {
     pub mqtt_connections_per_shard_max: usize,
     pub mqtt_packet_bytes_max: usize,
     pub mqtt_connect_timeout_ms: u64,
+    pub mqtt_first_byte_timeout_ms: u64,
+    pub mqtt_connecting_per_shard_max: usize,
+    pub open_files_reserve: usize,
     pub command_timeout_ms: u64,
     pub device_calls_in_flight_max: usize,
     pub batch_targets_max: usize,
@@ -213,6 +216,11 @@ impl Config {
                 "mqtt_connections_per_shard_max and mqtt_connect_timeout_ms must be positive".into(),
             );
         }
+        if self.mqtt_first_byte_timeout_ms == 0 || self.mqtt_connecting_per_shard_max == 0 {
+            return invalid(
+                "mqtt_first_byte_timeout_ms and mqtt_connecting_per_shard_max must be positive".into(),
+            );
+        }
         if self.mqtt_packet_bytes_max < 1024 {
             return invalid("mqtt_packet_bytes_max must be at least 1024".into());
         }
@@ -298,6 +306,17 @@ mod tests {
         for (depth, valid) in [(0, false), (1, true), (32768, true), (32769, false)] {
             let config = Config::from_toml(&format!("io_ring_depth = {depth}")).unwrap();
             assert_eq!(config.validate().is_ok(), valid, "io_ring_depth = {depth}");
+        }
+    }
+
+    #[test]
+    fn the_connection_admission_keys_are_checked() {
+        let config = Config::default();
+        assert!(config.mqtt_first_byte_timeout_ms < config.mqtt_connect_timeout_ms);
+        assert!(config.mqtt_connecting_per_shard_max < config.mqtt_connections_per_shard_max);
+        for key in ["mqtt_first_byte_timeout_ms", "mqtt_connecting_per_shard_max"] {
+            let config = Config::from_toml(&format!("{key} = 0")).unwrap();
+            assert!(config.validate().is_err(), "{key} = 0");
         }
     }
 

@@ -2,9 +2,13 @@
 //!
 //! 1. Load the config (defaults → file → flags); lock the data dir and check its shard count.
 //! 2. Ensure a project exists (the default project on a bare start).
-//! 3. Raise RLIMIT_MEMLOCK / RLIMIT_NOFILE; register SIGINT/SIGTERM on the stop flag.
+//! 3. Raise RLIMIT_MEMLOCK / RLIMIT_NOFILE and share the open-files limit out (MQTT gets all
+//!    but a reserve for REST, the log and pushes; `shards::listen::DescriptorPlan`); register
+//!    SIGINT/SIGTERM on the stop flag.
 //! 4. Start the shards. Each recovers its log, answers mesh requests and listens for MQTT
-//!    (shard 0 binds first, resolving port 0; the others join it with SO_REUSEPORT); shard 0
+//!    (shard 0 checks that no other process listens on the address — lingering connections of
+//!    a previous run do not count — and binds first, resolving port 0; the others join it with
+//!    SO_REUSEPORT); shard 0
 //!    then replicates the products, binds the HTTP listener, and once every shard listens
 //!    prints `ringiot ready: http=ADDR mqtt=ADDR shards=N` on stdout (tests and scripts wait
 //!    for that line), and serves.
@@ -20,6 +24,7 @@ use std::time::Duration;
 use anyhow::Context;
 use glommio::net::TcpListener;
 use shards::device_access::{listener, DeviceAccessConfig};
+use shards::listen::{self, DescriptorBudget, DescriptorPlan};
 use shards::log::Durability;
 use shards::mesh::Mesh;
 use shards::registry::{Shard, ShardConfig};
@@ -47,6 +52,10 @@ struct StartContext {
     http_bound: AtomicUsize,
     /// Set by shard 0 once every shard has the products and routing rules: listeners open.
     replicated: std::sync::atomic::AtomicBool,
+    /// MQTT connections of every shard together, within the open-files plan.
+    mqtt_budget: Arc<DescriptorBudget>,
+    /// REST connections of every shard together, within the open-files plan.
+    http_budget: Arc<DescriptorBudget>,
 }
 
 /// The whole process: returns when the engine has shut down.
@@ -71,7 +80,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         tracing::warn!("{warning}");
     }
     let open_files = runtime::raise_open_files_limit();
-    tracing::info!(open_files, "open-files limit (bounds the number of connections)");
+    let descriptors = DescriptorPlan::derive(open_files, shard_count, config.open_files_reserve);
+    log_descriptor_plan(&descriptors, &config);
     let stop = StopFlag::new();
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // The first signal asks for a graceful stop; a second one, while stopping, exits at once.
@@ -98,6 +108,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         http_address: OnceLock::new(),
         http_bound: AtomicUsize::new(0),
         replicated: std::sync::atomic::AtomicBool::new(false),
+        mqtt_budget: DescriptorBudget::new(descriptors.mqtt_connections_max),
+        http_budget: DescriptorBudget::new(descriptors.http_connections_max),
     });
     runtime::run_shards(&runtime_config, &stop, move |mesh| {
         let context = context.clone();
@@ -122,6 +134,9 @@ async fn shard_main(mesh: Rc<Mesh>, context: &StartContext) -> anyhow::Result<()
     shard.set_device_access_config(DeviceAccessConfig {
         listen: config.mqtt_listen,
         connect_timeout: Duration::from_millis(config.mqtt_connect_timeout_ms),
+        first_byte_timeout: Duration::from_millis(config.mqtt_first_byte_timeout_ms),
+        connecting_per_shard_max: config.mqtt_connecting_per_shard_max,
+        connection_budget: context.mqtt_budget.clone(),
         packet_bytes_max: config.mqtt_packet_bytes_max,
         connections_per_shard_max: config.mqtt_connections_per_shard_max,
         device_calls_in_flight_max: config.device_calls_in_flight_max,
@@ -194,7 +209,7 @@ async fn serve_front_desk(shard: &Rc<Shard>, context: &StartContext) -> anyhow::
         println!("ringiot ready: http={address} mqtt={mqtt} shards={}", shard.shard_count());
         tracing::info!(%address, shards = shard.shard_count(), "serving the REST API");
     }
-    crate::http::server::serve(app, listener, context.stop.wait()).await;
+    crate::http::server::serve(app, listener, context.http_budget.clone(), context.stop.wait()).await;
     tracing::info!(shard = shard.id(), "HTTP listener closed");
     Ok(())
 }
@@ -213,15 +228,12 @@ async fn bind_http(shard: &Shard, context: &StartContext) -> anyhow::Result<TcpL
             glommio::timer::sleep(Duration::from_millis(1)).await;
         }
     };
-    if shard.id() == 0 && address.port() != 0 {
-        // glommio binds with SO_REUSEPORT, which would let a second engine silently take half of
-        // the REST calls. A plain bind first fails if anyone holds the port.
-        drop(std::net::TcpListener::bind(address).with_context(|| {
-            format!("binding the HTTP listener on {address}: the address is in use (another ringiot?)")
-        })?);
+    if shard.id() == 0 {
+        // Every shard binds with SO_REUSEPORT, which would let a second engine silently take
+        // half of the REST calls: refuse an address another process listens on.
+        listen::ensure_no_other_listener(address).context("the HTTP listener")?;
     }
-    let listener = TcpListener::bind(address)
-        .map_err(|e| anyhow::anyhow!("binding the HTTP listener on {address}: {e}"))?;
+    let listener = listen::bind_shared(address).context("the HTTP listener")?;
     if shard.id() == 0 {
         let bound = listener.local_addr().map_err(|e| anyhow::anyhow!("reading the HTTP address: {e}"))?;
         let _ = context.http_address.set(bound);
@@ -244,23 +256,42 @@ async fn bind_mqtt(shard: &Shard, context: &StartContext) -> anyhow::Result<TcpL
             glommio::timer::sleep(Duration::from_millis(1)).await;
         }
     };
-    if shard.id() == 0 && address.port() != 0 {
-        // glommio binds with SO_REUSEPORT, which would let this engine silently share the port
-        // with another process of the same user. A plain bind first fails if anyone holds it.
-        drop(
-            std::net::TcpListener::bind(address).with_context(|| {
-                format!("the MQTT address {address} is in use (another ringiot or broker?)")
-            })?,
-        );
+    if shard.id() == 0 {
+        // As for HTTP: SO_REUSEPORT would let this engine silently share the port with another
+        // process of the same user (another ringiot or a broker).
+        listen::ensure_no_other_listener(address).context("the MQTT listener")?;
     }
-    let listener = TcpListener::bind(address)
-        .map_err(|e| anyhow::anyhow!("binding the MQTT listener on {address}: {e}"))?;
+    let listener = listen::bind_shared(address).context("the MQTT listener")?;
     if shard.id() == 0 {
         let bound = listener.local_addr().map_err(|e| anyhow::anyhow!("reading the MQTT address: {e}"))?;
         let _ = context.mqtt_address.set(bound);
     }
     context.mqtt_bound.fetch_add(1, Ordering::SeqCst);
     Ok(listener)
+}
+
+/// Says at start how the open-files limit is shared out, so an operator sees the real bounds.
+fn log_descriptor_plan(plan: &DescriptorPlan, config: &Config) {
+    if plan.open_files == 0 {
+        tracing::warn!("the open-files limit could not be read: connections are bounded by the config only");
+        return;
+    }
+    tracing::info!(
+        open_files = plan.open_files,
+        mqtt_connections_max = plan.mqtt_connections_max,
+        mqtt_connecting_per_shard_max = config.mqtt_connecting_per_shard_max,
+        http_connections_max =
+            plan.http_connections_max.min(config.http_connections_max * config.effective_shards()),
+        internal = plan.internal,
+        "open-files limit shared out: MQTT connections (all shards), REST connections (all shards), \
+         kept for the log, pushes and hand-offs"
+    );
+    if plan.mqtt_connections_max < 1000 {
+        tracing::warn!(
+            open_files = plan.open_files,
+            "the open-files limit leaves room for fewer than 1,000 devices: raise it (ulimit -n, LimitNOFILE=)"
+        );
+    }
 }
 
 /// Sets the stop flag when dropped during a panic.
@@ -274,9 +305,15 @@ impl Drop for StopOnPanic<'_> {
     }
 }
 
-/// Logs go to stderr; `RUST_LOG` picks the level (default `info`).
+/// Logs go to stderr; `RUST_LOG` picks the level (default `info`). Colours only on a terminal:
+/// a journal or a log file gets plain text.
 pub fn init_logging() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -15,6 +15,8 @@
 //! - [`data_dir`]: the data-directory lock and the recorded shard count.
 //! - [`device_access`]: MQTT — the accept loop on every shard, the hand-off of a connection to
 //!   its home shard, and device sessions.
+//! - [`listen`]: the shared listening sockets (SO_REUSEPORT + SO_REUSEADDR), the check that no
+//!   other process listens on the engine's ports, the open-files plan and the accept back-off.
 //! - [`record_id`]: the 96-bit ids behind IoTDA's 24-hex list markers.
 //! - [`batch`]: batch tasks — shard 0 owns them, every shard runs its slice.
 //! - [`calls`]: synchronous commands and property set/get — waiters, deadlines, metrics.
@@ -41,6 +43,7 @@ pub mod calls;
 pub mod data_dir;
 pub mod device_access;
 pub mod hyper_io;
+pub mod listen;
 pub mod log;
 pub mod mailbox;
 pub mod mesh;

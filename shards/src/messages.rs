@@ -22,6 +22,8 @@ pub struct Adoption {
     pub fd: std::os::fd::OwnedFd,
     pub buffered: Vec<u8>,
     pub connect: protocol::mqtt::codec::Connect,
+    /// The connection's share of the process-wide MQTT budget, given back when it closes.
+    pub slot: crate::listen::BudgetSlot,
 }
 
 /// Not `Clone`: an [`Adoption`] owns a file descriptor.
@@ -183,6 +185,13 @@ pub struct ShardMetrics {
     pub live_sessions: usize,
     /// MQTT connections open (logging in, or sessions).
     pub open_connections: usize,
+    /// MQTT connections waiting for their CONNECT, and what admission did with the others
+    /// (`device_access::admission`).
+    pub mqtt_waiting: usize,
+    pub mqtt_admission: crate::device_access::admission::AdmissionCounts,
+    /// The process-wide MQTT bound of the open-files plan and the connections holding it
+    /// (`(open, max)`, the same figures on every shard).
+    pub mqtt_budget: (usize, usize),
     /// Synchronous calls waiting for an answer.
     pub waiting_calls: usize,
     /// Message status transitions since start.

@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::client::{Auth, Client};
@@ -48,6 +48,10 @@ pub struct EngineOptions {
     /// Pass no `--data-dir`: run in the data dir's parent so the default `./data` is it (the
     /// data dir must then be named `data`).
     pub default_data_dir: bool,
+    /// An open-files limit (soft and hard) for the engine process, lower than the test's own.
+    pub open_files_limit: Option<u64>,
+    /// The engine's `RUST_LOG` (default: the test's own, else `warn`).
+    pub log_filter: Option<String>,
 }
 
 impl Default for EngineOptions {
@@ -58,6 +62,8 @@ impl Default for EngineOptions {
             config_extra: String::new(),
             bare: false,
             default_data_dir: false,
+            open_files_limit: None,
+            log_filter: None,
         }
     }
 }
@@ -72,6 +78,8 @@ pub struct Engine {
     pub data_dir: PathBuf,
     /// Everything the engine printed on stdout up to its ready line.
     pub stdout_head: String,
+    /// Everything the engine has logged on stderr so far.
+    log: Arc<Mutex<String>>,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -108,22 +116,48 @@ impl Engine {
                 command.args([flag, "127.0.0.1:0"]);
             }
         }
+        if let Some(limit) = options.open_files_limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit(2) is async-signal-safe, and the closure touches nothing else.
+            unsafe {
+                command.pre_exec(move || {
+                    let rlimit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         let mut child = command
             .args(["--shards", &options.shards.to_string()])
             .args(&options.args)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                options
+                    .log_filter
+                    .clone()
+                    .or_else(|| std::env::var("RUST_LOG").ok())
+                    .unwrap_or_else(|| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawning the engine");
         let stderr = child.stderr.take().expect("stderr");
         let (stderr_sender, stderr_receiver) = mpsc::channel();
+        let log = Arc::new(Mutex::new(String::new()));
+        let log_writer = log.clone();
         std::thread::spawn(move || {
             let mut text = String::new();
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[engine] {line}");
                 text.push_str(&line);
                 text.push('\n');
+                let mut log = log_writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                log.push_str(&line);
+                log.push('\n');
             }
             let _ = stderr_sender.send(text);
         });
@@ -153,6 +187,7 @@ impl Engine {
                 mqtt: mqtt.parse().expect("ready line carries the MQTT address"),
                 data_dir: data_dir.to_owned(),
                 stdout_head: head,
+                log,
                 _temp: None,
             }),
             Ok(None) => {
@@ -167,6 +202,27 @@ impl Engine {
                     "{HUNG}: the engine neither became ready nor exited within {READY_DEADLINE:?}\n{stderr}"
                 ))
             }
+        }
+    }
+
+    /// The engine's log lines so far that contain every one of `needles`.
+    pub fn log_lines_with(&self, needles: &[&str]) -> Vec<String> {
+        let log = self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        log.lines()
+            .filter(|line| needles.iter().all(|needle| line.contains(needle)))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Waits until the engine logs a line containing every one of `needles`; the lines then.
+    pub fn wait_for_log(&self, needles: &[&str], timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let lines = self.log_lines_with(needles);
+            if !lines.is_empty() || Instant::now() >= deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 

@@ -177,6 +177,8 @@ pub fn exposition(shards: &[ShardMetrics]) -> String {
         let _ = writeln!(o, "{name} {value}");
     }
 
+    admission(o, shards);
+
     let gauges: [PerShard; 14] = [
         ("ringiot_devices", "gauge", "Registered devices whose home is the shard.", |s| s.devices as u64),
         ("ringiot_devices_online", "gauge", "Devices logged in on the shard.", |s| s.live_sessions as u64),
@@ -238,6 +240,56 @@ pub fn exposition(shards: &[ShardMetrics]) -> String {
 /// A per-shard series: name, type, help, and how to read it from a shard's figures.
 type PerShard = (&'static str, &'static str, &'static str, fn(&ShardMetrics) -> u64);
 
+/// The MQTT connections that are not logged in yet, and the process-wide bound the open-files
+/// plan gives MQTT (`shards::device_access::admission`, `shards::listen::DescriptorPlan`).
+fn admission(o: &mut String, shards: &[ShardMetrics]) {
+    let (open, max) = shards.first().map_or((0, 0), |shard| shard.mqtt_budget);
+    header(
+        o,
+        "ringiot_mqtt_connections_max",
+        "gauge",
+        "MQTT connections allowed (all shards), from the open-files limit less the reserve.",
+    );
+    let _ = writeln!(o, "ringiot_mqtt_connections_max {max}");
+    header(
+        o,
+        "ringiot_mqtt_connections_budgeted",
+        "gauge",
+        "MQTT connections holding a share of that bound (all shards).",
+    );
+    let _ = writeln!(o, "ringiot_mqtt_connections_budgeted {open}");
+    header(o, "ringiot_mqtt_connections_waiting", "gauge", "MQTT connections waiting for their CONNECT.");
+    for shard in shards {
+        let _ = writeln!(
+            o,
+            "ringiot_mqtt_connections_waiting{{shard=\"{}\"}} {}",
+            shard.shard, shard.mqtt_waiting
+        );
+    }
+    header(
+        o,
+        "ringiot_mqtt_connections_closed_before_login_total",
+        "counter",
+        "MQTT connections closed before a CONNECT: evicted (oldest waiting, to make room), silent (nothing sent within the first-byte timeout), connect_timeout, refused_full (connection bound reached).",
+    );
+    let mut totals = [0u64; 4];
+    for shard in shards {
+        let counts = shard.mqtt_admission;
+        for (total, value) in totals.iter_mut().zip([
+            counts.evicted,
+            counts.silent_timeouts,
+            counts.connect_timeouts,
+            counts.refused_full,
+        ]) {
+            *total += value;
+        }
+    }
+    for (reason, value) in ["evicted", "silent", "connect_timeout", "refused_full"].iter().zip(totals) {
+        let _ =
+            writeln!(o, "ringiot_mqtt_connections_closed_before_login_total{{reason=\"{reason}\"}} {value}");
+    }
+}
+
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
@@ -261,6 +313,12 @@ mod tests {
             devices: 3,
             live_sessions: 1,
             open_connections: 2,
+            mqtt_waiting: 1,
+            mqtt_admission: shards::device_access::admission::AdmissionCounts {
+                evicted: ok,
+                ..Default::default()
+            },
+            mqtt_budget: (4, 500),
             waiting_calls: 0,
             messages: Default::default(),
             messages_kept: (0, 0),
@@ -287,6 +345,9 @@ mod tests {
             "ringiot_device_call_round_trip_seconds{kind=\"properties_set\",quantile=\"0.99\"} NaN\n"
         ));
         assert!(text.contains("ringiot_devices{shard=\"1\"} 3\n"));
+        assert!(text.contains("ringiot_mqtt_connections_max 500\n"), "{text}");
+        assert!(text.contains("ringiot_mqtt_connections_waiting{shard=\"1\"} 1\n"));
+        assert!(text.contains("ringiot_mqtt_connections_closed_before_login_total{reason=\"evicted\"} 3\n"));
         assert!(
             text.contains("ringiot_reported_properties_dropped_total{reason=\"too_deep\"} 3\n"),
             "{text}"

@@ -2,13 +2,14 @@
 //! read the body (bounded) → `/health`, `/metrics` or authenticate → check the project → route → answer,
 //! always with `X-Request-Id`, errors as IoTDA JSON.
 //!
-//! Limits: at most `http_connections_max` open connections (one more is answered 503 and
-//! closed), `http_body_bytes_max` per body (413), `http_header_read_timeout_ms` for a client
+//! Limits: at most `http_connections_max` open connections per shard, and the REST share of
+//! the open-files limit across shards (one more is answered 503 and closed), `http_body_bytes_max` per body (413), `http_header_read_timeout_ms` for a client
 //! to send its headers (hyper closes the connection).
 
 use std::cell::Cell;
 use std::convert::Infallible;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,6 +19,7 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use protocol::auth::RequestParts;
+use shards::listen::{self, AcceptBackoff, DescriptorBudget};
 
 use super::error::ApiError;
 use super::io::{GlommioTimer, HyperIo};
@@ -25,34 +27,66 @@ use super::router;
 use crate::api::query::Query;
 use crate::app::{now_ms, ApiRequest, ApiResponse, App};
 
-/// Runs until `stop` resolves: accepts and serves connections on `listener`.
-pub async fn serve(app: Rc<App>, listener: TcpListener, stop: impl std::future::Future<Output = ()>) {
+/// Runs until `stop` resolves: accepts and serves connections on `listener`. A connection takes
+/// a slot of the process-wide REST `budget` (the reserve the open-files plan keeps away from
+/// MQTT) and one of this shard's `http_connections_max`; without either it is answered 503.
+pub async fn serve(
+    app: Rc<App>,
+    listener: TcpListener,
+    budget: Arc<DescriptorBudget>,
+    stop: impl std::future::Future<Output = ()>,
+) {
     let open_connections = Rc::new(Cell::new(0usize));
     let accept_loop = async {
+        let mut backoff = AcceptBackoff::default();
         loop {
             let stream = match listener.accept().await {
                 Ok(stream) => stream,
                 Err(error) => {
-                    tracing::warn!(%error, "accepting an HTTP connection");
-                    glommio::timer::sleep(Duration::from_millis(10)).await;
+                    accept_failed(&mut backoff, error).await;
                     continue;
                 }
             };
-            if open_connections.get() >= app.config.http_connections_max {
-                glommio::spawn_local(refuse_connection(stream, app.next_request_id())).detach();
-                continue;
+            if let Some(failures) = backoff.succeeded() {
+                tracing::warn!(failures, "accepting HTTP connections again");
             }
+            let slot = match budget.take() {
+                Some(slot) if open_connections.get() < app.config.http_connections_max => slot,
+                _ => {
+                    glommio::spawn_local(refuse_connection(stream, app.next_request_id())).detach();
+                    continue;
+                }
+            };
             let _ = stream.set_nodelay(true);
             open_connections.set(open_connections.get() + 1);
             let (app, open_connections) = (app.clone(), open_connections.clone());
             glommio::spawn_local(async move {
                 serve_connection(app, stream).await;
                 open_connections.set(open_connections.get() - 1);
+                drop(slot);
             })
             .detach();
         }
     };
     futures_lite::future::or(accept_loop, stop).await;
+}
+
+/// Waits after a failed accept: out of descriptors, the listener would fail again at once, so
+/// the loop backs off (doubling) and says so once per episode.
+async fn accept_failed(backoff: &mut AcceptBackoff, error: glommio::GlommioError<()>) {
+    let exhausted = match &error {
+        glommio::GlommioError::IoError(io) => listen::is_resource_exhaustion(io),
+        _ => false,
+    };
+    if !exhausted {
+        tracing::debug!(%error, "accepting an HTTP connection");
+        return;
+    }
+    let (delay, first) = backoff.failed();
+    if first {
+        tracing::warn!(%error, "accepting HTTP connections: out of descriptors or memory; backing off");
+    }
+    glommio::timer::sleep(delay).await;
 }
 
 /// Answers 503 on a connection over the bound and closes it, without handing it to hyper.

@@ -15,6 +15,7 @@ use bytes::{Bytes, BytesMut};
 use glommio::channels::local_channel::LocalSender;
 use protocol::mqtt::codec::{self, MqttVersion, Publish};
 
+use super::close::CloseReason;
 use super::downlink::{self, Downlink, DownlinkError};
 
 /// Encoded packets waiting for the writer. glommio preallocates the queue (32 bytes a slot),
@@ -44,6 +45,33 @@ pub struct SessionLink {
     downlink: RefCell<Downlink>,
     outbound: RefCell<Option<LocalSender<Bytes>>>,
     closed: Cell<bool>,
+    /// Why the socket was shut down from outside the reader, first reason first.
+    shut_down_by: Cell<Option<ShutDownBy>>,
+}
+
+/// Why a session's socket was shut down from outside its reader (which only sees EOF).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutDownBy {
+    TakeOver,
+    DeviceDeleted,
+    /// The outbound queue was full: the device does not read.
+    QueueFull,
+    /// A write made no progress for the write timeout.
+    WriteStalled,
+    /// A write failed (the connection broke).
+    WriteFailed,
+}
+
+impl ShutDownBy {
+    pub fn reason(self) -> CloseReason {
+        match self {
+            ShutDownBy::TakeOver => CloseReason::TakenOver,
+            ShutDownBy::DeviceDeleted => CloseReason::DeviceDeleted,
+            ShutDownBy::QueueFull => CloseReason::Stalled(format!("{OUTBOUND_PACKETS_MAX} packets queued")),
+            ShutDownBy::WriteStalled => CloseReason::Stalled("a write made no progress for 30 s".into()),
+            ShutDownBy::WriteFailed => CloseReason::Failed("writing to the device failed".into()),
+        }
+    }
 }
 
 impl SessionLink {
@@ -56,6 +84,7 @@ impl SessionLink {
             downlink: RefCell::new(Downlink::default()),
             outbound: RefCell::new(Some(outbound)),
             closed: Cell::new(false),
+            shut_down_by: Cell::new(None),
         }
     }
 
@@ -68,7 +97,7 @@ impl SessionLink {
         if sent {
             Ok(())
         } else {
-            self.shut_down();
+            self.shut_down(ShutDownBy::QueueFull);
             Err(DeliverError::NotReading)
         }
     }
@@ -163,13 +192,22 @@ impl SessionLink {
     }
 
     /// Ends the connection from outside (takeover, device deleted, device not reading): the
-    /// reader sees EOF. Does nothing once the link is closed.
-    pub fn shut_down(&self) {
+    /// reader sees EOF, and [`SessionLink::shut_down_by`] says why. Does nothing once the link
+    /// is closed.
+    pub fn shut_down(&self, by: ShutDownBy) {
+        if self.shut_down_by.get().is_none() {
+            self.shut_down_by.set(Some(by));
+        }
         if !self.closed.get() {
             // SAFETY: until `close`, the session's reader owns the descriptor, so it is open;
             // shutdown(2) does not close it.
             unsafe { libc::shutdown(self.raw_fd, libc::SHUT_RDWR) };
         }
+    }
+
+    /// The first reason the socket was shut down from outside, if it was.
+    pub fn shut_down_by(&self) -> Option<ShutDownBy> {
+        self.shut_down_by.get()
     }
 
     /// No more packets: the writer drains what is queued and stops. Called by the session

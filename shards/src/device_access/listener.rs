@@ -2,7 +2,7 @@
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use futures_lite::AsyncWriteExt;
@@ -11,7 +11,9 @@ use protocol::mqtt::codec::{self, Connect, Packet};
 use protocol::mqtt::login;
 use protocol::routing::home_shard;
 
+use super::admission::Waiting;
 use super::{read_into, session, CONNECT_BYTES_MAX};
+use crate::listen::{self, AcceptBackoff, BudgetSlot};
 use crate::messages::{Adoption, Reply, Request};
 use crate::registry::Shard;
 
@@ -19,31 +21,64 @@ use crate::registry::Shard;
 /// before it is closed, without reading its CONNECT.
 const CONNACK_SERVER_UNAVAILABLE_V4: [u8; 4] = [0x20, 0x02, 0x00, 0x03];
 
-/// Accepts until `stop` resolves.
+/// Accepts until `stop` resolves. A connection gets a slot of the process-wide MQTT budget and
+/// a place among the shard's connections waiting for a CONNECT (see [`super::admission`]);
+/// with no slot or no room on the shard it is answered CONNACK 3 and closed at once.
 pub async fn serve(shard: Rc<Shard>, listener: TcpListener, stop: impl std::future::Future<Output = ()>) {
+    let config = shard.device_access_config();
+    let admission = shard.admission();
     let accept_loop = async {
+        let mut backoff = AcceptBackoff::default();
         loop {
             let stream = match listener.accept().await {
                 Ok(stream) => stream,
                 Err(error) => {
-                    tracing::warn!(shard = shard.id(), %error, "accepting an MQTT connection");
-                    glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+                    accept_failed(shard.id(), &mut backoff, error).await;
                     continue;
                 }
             };
-            if !shard.connection_opened() {
-                tracing::warn!(shard = shard.id(), "MQTT connection refused: the per-shard bound is reached");
-                glommio::spawn_local(refuse(stream)).detach();
-                continue;
+            if let Some(failures) = backoff.succeeded() {
+                tracing::warn!(shard = shard.id(), failures, "accepting MQTT connections again");
             }
+            let slot = match config.connection_budget.take() {
+                Some(slot) if shard.connection_opened() => slot,
+                _ => {
+                    admission.count(|counts| counts.refused_full += 1);
+                    tracing::debug!(
+                        shard = shard.id(),
+                        "MQTT connection refused: the connection bound is reached"
+                    );
+                    glommio::spawn_local(refuse(stream)).detach();
+                    continue;
+                }
+            };
+            let waiting = admission.enter(stream.as_raw_fd());
             let shard = shard.clone();
             glommio::spawn_local(async move {
-                accept_one(&shard, stream).await;
+                accept_one(&shard, stream, waiting, slot).await;
             })
             .detach();
         }
     };
     futures_lite::future::or(accept_loop, stop).await;
+}
+
+/// Waits after a failed accept: out of descriptors (or kernel memory), the listener would fail
+/// again at once, so the loop backs off, doubling, and says so once per episode.
+async fn accept_failed(shard: usize, backoff: &mut AcceptBackoff, error: glommio::GlommioError<()>) {
+    let exhausted = match &error {
+        glommio::GlommioError::IoError(io) => listen::is_resource_exhaustion(io),
+        _ => false,
+    };
+    if !exhausted {
+        tracing::debug!(shard, %error, "accepting an MQTT connection");
+        return;
+    }
+    let (delay, first) = backoff.failed();
+    if first {
+        tracing::warn!(shard, %error, "accepting MQTT connections: out of descriptors or memory; backing off");
+    }
+    glommio::timer::sleep(delay).await;
 }
 
 async fn refuse(mut stream: TcpStream) {
@@ -53,12 +88,17 @@ async fn refuse(mut stream: TcpStream) {
 
 /// Reads the CONNECT, then runs the session here or hands the socket to the home shard. The
 /// connection count taken by `connection_opened` stays with this shard until the home shard
-/// has taken the socket (and counted it there).
-async fn accept_one(shard: &Rc<Shard>, mut stream: TcpStream) {
+/// has taken the socket (and counted it there); the budget slot travels with the socket.
+async fn accept_one(shard: &Rc<Shard>, mut stream: TcpStream, waiting: Waiting, slot: BudgetSlot) {
     let _ = stream.set_nodelay(true);
-    let (buffer, connect) = match read_connect(shard, &mut stream).await {
+    let read = read_connect(shard, &mut stream).await;
+    let evicted = waiting.was_evicted();
+    // Out of the waiting table before the descriptor can be closed or handed over.
+    drop(waiting);
+    let (buffer, connect) = match read {
         Ok(read) => read,
         Err(ConnectFailure { reason, answer }) => {
+            let reason = if evicted { EVICTED.to_owned() } else { reason };
             tracing::debug!(shard = shard.id(), reason, "MQTT connection closed before login");
             if let Some(code) = answer {
                 // An unsupported protocol level is answered in 3.1.1 form [MQTT-3.1.2-2].
@@ -75,7 +115,7 @@ async fn accept_one(shard: &Rc<Shard>, mut stream: TcpStream) {
         login::device_id_of(&connect.client_id).or(connect.username.as_deref()).unwrap_or_default();
     let home = home_shard(device_id, shard.shard_count());
     if home == shard.id() {
-        session::run(shard.clone(), stream, buffer, connect).await;
+        session::run(shard.clone(), stream, buffer, connect, slot).await;
         return;
     }
     // SAFETY: the descriptor is open (owned by `stream`, which lives until after the dup) and
@@ -90,7 +130,7 @@ async fn accept_one(shard: &Rc<Shard>, mut stream: TcpStream) {
             return;
         }
     };
-    let adoption = Adoption { fd, buffered: buffer.to_vec(), connect };
+    let adoption = Adoption { fd, buffered: buffer.to_vec(), connect, slot };
     let reply = shard.call(home, Request::AdoptConnection(Box::new(adoption))).await;
     shard.connection_closed();
     if !matches!(reply, Reply::Done) {
@@ -110,11 +150,18 @@ impl From<String> for ConnectFailure {
     }
 }
 
+/// Why a connection shut down by [`super::admission`] to make room for a newer one ended.
+const EVICTED: &str = "evicted: the oldest of the connections waiting for a CONNECT, to make room";
+
 /// Reads until one complete CONNECT is buffered, within the connect timeout (in all, not per
-/// read) and [`CONNECT_BYTES_MAX`]. Anything else first is a protocol error.
+/// read) and [`CONNECT_BYTES_MAX`]; the first byte must come within the shorter first-byte
+/// timeout. Anything else first is a protocol error.
 async fn read_connect(shard: &Shard, stream: &mut TcpStream) -> Result<(BytesMut, Connect), ConnectFailure> {
-    let timeout = shard.device_access_config().connect_timeout;
-    let deadline = Instant::now() + timeout;
+    let config = shard.device_access_config();
+    let timeout = config.connect_timeout;
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let first_byte_deadline = started + config.first_byte_timeout.min(timeout);
     let mut buffer = BytesMut::new();
     loop {
         match codec::read_packet(&mut buffer, None, CONNECT_BYTES_MAX) {
@@ -125,14 +172,34 @@ async fn read_connect(shard: &Shard, stream: &mut TcpStream) -> Result<(BytesMut
                 return Err(ConnectFailure { answer: error.connack_code(), reason: error.to_string() });
             }
         }
-        let left = deadline.saturating_duration_since(Instant::now());
+        let silent = buffer.is_empty();
+        let left =
+            if silent { first_byte_deadline } else { deadline }.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(format!("no complete CONNECT within {timeout:?}").into());
+            return Err(timed_out(shard, silent, config.first_byte_timeout, timeout));
         }
         stream.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
-        let read = read_into(stream, &mut buffer).await.map_err(|e| e.to_string())?;
+        let read = match read_into(stream, &mut buffer).await {
+            Ok(read) => read,
+            Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {
+                return Err(timed_out(shard, silent, config.first_byte_timeout, timeout));
+            }
+            Err(error) => return Err(error.to_string().into()),
+        };
         if read == 0 {
             return Err(String::from("closed by the client").into());
         }
+    }
+}
+
+/// Counts a connection that ran out of time before its CONNECT, and says which clock ran out.
+fn timed_out(shard: &Shard, silent: bool, first_byte: Duration, connect: Duration) -> ConnectFailure {
+    let admission = shard.admission();
+    if silent {
+        admission.count(|counts| counts.silent_timeouts += 1);
+        format!("sent nothing within {} ms", first_byte.as_millis()).into()
+    } else {
+        admission.count(|counts| counts.connect_timeouts += 1);
+        format!("no complete CONNECT within {} ms", connect.as_millis()).into()
     }
 }

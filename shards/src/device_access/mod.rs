@@ -1,5 +1,8 @@
 //! Device access over MQTT: every shard accepts, only the home shard logs a device in.
 //!
+//! - [`admission`]: the bounds on connections that have not logged in yet (a per-shard table
+//!   of connections waiting for their CONNECT, oldest evicted first; first-byte timeout).
+//! - [`close`]: why a session ended, said once at info.
 //! - [`listener`]: the accept loop of a shard. It reads one complete CONNECT (bounded in size
 //!   and time), finds the device's home shard from the clientId, and either runs the session
 //!   here or hands the socket to the home shard over the mesh (dup the fd, drop the glommio
@@ -20,12 +23,17 @@
 //! - A session's entry in the shard's live-session table is removed before its socket is
 //!   closed, so a takeover never shuts down a reused file descriptor.
 
+pub mod admission;
+pub mod close;
 pub mod downlink;
 pub mod link;
 pub mod listener;
 pub mod session;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::listen::DescriptorBudget;
 
 use bytes::BytesMut;
 use std::time::Duration;
@@ -37,6 +45,13 @@ pub struct DeviceAccessConfig {
     pub listen: SocketAddr,
     /// Time a client has, from connecting, to send a complete CONNECT.
     pub connect_timeout: Duration,
+    /// Time a client has, from connecting, to send its first byte (shorter: a connection that
+    /// sends nothing is a flood's, not a device's).
+    pub first_byte_timeout: Duration,
+    /// Connections of one shard that may wait for their CONNECT; one more evicts the oldest.
+    pub connecting_per_shard_max: usize,
+    /// The process-wide share of the open-files limit that MQTT connections may hold.
+    pub connection_budget: Arc<DescriptorBudget>,
     /// Largest MQTT packet accepted (refused from its fixed header).
     pub packet_bytes_max: usize,
     /// Open MQTT connections per shard; more are closed at once.

@@ -31,9 +31,11 @@ use protocol::mqtt::topic::Uplink;
 use protocol::mqtt::{login, topic};
 use protocol::shadow::PropertyReport;
 
-use super::link::{DeliverError, SessionLink, OUTBOUND_PACKETS_MAX};
+use super::close::CloseReason;
+use super::link::{DeliverError, SessionLink, ShutDownBy, OUTBOUND_PACKETS_MAX};
 use super::{read_into, shrink_if_idle};
 use crate::calls::CallKind;
+use crate::listen::BudgetSlot;
 use crate::registry::access::UplinkKind;
 use crate::registry::records::DeviceStatus;
 use crate::registry::Shard;
@@ -48,15 +50,10 @@ const REQUEST_ID_BYTES_MAX: usize = 128;
 /// Subscriptions one connection may hold (spec §5: 100).
 pub const SUBSCRIPTIONS_MAX: usize = 100;
 
-/// Why a session ended, for the log.
-enum End {
-    Disconnected,
-    Closed(String),
-}
-
 /// Logs the device in and serves the connection until it ends. Owns one unit of the shard's
-/// connection count and gives it back.
-pub async fn run(shard: Rc<Shard>, stream: TcpStream, buffer: BytesMut, connect: Connect) {
+/// connection count and the connection's process-wide slot, and gives both back.
+pub async fn run(shard: Rc<Shard>, stream: TcpStream, buffer: BytesMut, connect: Connect, slot: BudgetSlot) {
+    let _slot = slot;
     let device_id = match login_device(&shard, &connect) {
         Ok(device_id) => device_id,
         Err(refusal) => {
@@ -66,17 +63,13 @@ pub async fn run(shard: Rc<Shard>, stream: TcpStream, buffer: BytesMut, connect:
         }
     };
     let keep_alive = Duration::from_millis(u64::from(connect.keep_alive_s) * 1500);
-    let (end, was_current) = serve(&shard, stream, buffer, &connect, &device_id, keep_alive).await;
+    let (reason, was_current) = serve(&shard, stream, buffer, &connect, &device_id, keep_alive).await;
+    // Once per session, at info: which of the reasons in `close` ended it.
+    tracing::info!(shard = shard.id(), device_id, reason = reason.label(), "device session ended: {reason}");
     if was_current {
         shard.set_connection_status(&device_id, DeviceStatus::Offline).await;
     }
     shard.connection_closed();
-    match end {
-        End::Disconnected => tracing::debug!(shard = shard.id(), device_id, "device disconnected"),
-        End::Closed(reason) => {
-            tracing::info!(shard = shard.id(), device_id, reason, "device connection closed")
-        }
-    }
 }
 
 /// The device id, if the login is good; else the CONNACK code and a reason for the log.
@@ -120,7 +113,9 @@ async fn refuse(mut stream: TcpStream, connect: &Connect, refusal: login::LoginR
 }
 
 /// Serves the connection until it ends. Returns why, and whether this was still the device's
-/// current session (a taken-over one must not mark the device OFFLINE).
+/// current session (a taken-over one must not mark the device OFFLINE). A reason recorded by
+/// whoever shut the socket down from outside (takeover, delete, a stalled writer) wins over
+/// what the reader saw, which is only the EOF that shutdown caused.
 async fn serve(
     shard: &Rc<Shard>,
     stream: TcpStream,
@@ -128,20 +123,30 @@ async fn serve(
     connect: &Connect,
     device_id: &str,
     keep_alive: Duration,
-) -> (End, bool) {
+) -> (CloseReason, bool) {
     let raw_fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
     let armed = stream.set_read_timeout(Some(keep_alive)).and(stream.set_write_timeout(Some(WRITE_TIMEOUT)));
     let (mut reader, mut writer) = futures_lite::io::split(stream);
     let (outbound, queue) = local_channel::new_bounded::<Bytes>(OUTBOUND_PACKETS_MAX);
+    let link = Rc::new(SessionLink::new(device_id, connect.version, raw_fd, outbound));
+    // The writer holds the link only to say why it stopped; `link.close()` drops the queue's
+    // sender, which ends the loop.
+    let writer_link = link.clone();
     let writer_task = glommio::spawn_local(async move {
         while let Some(packet) = queue.recv().await {
-            if writer.write_all(&packet).await.is_err() {
+            if let Err(error) = writer.write_all(&packet).await {
+                let by = if error.kind() == std::io::ErrorKind::TimedOut {
+                    ShutDownBy::WriteStalled
+                } else {
+                    ShutDownBy::WriteFailed
+                };
+                writer_link.shut_down(by);
                 break;
             }
         }
+        drop(writer_link);
         let _ = writer.close().await;
     });
-    let link = Rc::new(SessionLink::new(device_id, connect.version, raw_fd, outbound));
     // The CONNACK is queued before the session becomes visible to the shard, so it is the
     // first packet the device gets [MQTT-3.2.0-1]; cached messages follow at once, before any
     // command or new message can be published (no await in between).
@@ -152,10 +157,11 @@ async fn serve(
     shard.deliver_pending(device_id);
     shard.set_connection_status(device_id, DeviceStatus::Online).await;
     let mut state = SessionState { shard, device_id, version: connect.version, link: &link };
-    let end = match armed {
+    let seen = match armed {
         Ok(()) => state.run(&mut reader, &mut buffer, keep_alive).await,
-        Err(error) => End::Closed(format!("could not arm the socket timeouts: {error}")),
+        Err(error) => CloseReason::Failed(format!("could not arm the socket timeouts: {error}")),
     };
+    let reason = link.shut_down_by().map_or(seen, ShutDownBy::reason);
     // Leave the live-session table while the descriptor is still open (`reader` owns it): a
     // takeover can never shut down a descriptor that was closed, and perhaps reused, already.
     let was_current = shard.end_session(device_id, session_id);
@@ -180,7 +186,7 @@ async fn serve(
     // SAFETY: `reader` still owns the descriptor, so it is open; shutdown(2) does not close it.
     unsafe { libc::shutdown(raw_fd, libc::SHUT_RDWR) };
     drop(reader);
-    (end, was_current)
+    (reason, was_current)
 }
 
 struct SessionState<'a> {
@@ -197,35 +203,38 @@ impl SessionState<'_> {
         reader: &mut (impl futures_lite::AsyncRead + Unpin),
         buffer: &mut BytesMut,
         keep_alive: Duration,
-    ) -> End {
+    ) -> CloseReason {
         let packet_bytes_max = self.shard.device_access_config().packet_bytes_max;
         loop {
             match codec::read_packet(buffer, Some(self.version), packet_bytes_max) {
                 Ok(Some(packet)) => match self.handle(packet).await {
                     Ok(true) => continue,
-                    Ok(false) => return End::Disconnected,
-                    Err(reason) => return End::Closed(reason),
+                    Ok(false) => return CloseReason::Disconnected,
+                    Err(reason) => return reason,
                 },
                 Ok(None) => shrink_if_idle(buffer),
                 Err(error) => {
                     self.disconnect(error.disconnect_reason());
-                    return End::Closed(error.to_string());
+                    return CloseReason::ProtocolError(error.to_string());
                 }
             }
             match read_into(reader, buffer).await {
-                Ok(0) => return End::Closed("closed by the client or taken over".into()),
+                Ok(0) => return CloseReason::HungUp,
                 Ok(_) => {}
                 Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {
                     self.disconnect(DisconnectReason::KeepAliveTimeout);
-                    return End::Closed(format!("keep-alive expired ({keep_alive:?} without a packet)"));
+                    return CloseReason::KeepAliveExpired(keep_alive);
                 }
-                Err(error) => return End::Closed(error.to_string()),
+                Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => {
+                    return CloseReason::HungUp
+                }
+                Err(error) => return CloseReason::Failed(error.to_string()),
             }
         }
     }
 
     /// `Ok(true)`: go on; `Ok(false)`: the client disconnected; `Err`: close, with the reason.
-    async fn handle(&mut self, packet: Packet) -> Result<bool, String> {
+    async fn handle(&mut self, packet: Packet) -> Result<bool, CloseReason> {
         match packet {
             Packet::PingReq => {
                 let mut out = BytesMut::new();
@@ -250,25 +259,25 @@ impl SessionState<'_> {
                 if let Some(message_id) = message_id {
                     self.shard.message_acknowledged(self.device_id, &message_id);
                 }
-                written.map_err(|e| e.to_string())?;
+                written.map_err(|e| CloseReason::Stalled(e.to_string()))?;
             }
             Packet::Disconnect => return Ok(false),
             Packet::Connect(_) => {
                 self.disconnect(DisconnectReason::ProtocolError);
-                return Err("[MQTT-3.1.0-2] a second CONNECT".into());
+                return Err(CloseReason::ProtocolError("[MQTT-3.1.0-2] a second CONNECT".into()));
             }
             Packet::Unexpected(what) => {
                 self.disconnect(DisconnectReason::ProtocolError);
-                return Err(format!("unexpected packet from a client: {what}"));
+                return Err(CloseReason::ProtocolError(format!("unexpected packet from a client: {what}")));
             }
         }
         Ok(true)
     }
 
-    async fn uplink(&mut self, publish: Publish) -> Result<(), String> {
+    async fn uplink(&mut self, publish: Publish) -> Result<(), CloseReason> {
         if publish.qos > 1 {
             self.disconnect(DisconnectReason::ProtocolError);
-            return Err("QoS 2 is not supported (spec §1.1)".into());
+            return Err(CloseReason::ProtocolError("QoS 2 is not supported (spec §1.1)".into()));
         }
         let uplink = match topic::classify_uplink(self.device_id, &publish.topic) {
             Ok(uplink) => uplink,
@@ -276,7 +285,10 @@ impl SessionState<'_> {
                 tracing::warn!(device_id = self.device_id, topic = publish.topic, %refusal, "uplink refused");
                 self.shard.count_uplink(UplinkKind::Refused);
                 if self.version == MqttVersion::V4 {
-                    return Err(format!("publish to '{}' refused: {refusal}", publish.topic));
+                    return Err(CloseReason::ProtocolError(format!(
+                        "publish to '{}' refused: {refusal}",
+                        publish.topic
+                    )));
                 }
                 if publish.qos == 1 {
                     let mut out = BytesMut::new();
@@ -348,7 +360,7 @@ impl SessionState<'_> {
     /// `.../sys/shadow/get/request_id={id}` (spec §1.5): the shadow goes back on
     /// `.../sys/shadow/get/response/request_id={id}`, at the QoS the device subscribed with
     /// (QoS 0 through the implicit system subscription if it never subscribed).
-    fn answer_shadow_get(&mut self, request_id: &str, payload: &[u8]) -> Result<(), String> {
+    fn answer_shadow_get(&mut self, request_id: &str, payload: &[u8]) -> Result<(), CloseReason> {
         if request_id.is_empty() || request_id.len() > REQUEST_ID_BYTES_MAX {
             self.shard.count_uplink(UplinkKind::Malformed);
             tracing::debug!(
@@ -394,10 +406,10 @@ impl SessionState<'_> {
 
     /// Sends a downlink publish at the QoS the device's subscriptions give the topic.
     /// `Err` only when the connection must close (the device does not read).
-    fn deliver(&mut self, topic_name: String, payload: Bytes) -> Result<(), String> {
+    fn deliver(&mut self, topic_name: String, payload: Bytes) -> Result<(), CloseReason> {
         match self.link.deliver(topic_name, payload) {
             Ok(_) => Ok(()),
-            Err(DeliverError::NotReading) => Err(DeliverError::NotReading.to_string()),
+            Err(DeliverError::NotReading) => Err(ShutDownBy::QueueFull.reason()),
             Err(error) => {
                 tracing::debug!(device_id = self.device_id, %error, "downlink publish not sent");
                 Ok(())
@@ -405,7 +417,7 @@ impl SessionState<'_> {
         }
     }
 
-    fn subscribe(&mut self, subscribe: Subscribe) -> Result<(), String> {
+    fn subscribe(&mut self, subscribe: Subscribe) -> Result<(), CloseReason> {
         let mut results = Vec::with_capacity(subscribe.filters.len());
         for (filter, qos) in subscribe.filters {
             match topic::filter_allowed(self.device_id, &filter) {
@@ -441,9 +453,7 @@ impl SessionState<'_> {
 
     /// Queues a packet for the writer without waiting: the reader never blocks on a device
     /// that does not read. A full queue (or a writer that failed) closes the connection.
-    fn send(&self, packet: BytesMut) -> Result<(), String> {
-        self.link.send(packet).map_err(|_| {
-            format!("the device does not read: {OUTBOUND_PACKETS_MAX} packets queued, or the socket failed")
-        })
+    fn send(&self, packet: BytesMut) -> Result<(), CloseReason> {
+        self.link.send(packet).map_err(|_| ShutDownBy::QueueFull.reason())
     }
 }

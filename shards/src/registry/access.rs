@@ -6,7 +6,8 @@ use std::rc::Rc;
 
 use super::records::{DeviceRecord, DeviceStatus};
 use super::Shard;
-use crate::device_access::link::SessionLink;
+use crate::device_access::admission::Admission;
+use crate::device_access::link::{SessionLink, ShutDownBy};
 use crate::device_access::DeviceAccessConfig;
 use crate::messages::{Adoption, Reply};
 
@@ -50,13 +51,20 @@ pub struct AccessState {
     pub(super) next_session_id: std::cell::Cell<u64>,
     pub(super) open_connections: std::cell::Cell<usize>,
     pub(super) uplink: std::cell::Cell<UplinkCounts>,
+    pub(super) admission: OnceCell<Rc<Admission>>,
 }
 
 impl Shard {
     /// Called once before the MQTT listener starts.
     pub fn set_device_access_config(&self, config: DeviceAccessConfig) {
         self.calls.set_calls_per_device_max(config.device_calls_in_flight_max);
+        let _ = self.access.admission.set(Admission::new(config.connecting_per_shard_max));
         let _ = self.access.config.set(Rc::new(config));
+    }
+
+    /// The shard's connections waiting for their CONNECT.
+    pub fn admission(&self) -> Rc<Admission> {
+        self.access.admission.get().cloned().expect("device access is configured before connections arrive")
     }
 
     pub fn device_access_config(&self) -> Rc<DeviceAccessConfig> {
@@ -95,8 +103,9 @@ impl Shard {
         let older =
             self.access.sessions.borrow_mut().insert(device_id.to_owned(), LiveSession { session_id, link });
         if let Some(older) = older {
-            tracing::info!(shard = self.id(), device_id, "a new login takes over the device's connection");
-            older.link.shut_down();
+            // The older session says "taken over" when it ends (once, at info).
+            tracing::debug!(shard = self.id(), device_id, "a new login takes over the device's connection");
+            older.link.shut_down(ShutDownBy::TakeOver);
         }
         session_id
     }
@@ -131,7 +140,7 @@ impl Shard {
     /// Ends the device's connection, if it has one (the device was deleted).
     pub(super) fn disconnect_device(&self, device_id: &str) {
         if let Some(live) = self.access.sessions.borrow().get(device_id) {
-            live.link.shut_down();
+            live.link.shut_down(ShutDownBy::DeviceDeleted);
         }
     }
 
@@ -185,13 +194,19 @@ impl Shard {
                 "adopted MQTT connection refused: the per-shard bound is reached"
             );
             let version = adoption.connect.version;
-            glommio::spawn_local(crate::device_access::session::refuse_unavailable(stream, version)).detach();
+            self.admission().count(|counts| counts.refused_full += 1);
+            let slot = adoption.slot;
+            glommio::spawn_local(async move {
+                crate::device_access::session::refuse_unavailable(stream, version).await;
+                drop(slot);
+            })
+            .detach();
             return Reply::Done;
         }
         let buffer = bytes::BytesMut::from(&adoption.buffered[..]);
         let shard = self.clone();
         glommio::spawn_local(async move {
-            crate::device_access::session::run(shard, stream, buffer, adoption.connect).await;
+            crate::device_access::session::run(shard, stream, buffer, adoption.connect, adoption.slot).await;
         })
         .detach();
         Reply::Done

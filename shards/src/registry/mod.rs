@@ -574,6 +574,18 @@ impl Shard {
             devices: self.devices.borrow().len(),
             live_sessions: self.live_sessions(),
             open_connections: self.open_connections(),
+            mqtt_waiting: self.access.admission.get().map_or(0, |admission| admission.waiting()),
+            mqtt_admission: self
+                .access
+                .admission
+                .get()
+                .map(|admission| admission.counts())
+                .unwrap_or_default(),
+            mqtt_budget: self
+                .access
+                .config
+                .get()
+                .map_or((0, 0), |config| (config.connection_budget.open(), config.connection_budget.max())),
             waiting_calls: self.calls.waiting(),
             messages: self.mailbox.counts(),
             messages_kept: self.mailbox.kept(),

@@ -1,0 +1,102 @@
+//! A flood of MQTT connections that never send a CONNECT must not starve the REST API
+//! (regression: 24,000 half-open connections against a 20,000 open-files limit made
+//! `GET /health` time out and REST accepts fail with EMFILE until the CONNECT timeout reaped
+//! them). The engine runs here with a lowered open-files limit so the flood fits in a test.
+
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tests::mqtt::MqttDevice;
+use tests::{register_meter_devices, Engine, EngineOptions};
+
+/// The engine's open-files limit: the plan gives MQTT 500 of them, REST 404.
+const OPEN_FILES: u64 = 1000;
+/// Half-open connections the attacker holds: three times the engine's descriptors.
+const FLOOD_CONNECTIONS: usize = 3000;
+/// A REST call that takes longer than this during the flood counts as starved (the
+/// regression's calls hung until the 10 s CONNECT timeout reaped the flood).
+const ANSWER_DEADLINE: Duration = Duration::from_secs(3);
+
+fn flooded_engine() -> Engine {
+    Engine::start(EngineOptions {
+        shards: 2,
+        open_files_limit: Some(OPEN_FILES),
+        // Neither timeout may be what saves the REST API here: only the bounds.
+        config_extra: "mqtt_first_byte_timeout_ms = 60000\nmqtt_connect_timeout_ms = 60000\n\
+                       mqtt_connecting_per_shard_max = 100\n"
+            .into(),
+        ..Default::default()
+    })
+}
+
+/// A GET with its own deadline; `None` if it failed or took longer. `path` is absolute
+/// (`/health`) or relative to the project (`devices`).
+fn get_within(engine: &Engine, path: &str) -> Option<u16> {
+    let started = Instant::now();
+    let response = std::thread::scope(|scope| {
+        let call = scope.spawn(|| match path.starts_with('/') {
+            true => tests::http_request(engine.http, "GET", path, &[], b"").status,
+            false => engine.client_a().get(path).status,
+        });
+        while !call.is_finished() && started.elapsed() < ANSWER_DEADLINE {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        call.is_finished().then(|| call.join().ok()).flatten()
+    });
+    response.filter(|_| started.elapsed() < ANSWER_DEADLINE)
+}
+
+#[test]
+fn half_open_mqtt_connections_never_starve_the_rest_api() {
+    let engine = flooded_engine();
+    register_meter_devices(&engine.client_a(), &["d1"], "flood-secret-1");
+    let mqtt = engine.mqtt;
+    // A steady attacker: opens connections that say nothing and never closes one, for as long
+    // as the checks run (bounded by FLOOD_CONNECTIONS and a deadline).
+    let flooding = Arc::new(AtomicBool::new(true));
+    let attacker = std::thread::spawn({
+        let flooding = flooding.clone();
+        move || {
+            let mut held: Vec<TcpStream> = Vec::with_capacity(FLOOD_CONNECTIONS);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while flooding.load(Ordering::Relaxed) && Instant::now() < deadline {
+                if held.len() >= FLOOD_CONNECTIONS {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+                if let Ok(stream) = TcpStream::connect_timeout(&mqtt, Duration::from_millis(500)) {
+                    held.push(stream);
+                }
+            }
+            held.len()
+        }
+    });
+    // Let the flood pass the engine's open-files limit before checking.
+    std::thread::sleep(Duration::from_millis(1500));
+    for round in 0..20 {
+        assert_eq!(get_within(&engine, "/health"), Some(200), "GET /health starved in round {round}");
+        assert_eq!(get_within(&engine, "devices"), Some(200), "ListDevices starved in round {round}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A device still gets in: its CONNECT comes at once, long before it is the oldest waiting.
+    let device = MqttDevice::login(mqtt, "meter_d1", "flood-secret-1");
+    drop(device);
+    flooding.store(false, Ordering::Relaxed);
+    let held = attacker.join().unwrap();
+    assert!(held > OPEN_FILES as usize, "the flood held only {held} connections");
+    let metrics = tests::http_request(engine.http, "GET", "/metrics", &[], b"").text();
+    let evicted: f64 = metrics
+        .lines()
+        .filter(|line| {
+            line.starts_with("ringiot_mqtt_connections_closed_before_login_total{reason=\"evicted\"")
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(evicted > 0.0, "no waiting connection was evicted:\n{metrics}");
+    assert!(
+        metrics.contains("ringiot_mqtt_connections_max 500"),
+        "the derived bound is exported:\n{metrics}"
+    );
+}
