@@ -399,7 +399,14 @@ fn pushes_to_a_receiver_that_is_down_are_retried_and_all_arrive_in_order() {
             ids.iter().map(|id| (id.clone(), "PENDING".to_owned())).collect();
         assert_eq!(statuses_of(&pushes, device_id), expected, "{device_id}: all kept, in order");
     }
-    let metrics = scrape(&engine);
+    // The sender counts a push once it has read the receiver's answer, which may be a moment
+    // after the receiver has the request: wait for the count, with a deadline.
+    let deadline = Instant::now() + WAIT;
+    let mut metrics = scrape(&engine);
+    while metric(&metrics, "ringiot_push_sent_total") < total as u64 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+        metrics = scrape(&engine);
+    }
     assert!(metric(&metrics, "ringiot_push_failed_attempts_total") > 0, "failed attempts were counted");
     assert!(
         metric(&metrics, "ringiot_push_sent_total") >= total as u64,
