@@ -11,6 +11,8 @@
 //!   headers it sends.
 //! - [`http_request`]: one raw request, for tests that need to send odd bytes.
 //! - [`mqtt::MqttDevice`]: a blocking MQTT 3.1.1 device with IoTDA credentials.
+//! - [`keep_alive::KeepAliveClient`]: a persistent-connection client that reports a broken
+//!   connection instead of panicking (load across a crash).
 //!
 //! ## Conventions
 //! No sleeps as synchronisation: waits are on an event (a line on stdout, a process exit)
@@ -19,6 +21,7 @@
 pub mod batch;
 mod client;
 mod engine;
+pub mod keep_alive;
 pub mod messages;
 pub mod mqtt;
 pub mod python;

@@ -261,3 +261,67 @@ impl MqttDevice {
         answered
     }
 }
+
+/// What [`MqttDevice::poll`] found.
+#[derive(Debug)]
+pub enum Polled {
+    Packet(Packet),
+    /// Nothing within the timeout; the connection is still open.
+    Idle,
+    /// EOF, a reset, or a malformed packet: the connection is unusable.
+    Closed,
+}
+
+impl MqttDevice {
+    /// Logs an IoTDA device in like [`MqttDevice::login`], but reports a refused connection or
+    /// login instead of panicking (for devices that reconnect to a restarting engine).
+    pub fn try_login(address: SocketAddr, device_id: &str, secret: &str) -> Result<MqttDevice, String> {
+        let stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))
+            .map_err(|error| format!("connecting: {error}"))?;
+        stream.set_nodelay(true).map_err(|error| format!("TCP_NODELAY: {error}"))?;
+        let mut device = MqttDevice { stream, buffer: BytesMut::new() };
+        let mut out = BytesMut::new();
+        iotda_connect(device_id, secret, 1).write(&mut out).map_err(|error| format!("{error:?}"))?;
+        device.try_send_raw(&out).map_err(|error| format!("sending CONNECT: {error}"))?;
+        match device.poll(Duration::from_secs(20)) {
+            Polled::Packet(Packet::ConnAck(connack)) if connack.code as u8 == 0 => Ok(device),
+            other => Err(format!("no accepting CONNACK: {other:?}")),
+        }
+    }
+
+    /// Writes `bytes`, reporting an error instead of panicking.
+    pub fn try_send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// The next packet within `timeout`, telling a quiet connection from a closed one.
+    pub fn poll(&mut self, timeout: Duration) -> Polled {
+        let deadline = Instant::now() + timeout;
+        let mut chunk = [0u8; 4096];
+        loop {
+            match v4::read(&mut self.buffer, PACKET_BYTES_MAX) {
+                Ok(packet) => return Polled::Packet(packet),
+                Err(mqttbytes::Error::InsufficientBytes(_)) => {}
+                Err(_) => return Polled::Closed,
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Polled::Idle;
+            }
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Polled::Closed,
+                Ok(read) => self.buffer.extend_from_slice(&chunk[..read]),
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Polled::Idle
+                }
+                Err(_) => return Polled::Closed,
+            }
+        }
+    }
+}
