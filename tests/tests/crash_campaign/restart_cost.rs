@@ -10,6 +10,8 @@
 //! The numbers are printed, never asserted: a timing does not decide a test (STYLE.md §10).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -23,6 +25,10 @@ const LOGIN_THREADS: usize = 8;
 const REGISTRATION_THREADS: usize = 16;
 /// How long one device may keep retrying its login after a restart.
 const LOGIN_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Logins that had to be tried again, and the last reason, printed with the results.
+static LOGIN_RETRIES: AtomicU64 = AtomicU64::new(0);
+static LAST_LOGIN_ERROR: Mutex<String> = Mutex::new(String::new());
 
 #[test]
 #[ignore = "long: run by scripts/crash-campaign.sh --restart-cost"]
@@ -78,6 +84,13 @@ fn restart_cost_with_many_devices() {
         after_stop.ready.as_millis(),
         stop_all_back.as_millis()
     );
+    let retries = LOGIN_RETRIES.load(Ordering::Relaxed);
+    if retries > 0 {
+        println!(
+            "({retries} logins were tried again; the last reason: {})",
+            LAST_LOGIN_ERROR.lock().unwrap()
+        );
+    }
     for refused in [kill_refused, after_stop.port_refused_for] {
         if !refused.is_zero() {
             println!("(a restart was refused on its ports for {} ms first)", refused.as_millis());
@@ -129,6 +142,8 @@ fn log_in_retrying(mqtt: SocketAddr, device_id: &str) -> MqttDevice {
             Ok(device) => return device,
             Err(error) => {
                 assert!(Instant::now() < deadline, "{device_id} could not log in again: {error}");
+                LOGIN_RETRIES.fetch_add(1, Ordering::Relaxed);
+                *LAST_LOGIN_ERROR.lock().unwrap() = error;
                 thread::sleep(Duration::from_millis(10));
             }
         }
