@@ -3,7 +3,8 @@
 //! Input, as text lines (`\n`): the `Authorization` value, the method, the raw path, the raw
 //! query (`?` first, or an empty line for none), then one `Name: value` header per line up to
 //! an empty line; every byte after that is the body. Header values stay bytes (they may be
-//! anything on the wire); the other lines must be UTF-8, as hyper hands them over.
+//! anything on the wire); the other lines must be UTF-8, as hyper hands them over. A header
+//! hyper would refuse (a name that is not a token, a control byte in a value) drops the input.
 
 use protocol::auth::{self, AuthError, RequestParts};
 
@@ -77,6 +78,12 @@ impl<'a> Request<'a> {
             let colon = header.iter().position(|&byte| byte == b':')?;
             let name = text(&header[..colon])?;
             let value = header[colon + 1..].strip_prefix(b" ").unwrap_or(&header[colon + 1..]);
+            // hyper answers 400 to anything else, so the engine never sees it: a name is an
+            // RFC 9110 token (no spaces before the colon), a value has no control bytes but tab.
+            let is_token = !name.is_empty() && name.bytes().all(is_token_byte);
+            if !is_token || value.iter().any(|&byte| byte.is_ascii_control() && byte != b'\t') {
+                return None;
+            }
             headers.push((name, value));
         }
         Some(Request { authorization, method, path, query, headers, body: rest })
@@ -91,6 +98,11 @@ impl<'a> Request<'a> {
             body: self.body,
         }
     }
+}
+
+/// RFC 9110 `tchar`.
+fn is_token_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
 }
 
 /// Used by the seeds: an `Authorization` value for `request` as the SDK makes it.
