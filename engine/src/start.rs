@@ -56,6 +56,9 @@ struct StartContext {
     mqtt_budget: Arc<DescriptorBudget>,
     /// REST connections of every shard together, within the open-files plan.
     http_budget: Arc<DescriptorBudget>,
+    /// `mqtt_connecting_per_shard_max`, at most half of a shard's share of the MQTT budget, so
+    /// that waiting connections are evicted before they can spend the budget.
+    connecting_per_shard_max: usize,
 }
 
 /// The whole process: returns when the engine has shut down.
@@ -81,7 +84,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let open_files = runtime::raise_open_files_limit();
     let descriptors = DescriptorPlan::derive(open_files, shard_count, config.open_files_reserve);
-    log_descriptor_plan(&descriptors, &config);
+    let connecting_per_shard_max =
+        config.mqtt_connecting_per_shard_max.min((descriptors.mqtt_connections_max / shard_count / 2).max(1));
+    log_descriptor_plan(&descriptors, &config, connecting_per_shard_max);
     let stop = StopFlag::new();
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // The first signal asks for a graceful stop; a second one, while stopping, exits at once.
@@ -110,6 +115,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         replicated: std::sync::atomic::AtomicBool::new(false),
         mqtt_budget: DescriptorBudget::new(descriptors.mqtt_connections_max),
         http_budget: DescriptorBudget::new(descriptors.http_connections_max),
+        connecting_per_shard_max,
     });
     runtime::run_shards(&runtime_config, &stop, move |mesh| {
         let context = context.clone();
@@ -135,7 +141,7 @@ async fn shard_main(mesh: Rc<Mesh>, context: &StartContext) -> anyhow::Result<()
         listen: config.mqtt_listen,
         connect_timeout: Duration::from_millis(config.mqtt_connect_timeout_ms),
         first_byte_timeout: Duration::from_millis(config.mqtt_first_byte_timeout_ms),
-        connecting_per_shard_max: config.mqtt_connecting_per_shard_max,
+        connecting_per_shard_max: context.connecting_per_shard_max,
         connection_budget: context.mqtt_budget.clone(),
         packet_bytes_max: config.mqtt_packet_bytes_max,
         connections_per_shard_max: config.mqtt_connections_per_shard_max,
@@ -271,7 +277,7 @@ async fn bind_mqtt(shard: &Shard, context: &StartContext) -> anyhow::Result<TcpL
 }
 
 /// Says at start how the open-files limit is shared out, so an operator sees the real bounds.
-fn log_descriptor_plan(plan: &DescriptorPlan, config: &Config) {
+fn log_descriptor_plan(plan: &DescriptorPlan, config: &Config, connecting_per_shard_max: usize) {
     if plan.open_files == 0 {
         tracing::warn!("the open-files limit could not be read: connections are bounded by the config only");
         return;
@@ -279,7 +285,7 @@ fn log_descriptor_plan(plan: &DescriptorPlan, config: &Config) {
     tracing::info!(
         open_files = plan.open_files,
         mqtt_connections_max = plan.mqtt_connections_max,
-        mqtt_connecting_per_shard_max = config.mqtt_connecting_per_shard_max,
+        mqtt_connecting_per_shard_max = connecting_per_shard_max,
         http_connections_max =
             plan.http_connections_max.min(config.http_connections_max * config.effective_shards()),
         internal = plan.internal,

@@ -130,17 +130,18 @@ fn listeners_in_table(text: &str) -> impl Iterator<Item = SocketAddr> + '_ {
 }
 
 /// `0100007F:1F90` (IPv4) or 32 hex digits `:PORT` (IPv6): the address is the kernel's
-/// in-memory words printed in hex, so each 32-bit word is in host (little-endian) byte order.
+/// in-memory 32-bit words (network byte order) printed as host-order numbers, so each word's
+/// bytes are its value's native-endian bytes.
 fn parse_table_address(text: &str) -> Option<SocketAddr> {
     let (address, port) = text.split_once(':')?;
     let port = u16::from_str_radix(port, 16).ok()?;
-    let word = |hex: &str| u32::from_str_radix(hex, 16).ok().map(u32::swap_bytes);
+    let word = |hex: &str| u32::from_str_radix(hex, 16).ok().map(u32::to_ne_bytes);
     let ip = match address.len() {
         8 => IpAddr::V4(Ipv4Addr::from(word(address)?)),
         32 => {
             let mut octets = [0u8; 16];
             for (index, chunk) in octets.chunks_mut(4).enumerate() {
-                chunk.copy_from_slice(&word(address.get(index * 8..index * 8 + 8)?)?.to_be_bytes());
+                chunk.copy_from_slice(&word(address.get(index * 8..index * 8 + 8)?)?);
             }
             IpAddr::V6(Ipv6Addr::from(octets))
         }
@@ -184,6 +185,14 @@ impl DescriptorBudget {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| (open < self.max).then_some(open + 1))
             .ok()
             .map(|_| BudgetSlot(self.clone()))
+    }
+
+    /// A slot even when the budget is spent: for a connection admitted in place of one just
+    /// evicted, whose slot is given back as soon as its task sees the shutdown. The overdraft
+    /// is bounded by the connections waiting for a CONNECT, which the reserve covers.
+    pub fn take_in_place_of_evicted(self: &Arc<Self>) -> BudgetSlot {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        BudgetSlot(self.clone())
     }
 
     pub fn open(&self) -> usize {
@@ -254,30 +263,72 @@ impl DescriptorPlan {
     }
 }
 
-/// The delay before the next accept after a failure: 1 ms doubling to 500 ms, reset by a
-/// success. Counts the failures of the current episode for one log line when it ends.
+/// The delay before the next accept after a failure for want of resources: 1 ms doubling to
+/// 500 ms, reset by a success. Warnings are rate-limited: at the limit, accepts alternate
+/// between failing and succeeding, and a warning per episode would be one per connection.
 #[derive(Debug, Default)]
 pub struct AcceptBackoff {
-    failures: u64,
+    failures_in_episode: u32,
+    failures_unreported: u64,
+    last_warning: Option<std::time::Instant>,
 }
 
 impl AcceptBackoff {
     const FIRST: Duration = Duration::from_millis(1);
     const MAX: Duration = Duration::from_millis(500);
+    /// At most one warning per this long.
+    pub const WARNING_INTERVAL: Duration = Duration::from_secs(30);
 
-    /// Records a failed accept; returns how long to wait, and whether this failure starts an
-    /// episode (log it then, once).
-    pub fn failed(&mut self) -> (Duration, bool) {
-        self.failures += 1;
-        let doublings = (self.failures - 1).min(16) as u32;
-        (Self::FIRST.saturating_mul(1 << doublings).min(Self::MAX), self.failures == 1)
+    /// Records a failed accept at `now`; returns how long to wait, and the failures to warn
+    /// about now (those since the last warning), if a warning is due.
+    pub fn failed(&mut self, now: std::time::Instant) -> (Duration, Option<u64>) {
+        self.failures_in_episode = self.failures_in_episode.saturating_add(1);
+        self.failures_unreported += 1;
+        let doublings = (self.failures_in_episode - 1).min(16);
+        let delay = Self::FIRST.saturating_mul(1 << doublings).min(Self::MAX);
+        let due = self.last_warning.is_none_or(|last| now.duration_since(last) >= Self::WARNING_INTERVAL);
+        if !due {
+            return (delay, None);
+        }
+        self.last_warning = Some(now);
+        (delay, Some(std::mem::take(&mut self.failures_unreported)))
     }
 
-    /// Records a successful accept; returns the failures of the episode that just ended.
-    pub fn succeeded(&mut self) -> Option<u64> {
-        let failures = std::mem::take(&mut self.failures);
-        (failures > 0).then_some(failures)
+    /// Records a successful accept: the next failure waits the shortest delay again.
+    pub fn succeeded(&mut self) {
+        self.failures_in_episode = 0;
     }
+}
+
+/// Waits after a failed accept on a `kind` ("MQTT", "HTTP") listener. Out of descriptors or
+/// kernel memory, an accept would fail again at once: the loop backs off (see
+/// [`AcceptBackoff`]). Any other error concerns one connection (it was reset before it was
+/// accepted, say): a short pause still, so that an error that persists cannot spin the shard.
+pub async fn after_failed_accept(
+    kind: &str,
+    shard: usize,
+    backoff: &mut AcceptBackoff,
+    error: glommio::GlommioError<()>,
+) {
+    let exhausted = match &error {
+        glommio::GlommioError::IoError(io) => is_resource_exhaustion(io),
+        _ => false,
+    };
+    if !exhausted {
+        tracing::debug!(shard, %error, "accepting a {kind} connection");
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+        return;
+    }
+    let (delay, warn) = backoff.failed(std::time::Instant::now());
+    if let Some(failures) = warn {
+        tracing::warn!(
+            shard,
+            %error,
+            failures,
+            "accepting {kind} connections: out of descriptors or memory; backing off (failures since the last warning)"
+        );
+    }
+    glommio::timer::sleep(delay).await;
 }
 
 /// Whether an accept error means the process or the system is out of descriptors or memory
@@ -371,17 +422,19 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_to_its_ceiling_and_resets() {
+    fn backoff_doubles_to_its_ceiling_resets_and_warns_at_most_every_interval() {
+        let start = std::time::Instant::now();
         let mut backoff = AcceptBackoff::default();
-        assert_eq!(backoff.failed(), (Duration::from_millis(1), true));
-        assert_eq!(backoff.failed(), (Duration::from_millis(2), false));
+        assert_eq!(backoff.failed(start), (Duration::from_millis(1), Some(1)));
+        assert_eq!(backoff.failed(start), (Duration::from_millis(2), None));
         for _ in 0..20 {
-            backoff.failed();
+            backoff.failed(start);
         }
-        assert_eq!(backoff.failed().0, Duration::from_millis(500));
-        assert_eq!(backoff.succeeded(), Some(23));
-        assert_eq!(backoff.succeeded(), None);
-        assert_eq!(backoff.failed(), (Duration::from_millis(1), true));
+        assert_eq!(backoff.failed(start).0, Duration::from_millis(500));
+        backoff.succeeded();
+        assert_eq!(backoff.failed(start), (Duration::from_millis(1), None), "warned a moment ago");
+        let later = start + AcceptBackoff::WARNING_INTERVAL;
+        assert_eq!(backoff.failed(later), (Duration::from_millis(2), Some(24)), "the failures since");
     }
 
     #[test]

@@ -244,6 +244,11 @@ impl Engine {
         wait_with_deadline(&mut child)
     }
 
+    /// The engine's process id (to pause it with SIGSTOP, say).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("engine is running").id()
+    }
+
     /// SIGKILL: no chance to flush anything.
     pub fn kill9(&mut self) {
         let mut child = self.child.take().expect("engine is running");

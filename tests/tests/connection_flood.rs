@@ -23,10 +23,9 @@ fn flooded_engine() -> Engine {
     Engine::start(EngineOptions {
         shards: 2,
         open_files_limit: Some(OPEN_FILES),
-        // Neither timeout may be what saves the REST API here: only the bounds.
-        config_extra: "mqtt_first_byte_timeout_ms = 60000\nmqtt_connect_timeout_ms = 60000\n\
-                       mqtt_connecting_per_shard_max = 100\n"
-            .into(),
+        // Neither timeout may be what saves the REST API here, only the bounds (the waiting
+        // connections' bound is the default, which the engine lowers to fit the limit).
+        config_extra: "mqtt_first_byte_timeout_ms = 60000\nmqtt_connect_timeout_ms = 60000\n".into(),
         ..Default::default()
     })
 }
@@ -48,8 +47,26 @@ fn get_within(engine: &Engine, path: &str) -> Option<u16> {
     response.filter(|_| started.elapsed() < ANSWER_DEADLINE)
 }
 
+/// The attacker holds FLOOD_CONNECTIONS sockets in this process: raise its soft limit.
+fn raise_own_open_files_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit on this process with a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+    assert!(
+        limit.rlim_cur > FLOOD_CONNECTIONS as u64 + 200,
+        "the test needs more open files: {}",
+        limit.rlim_cur
+    );
+}
+
 #[test]
 fn half_open_mqtt_connections_never_starve_the_rest_api() {
+    raise_own_open_files_limit();
     let engine = flooded_engine();
     register_meter_devices(&engine.client_a(), &["d1"], "flood-secret-1");
     let mqtt = engine.mqtt;
@@ -66,8 +83,9 @@ fn half_open_mqtt_connections_never_starve_the_rest_api() {
                     std::thread::sleep(Duration::from_millis(10));
                     continue;
                 }
-                if let Ok(stream) = TcpStream::connect_timeout(&mqtt, Duration::from_millis(500)) {
-                    held.push(stream);
+                match TcpStream::connect_timeout(&mqtt, Duration::from_millis(500)) {
+                    Ok(stream) => held.push(stream),
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
             }
             held.len()
@@ -80,23 +98,65 @@ fn half_open_mqtt_connections_never_starve_the_rest_api() {
         assert_eq!(get_within(&engine, "devices"), Some(200), "ListDevices starved in round {round}");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // While the flood goes on: the bounds hold, and the oldest waiting connections went.
+    let metrics = tests::http_request(engine.http, "GET", "/metrics", &[], b"").text();
+    let sum_of = |prefix: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|line| line.starts_with(prefix))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert!(
+        metrics.contains("ringiot_mqtt_connections_max 500\n"),
+        "the derived bound is exported:\n{metrics}"
+    );
+    let waiting = sum_of("ringiot_mqtt_connections_waiting{");
+    assert!(waiting <= 250.0, "at most 125 wait per shard (half of each shard's share): {waiting}");
+    let evicted = sum_of("ringiot_mqtt_connections_closed_before_login_total{reason=\"evicted\"");
+    assert!(evicted > 0.0, "no waiting connection was evicted:\n{metrics}");
     // A device still gets in: its CONNECT comes at once, long before it is the oldest waiting.
-    let device = MqttDevice::login(mqtt, "meter_d1", "flood-secret-1");
-    drop(device);
+    drop(MqttDevice::login(mqtt, "meter_d1", "flood-secret-1"));
     flooding.store(false, Ordering::Relaxed);
     let held = attacker.join().unwrap();
     assert!(held > OPEN_FILES as usize, "the flood held only {held} connections");
-    let metrics = tests::http_request(engine.http, "GET", "/metrics", &[], b"").text();
-    let evicted: f64 = metrics
-        .lines()
-        .filter(|line| {
-            line.starts_with("ringiot_mqtt_connections_closed_before_login_total{reason=\"evicted\"")
+}
+
+/// Regression: glommio accepts without waiting while the backlog holds connections, so a burst
+/// larger than the waiting bound was accepted in one go and evicted connections whose CONNECT
+/// sat unread in their socket. The engine is paused while the burst queues up, so the whole
+/// burst — devices first, then silent connections — is in the backlog when it resumes.
+#[test]
+fn devices_queued_before_a_burst_of_silent_connections_are_not_evicted() {
+    raise_own_open_files_limit();
+    let engine = Engine::start(EngineOptions {
+        shards: 2,
+        config_extra: "mqtt_connecting_per_shard_max = 50\n".into(),
+        ..Default::default()
+    });
+    let nodes: Vec<String> = (0..10).map(|index| format!("b{index}")).collect();
+    register_meter_devices(&engine.client_a(), &nodes, "burst-secret-1");
+    let pid = engine.pid() as i32;
+    // SAFETY: signals to our own child process.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let mut devices: Vec<MqttDevice> = nodes
+        .iter()
+        .map(|node| {
+            let mut device = MqttDevice::open(engine.mqtt);
+            let connect = tests::mqtt::iotda_connect(&format!("meter_{node}"), "burst-secret-1", 1);
+            device.send(|out| connect.write(out).map(drop).unwrap());
+            device
         })
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
-    assert!(evicted > 0.0, "no waiting connection was evicted:\n{metrics}");
-    assert!(
-        metrics.contains("ringiot_mqtt_connections_max 500"),
-        "the derived bound is exported:\n{metrics}"
-    );
+        .collect();
+    let silent: Vec<TcpStream> = (0..600).filter_map(|_| TcpStream::connect(engine.mqtt).ok()).collect();
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    for (node, device) in nodes.iter().zip(&mut devices) {
+        match device.next_packet(Duration::from_secs(20)) {
+            Some(mqttbytes::v4::Packet::ConnAck(connack)) => {
+                assert_eq!(connack.code as u8, 0, "meter_{node} refused")
+            }
+            other => panic!("meter_{node}: expected a CONNACK, got {other:?} (evicted unread?)"),
+        }
+    }
+    drop(silent);
 }

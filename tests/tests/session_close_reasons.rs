@@ -14,7 +14,7 @@ const WAIT: Duration = Duration::from_secs(20);
 fn engine_with_info_logs() -> Engine {
     let engine =
         Engine::start(EngineOptions { shards: 2, log_filter: Some("info".into()), ..Default::default() });
-    let nodes = ["quitter", "hangup", "twice", "deleted", "deaf"];
+    let nodes = ["quitter", "hangup", "twice", "deleted", "deaf", "rude"];
     register_meter_devices(&engine.client_a(), &nodes, SECRET);
     engine
 }
@@ -25,6 +25,8 @@ fn assert_ended_once(engine: &Engine, device_id: &str, reason: &str) {
     let lines = engine.wait_for_log(&needles, WAIT);
     assert_eq!(lines.len(), 1, "{device_id}: expected one line saying '{reason}', got {lines:#?}");
     assert!(lines[0].contains("INFO"), "said at info: {}", lines[0]);
+    // A second line would follow the first at once, from the same closing session.
+    std::thread::sleep(Duration::from_millis(300));
     let all_ends = engine.log_lines_with(&["device session ended", device_id]);
     assert_eq!(all_ends.len(), 1, "{device_id}: the end is said once: {all_ends:#?}");
 }
@@ -49,6 +51,17 @@ fn each_session_end_says_why_once() {
     assert_eq!(engine.client_a().delete("devices/meter_deleted").status, 204);
     assert_ended_once(&engine, "meter_deleted", "the device was deleted");
     drop(deleted);
+
+    let mut rude = MqttDevice::login(engine.mqtt, "meter_rude", SECRET);
+    let mut publish = v4::Publish::new(
+        "$oc/devices/meter_rude/sys/messages/up",
+        mqttbytes::QoS::ExactlyOnce,
+        b"{}".to_vec(),
+    );
+    publish.pkid = 1;
+    rude.send(|out| publish.write(out).map(drop).unwrap());
+    assert_ended_once(&engine, "meter_rude", "protocol error: QoS 2 is not supported");
+    drop(rude);
 }
 
 #[test]

@@ -250,7 +250,10 @@ fn admission(o: &mut String, shards: &[ShardMetrics]) {
         "gauge",
         "MQTT connections allowed (all shards), from the open-files limit less the reserve.",
     );
-    let _ = writeln!(o, "ringiot_mqtt_connections_max {max}");
+    if max != usize::MAX {
+        // Unbounded when the open-files limit could not be read: no series then.
+        let _ = writeln!(o, "ringiot_mqtt_connections_max {max}");
+    }
     header(
         o,
         "ringiot_mqtt_connections_budgeted",

@@ -43,13 +43,11 @@ pub async fn serve(
             let stream = match listener.accept().await {
                 Ok(stream) => stream,
                 Err(error) => {
-                    accept_failed(&mut backoff, error).await;
+                    listen::after_failed_accept("HTTP", app.shard.id(), &mut backoff, error).await;
                     continue;
                 }
             };
-            if let Some(failures) = backoff.succeeded() {
-                tracing::warn!(failures, "accepting HTTP connections again");
-            }
+            backoff.succeeded();
             let slot = match budget.take() {
                 Some(slot) if open_connections.get() < app.config.http_connections_max => slot,
                 _ => {
@@ -69,24 +67,6 @@ pub async fn serve(
         }
     };
     futures_lite::future::or(accept_loop, stop).await;
-}
-
-/// Waits after a failed accept: out of descriptors, the listener would fail again at once, so
-/// the loop backs off (doubling) and says so once per episode.
-async fn accept_failed(backoff: &mut AcceptBackoff, error: glommio::GlommioError<()>) {
-    let exhausted = match &error {
-        glommio::GlommioError::IoError(io) => listen::is_resource_exhaustion(io),
-        _ => false,
-    };
-    if !exhausted {
-        tracing::debug!(%error, "accepting an HTTP connection");
-        return;
-    }
-    let (delay, first) = backoff.failed();
-    if first {
-        tracing::warn!(%error, "accepting HTTP connections: out of descriptors or memory; backing off");
-    }
-    glommio::timer::sleep(delay).await;
 }
 
 /// Answers 503 on a connection over the bound and closes it, without handing it to hyper.

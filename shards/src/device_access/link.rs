@@ -58,7 +58,9 @@ pub enum ShutDownBy {
     QueueFull,
     /// A write made no progress for the write timeout.
     WriteStalled,
-    /// A write failed (the connection broke).
+    /// A write found the connection reset or closed by the device.
+    PeerGone,
+    /// A write failed otherwise.
     WriteFailed,
 }
 
@@ -69,6 +71,7 @@ impl ShutDownBy {
             ShutDownBy::DeviceDeleted => CloseReason::DeviceDeleted,
             ShutDownBy::QueueFull => CloseReason::Stalled(format!("{OUTBOUND_PACKETS_MAX} packets queued")),
             ShutDownBy::WriteStalled => CloseReason::Stalled("a write made no progress for 30 s".into()),
+            ShutDownBy::PeerGone => CloseReason::HungUp,
             ShutDownBy::WriteFailed => CloseReason::Failed("writing to the device failed".into()),
         }
     }
@@ -85,6 +88,14 @@ impl SessionLink {
             outbound: RefCell::new(Some(outbound)),
             closed: Cell::new(false),
             shut_down_by: Cell::new(None),
+        }
+    }
+
+    /// Queues a last packet (a v5 DISCONNECT) if there is room, and nothing else: the session
+    /// is ending for its own reason, which a full queue must not overwrite.
+    pub fn send_farewell(&self, packet: BytesMut) {
+        if let Some(queue) = self.outbound.borrow().as_ref() {
+            let _ = queue.try_send(packet.freeze());
         }
     }
 

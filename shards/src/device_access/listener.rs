@@ -2,6 +2,7 @@
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -11,9 +12,9 @@ use protocol::mqtt::codec::{self, Connect, Packet};
 use protocol::mqtt::login;
 use protocol::routing::home_shard;
 
-use super::admission::Waiting;
+use super::admission::{self, Admission, Waiting};
 use super::{read_into, session, CONNECT_BYTES_MAX};
-use crate::listen::{self, AcceptBackoff, BudgetSlot};
+use crate::listen::{self, AcceptBackoff, BudgetSlot, DescriptorBudget};
 use crate::messages::{Adoption, Reply, Request};
 use crate::registry::Shard;
 
@@ -33,52 +34,50 @@ pub async fn serve(shard: Rc<Shard>, listener: TcpListener, stop: impl std::futu
             let stream = match listener.accept().await {
                 Ok(stream) => stream,
                 Err(error) => {
-                    accept_failed(shard.id(), &mut backoff, error).await;
+                    listen::after_failed_accept("MQTT", shard.id(), &mut backoff, error).await;
                     continue;
                 }
             };
-            if let Some(failures) = backoff.succeeded() {
-                tracing::warn!(shard = shard.id(), failures, "accepting MQTT connections again");
-            }
-            let slot = match config.connection_budget.take() {
-                Some(slot) if shard.connection_opened() => slot,
-                _ => {
+            backoff.succeeded();
+            match admit(&shard, &config.connection_budget, &admission) {
+                Some(slot) => {
+                    let waiting = admission.enter(stream.as_raw_fd());
+                    if admission::has_bytes_waiting(stream.as_raw_fd()) {
+                        waiting.started();
+                    }
+                    let shard = shard.clone();
+                    glommio::spawn_local(async move {
+                        accept_one(&shard, stream, waiting, slot).await;
+                    })
+                    .detach();
+                }
+                None => {
                     admission.count(|counts| counts.refused_full += 1);
                     tracing::debug!(
                         shard = shard.id(),
                         "MQTT connection refused: the connection bound is reached"
                     );
                     glommio::spawn_local(refuse(stream)).detach();
-                    continue;
                 }
-            };
-            let waiting = admission.enter(stream.as_raw_fd());
-            let shard = shard.clone();
-            glommio::spawn_local(async move {
-                accept_one(&shard, stream, waiting, slot).await;
-            })
-            .detach();
+            }
+            // glommio accepts without waiting while the backlog holds connections: let the rest
+            // of the shard (and the new connection's task) run between two accepts.
+            futures_lite::future::yield_now().await;
         }
     };
     futures_lite::future::or(accept_loop, stop).await;
 }
 
-/// Waits after a failed accept: out of descriptors (or kernel memory), the listener would fail
-/// again at once, so the loop backs off, doubling, and says so once per episode.
-async fn accept_failed(shard: usize, backoff: &mut AcceptBackoff, error: glommio::GlommioError<()>) {
-    let exhausted = match &error {
-        glommio::GlommioError::IoError(io) => listen::is_resource_exhaustion(io),
-        _ => false,
+/// A process-wide budget slot and a place in the shard's connection count for a new
+/// connection. When the budget is spent but connections wait for their CONNECT, the oldest of
+/// them makes room (its slot comes back as soon as its task sees the shutdown).
+fn admit(shard: &Shard, budget: &Arc<DescriptorBudget>, admission: &Admission) -> Option<BudgetSlot> {
+    let slot = match budget.take() {
+        Some(slot) => slot,
+        None if admission.evict_oldest() => budget.take_in_place_of_evicted(),
+        None => return None,
     };
-    if !exhausted {
-        tracing::debug!(shard, %error, "accepting an MQTT connection");
-        return;
-    }
-    let (delay, first) = backoff.failed();
-    if first {
-        tracing::warn!(shard, %error, "accepting MQTT connections: out of descriptors or memory; backing off");
-    }
-    glommio::timer::sleep(delay).await;
+    shard.connection_opened().then_some(slot)
 }
 
 async fn refuse(mut stream: TcpStream) {
@@ -91,14 +90,16 @@ async fn refuse(mut stream: TcpStream) {
 /// has taken the socket (and counted it there); the budget slot travels with the socket.
 async fn accept_one(shard: &Rc<Shard>, mut stream: TcpStream, waiting: Waiting, slot: BudgetSlot) {
     let _ = stream.set_nodelay(true);
-    let read = read_connect(shard, &mut stream).await;
-    let evicted = waiting.was_evicted();
+    let mut read = read_connect(shard, &mut stream, &waiting).await;
+    if waiting.was_evicted() {
+        // Its socket is shut down: even a CONNECT read in full cannot be answered.
+        read = Err(EVICTED.to_owned().into());
+    }
     // Out of the waiting table before the descriptor can be closed or handed over.
     drop(waiting);
     let (buffer, connect) = match read {
         Ok(read) => read,
         Err(ConnectFailure { reason, answer }) => {
-            let reason = if evicted { EVICTED.to_owned() } else { reason };
             tracing::debug!(shard = shard.id(), reason, "MQTT connection closed before login");
             if let Some(code) = answer {
                 // An unsupported protocol level is answered in 3.1.1 form [MQTT-3.1.2-2].
@@ -156,7 +157,11 @@ const EVICTED: &str = "evicted: the oldest of the connections waiting for a CONN
 /// Reads until one complete CONNECT is buffered, within the connect timeout (in all, not per
 /// read) and [`CONNECT_BYTES_MAX`]; the first byte must come within the shorter first-byte
 /// timeout. Anything else first is a protocol error.
-async fn read_connect(shard: &Shard, stream: &mut TcpStream) -> Result<(BytesMut, Connect), ConnectFailure> {
+async fn read_connect(
+    shard: &Shard,
+    stream: &mut TcpStream,
+    waiting: &Waiting,
+) -> Result<(BytesMut, Connect), ConnectFailure> {
     let config = shard.device_access_config();
     let timeout = config.connect_timeout;
     let started = Instant::now();
@@ -188,6 +193,9 @@ async fn read_connect(shard: &Shard, stream: &mut TcpStream) -> Result<(BytesMut
         };
         if read == 0 {
             return Err(String::from("closed by the client").into());
+        }
+        if silent {
+            waiting.started();
         }
     }
 }

@@ -135,10 +135,14 @@ async fn serve(
     let writer_task = glommio::spawn_local(async move {
         while let Some(packet) = queue.recv().await {
             if let Err(error) = writer.write_all(&packet).await {
-                let by = if error.kind() == std::io::ErrorKind::TimedOut {
-                    ShutDownBy::WriteStalled
-                } else {
-                    ShutDownBy::WriteFailed
+                use std::io::ErrorKind;
+                let by = match error.kind() {
+                    ErrorKind::TimedOut => ShutDownBy::WriteStalled,
+                    // The device went away mid-write: what its reader sees too, a hang-up.
+                    ErrorKind::BrokenPipe | ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => {
+                        ShutDownBy::PeerGone
+                    }
+                    _ => ShutDownBy::WriteFailed,
                 };
                 writer_link.shut_down(by);
                 break;
@@ -161,7 +165,12 @@ async fn serve(
         Ok(()) => state.run(&mut reader, &mut buffer, keep_alive).await,
         Err(error) => CloseReason::Failed(format!("could not arm the socket timeouts: {error}")),
     };
-    let reason = link.shut_down_by().map_or(seen, ShutDownBy::reason);
+    // What the device itself did (DISCONNECT, silence, a protocol error) is the reason; an EOF,
+    // a socket error or a failed send may only be the echo of a shutdown from outside.
+    let reason = match (link.shut_down_by(), seen) {
+        (Some(by), CloseReason::HungUp | CloseReason::Failed(_) | CloseReason::Stalled(_)) => by.reason(),
+        (_, seen) => seen,
+    };
     // Leave the live-session table while the descriptor is still open (`reader` owns it): a
     // takeover can never shut down a descriptor that was closed, and perhaps reused, already.
     let was_current = shard.end_session(device_id, session_id);
@@ -442,12 +451,13 @@ impl SessionState<'_> {
         Ok(())
     }
 
-    /// A v5 DISCONNECT with `reason`, if there is room; the connection closes either way.
+    /// A v5 DISCONNECT with `reason`, if there is room; the connection closes either way, for
+    /// the reason the caller gives (a full queue here is not what ended it).
     fn disconnect(&self, reason: DisconnectReason) {
         let mut out = BytesMut::new();
         codec::write_disconnect(self.version, reason, &mut out);
         if !out.is_empty() {
-            let _ = self.send(out);
+            self.link.send_farewell(out);
         }
     }
 
