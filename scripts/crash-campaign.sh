@@ -7,7 +7,8 @@
 #                                               # restart time with DEVICES registered (10,000)
 #
 # CRASH_SEED=N replays a campaign's random choices (the seed is printed first); CRASH_PORT_WAIT_S
-# lets a restart retry while the ports are refused as in use. The output, engine logs included,
+# lets a restart retry while the ports are refused as in use; CRASH_LOG_COMPACTION_BYTES=8192
+# makes the shards compact their logs all the time, so kills land in compactions too. The output, engine logs included,
 # is kept in target/crash-campaign/<time>.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -6,7 +6,9 @@
 //! - `CRASH_CYCLES` (default 3): kill -9 cycles;
 //! - `CRASH_SEED` (default: the clock): the seed of every random choice (kill moments, pacing);
 //! - `CRASH_PORT_WAIT_S` (default 0): how long a restart may retry while the engine says its
-//!   ports are in use (0: a refused same-port restart fails the campaign at once).
+//!   ports are in use (0: a refused same-port restart fails the campaign at once);
+//! - `CRASH_LOG_COMPACTION_BYTES` (default: the engine's 64 MiB): a small bound makes the shards
+//!   snapshot and drop segments all the time, so kills land in compactions too.
 //!
 //! One engine (2 shards, one data dir, two ports picked once) lives through every cycle:
 //! 1. register the cycle's fresh devices (8 online, 8 offline message targets) and log the
@@ -63,6 +65,7 @@ struct Settings {
     cycles: usize,
     seed: u64,
     port_wait: Duration,
+    log_compaction_bytes: Option<u64>,
 }
 
 fn env_number(name: &str) -> Option<u64> {
@@ -77,6 +80,7 @@ fn settings() -> Settings {
         cycles: env_number("CRASH_CYCLES").unwrap_or(3) as usize,
         seed: env_number("CRASH_SEED").unwrap_or(clock_seed),
         port_wait: Duration::from_secs(env_number("CRASH_PORT_WAIT_S").unwrap_or(0)),
+        log_compaction_bytes: env_number("CRASH_LOG_COMPACTION_BYTES"),
     }
 }
 
@@ -159,15 +163,20 @@ struct CycleTimes {
 #[ignore = "long: run by scripts/crash-campaign.sh"]
 fn acknowledged_writes_survive_kill_9_cycles_under_mixed_load() {
     let settings = settings();
+    let compaction =
+        settings.log_compaction_bytes.map_or(String::new(), |b| format!(" CRASH_LOG_COMPACTION_BYTES={b}"));
     println!(
-        "crash campaign: {} cycles, seed {} — reproduce with CRASH_SEED={} CRASH_CYCLES={}",
+        "crash campaign: {} cycles, seed {} — reproduce with CRASH_SEED={} CRASH_CYCLES={}{compaction}",
         settings.cycles, settings.seed, settings.seed, settings.cycles
     );
     let data_dir: PathBuf =
         std::env::temp_dir().join(format!("ringiot-crash-campaign-{}", settings.seed)).join("data");
     let _ = std::fs::remove_dir_all(data_dir.parent().expect("a parent"));
     let ports = free_ports();
-    let options = options_on(ports);
+    let mut options = options_on(ports);
+    if let Some(bytes) = settings.log_compaction_bytes {
+        options.config_extra = format!("log_compaction_bytes = {bytes}");
+    }
     println!("data dir {}, http port {}, mqtt port {}", data_dir.display(), ports.0, ports.1);
     let mut engine = start_on_same_ports(&data_dir, &options, Duration::ZERO).engine;
     let created = engine.client_a().post("products", &water_meter());
