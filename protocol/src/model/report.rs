@@ -105,7 +105,8 @@ pub struct DroppedValue {
     pub service_id: String,
     pub property_name: String,
     pub reason: DropReason,
-    /// What is wrong with it, for the log (never the value itself: it may be huge).
+    /// What is wrong with it, in words. It may quote the value (as a 400's message does), so
+    /// it is not for the log: a device may put a secret in the wrong property.
     pub detail: String,
 }
 

@@ -138,13 +138,14 @@ impl Shard {
         let mut counts = self.reported_dropped.get();
         for value in dropped {
             counts[value.reason.index()] += 1;
+            // Never the value, nor `detail` (which may quote it: a device may put a secret in
+            // the wrong property); names a device chose are cut short.
             tracing::debug!(
                 shard = self.id(),
                 device_id,
-                service_id = value.service_id,
-                property = value.property_name,
+                service_id = short(&value.service_id),
+                property = short(&value.property_name),
                 reason = value.reason.as_str(),
-                detail = value.detail,
                 "reported property dropped"
             );
         }
@@ -163,4 +164,13 @@ impl Shard {
             })
             .collect()
     }
+}
+
+/// At most 64 bytes of a name a device chose, for the log.
+fn short(name: &str) -> &str {
+    let mut end = name.len().min(64);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
 }

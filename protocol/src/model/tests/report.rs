@@ -140,8 +140,21 @@ fn json_objects_and_string_lists_are_bounded_in_depth_and_size() {
     assert_eq!(checked.accepted.services.len(), 1, "{CONTAINER_DEPTH_MAX} levels are allowed");
     assert!(
         checked.dropped.iter().all(|dropped| dropped.detail.len() < 200),
-        "details never carry the value"
+        "details stay short however large the value"
     );
+}
+
+#[test]
+fn a_string_list_is_measured_as_the_json_it_is_stored_as() {
+    // Each item decodes to 12,000 one-byte characters but is stored as 72,000 bytes of
+    // `\u0001` escapes: four of them are 288 KB of JSON, far over the bound.
+    let item = "\\u0001".repeat(12_000);
+    let list = format!(r#"["{item}","{item}","{item}","{item}"]"#);
+    let checked =
+        check(&format!(r#"{{"services":[{{"service_id":"water","properties":{{"tags":{list}}}}}]}}"#));
+    let reasons: Vec<_> = checked.dropped.iter().map(|dropped| dropped.reason).collect();
+    assert_eq!(reasons, [DropReason::TooLarge]);
+    assert!(checked.accepted.services.is_empty());
 }
 
 #[test]
