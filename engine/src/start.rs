@@ -215,7 +215,14 @@ async fn serve_front_desk(shard: &Rc<Shard>, context: &StartContext) -> anyhow::
         println!("ringiot ready: http={address} mqtt={mqtt} shards={}", shard.shard_count());
         tracing::info!(%address, shards = shard.shard_count(), "serving the REST API");
     }
-    crate::http::server::serve(app, listener, context.http_budget.clone(), context.stop.wait()).await;
+    crate::http::server::serve(
+        app,
+        listener,
+        context.http_budget.clone(),
+        context.mqtt_budget.clone(),
+        context.stop.wait(),
+    )
+    .await;
     tracing::info!(shard = shard.id(), "HTTP listener closed");
     Ok(())
 }

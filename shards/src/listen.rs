@@ -187,6 +187,18 @@ impl DescriptorBudget {
             .map(|_| BudgetSlot(self.clone()))
     }
 
+    /// A slot only while fewer than `ceiling` are taken: how the REST API borrows descriptors
+    /// of the MQTT share that the devices leave unused (up to half of it), so a burst of REST
+    /// clients beyond the reserve is served while the fleet is small. Borrowed slots count
+    /// against MQTT until their connections close.
+    pub fn take_while_below(self: &Arc<Self>, ceiling: usize) -> Option<BudgetSlot> {
+        let ceiling = ceiling.min(self.max);
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| (open < ceiling).then_some(open + 1))
+            .ok()
+            .map(|_| BudgetSlot(self.clone()))
+    }
+
     /// A slot even when the budget is spent: for a connection admitted in place of one just
     /// evicted, whose slot is given back as soon as its task sees the shutdown. The overdraft
     /// is bounded by the connections waiting for a CONNECT, which the reserve covers.
@@ -419,6 +431,19 @@ mod tests {
         assert!(third.join().unwrap());
         drop(second);
         assert_eq!(budget.open(), 0, "the slot taken on another thread was dropped there");
+    }
+
+    #[test]
+    fn borrowing_stops_at_the_ceiling_and_borrowed_slots_count_against_the_lender() {
+        let mqtt = DescriptorBudget::new(4);
+        let borrowed: Vec<_> =
+            std::iter::from_fn(|| mqtt.take_while_below(mqtt.max() / 2)).take(10).collect();
+        assert_eq!(borrowed.len(), 2, "only up to half of the lender's budget is lent");
+        let own: Vec<_> = std::iter::from_fn(|| mqtt.take()).take(10).collect();
+        assert_eq!(own.len(), 2, "what is lent is not the lender's any more");
+        drop(borrowed);
+        assert!(mqtt.take_while_below(2).is_none(), "the lender itself holds half now");
+        assert!(mqtt.take().is_some());
     }
 
     #[test]

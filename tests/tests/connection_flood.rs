@@ -160,3 +160,35 @@ fn devices_queued_before_a_burst_of_silent_connections_are_not_evicted() {
     }
     drop(silent);
 }
+
+/// Regression (CI): 1,000 concurrent REST callers got 503 "too many HTTP connections" once the
+/// REST reserve was spent, though no device used the MQTT share. REST now borrows up to half
+/// of the MQTT share while devices leave it unused — and is still bounded.
+#[test]
+fn rest_clients_beyond_the_reserve_borrow_what_devices_leave_unused() {
+    use std::io::{Read, Write};
+    raise_own_open_files_limit();
+    let engine = flooded_engine();
+    // The plan: MQTT 500, REST 404. Up to 250 more can be borrowed while no device is connected.
+    let mut held = Vec::new();
+    let (mut served, mut refused) = (0, 0);
+    for _ in 0..800 {
+        let mut stream = TcpStream::connect(engine.http).expect("the REST listener accepts");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream.write_all(b"GET /health HTTP/1.1\r\nhost: ringiot\r\n\r\n").unwrap();
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).expect("an answer");
+        match &head {
+            b"HTTP/1.1 200" => served += 1,
+            b"HTTP/1.1 503" => refused += 1,
+            other => panic!("unexpected answer {:?}", String::from_utf8_lossy(other)),
+        }
+        held.push(stream);
+    }
+    assert!(served >= 600, "only {served} REST connections were served at once ({refused} refused)");
+    assert!(refused > 0, "REST connections are still bounded: {served} served");
+    // Borrowed descriptors come back when their connections close.
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(get_within(&engine, "/health"), Some(200));
+}

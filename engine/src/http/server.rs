@@ -3,7 +3,8 @@
 //! always with `X-Request-Id`, errors as IoTDA JSON.
 //!
 //! Limits: at most `http_connections_max` open connections per shard, and the REST share of
-//! the open-files limit across shards (one more is answered 503 and closed), `http_body_bytes_max` per body (413), `http_header_read_timeout_ms` for a client
+//! the open-files limit across shards — the reserve, plus what it borrows of the MQTT share
+//! while devices use less than half of it (one more is answered 503 and closed), `http_body_bytes_max` per body (413), `http_header_read_timeout_ms` for a client
 //! to send its headers (hyper closes the connection).
 
 use std::cell::Cell;
@@ -29,11 +30,15 @@ use crate::app::{now_ms, ApiRequest, ApiResponse, App};
 
 /// Runs until `stop` resolves: accepts and serves connections on `listener`. A connection takes
 /// a slot of the process-wide REST `budget` (the reserve the open-files plan keeps away from
-/// MQTT) and one of this shard's `http_connections_max`; without either it is answered 503.
+/// MQTT) — or, when that is spent, borrows one of `mqtt_budget` while devices hold less than
+/// half of it — and one of this shard's `http_connections_max`; without either it is answered
+/// 503. A flood of MQTT connections thus never takes the reserve, and a burst of REST clients
+/// beyond the reserve is served while the fleet leaves descriptors unused.
 pub async fn serve(
     app: Rc<App>,
     listener: TcpListener,
     budget: Arc<DescriptorBudget>,
+    mqtt_budget: Arc<DescriptorBudget>,
     stop: impl std::future::Future<Output = ()>,
 ) {
     let open_connections = Rc::new(Cell::new(0usize));
@@ -48,7 +53,8 @@ pub async fn serve(
                 }
             };
             backoff.succeeded();
-            let slot = match budget.take() {
+            let slot = budget.take().or_else(|| mqtt_budget.take_while_below(mqtt_budget.max() / 2));
+            let slot = match slot {
                 Some(slot) if open_connections.get() < app.config.http_connections_max => slot,
                 _ => {
                     glommio::spawn_local(refuse_connection(stream, app.next_request_id())).detach();
