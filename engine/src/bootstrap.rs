@@ -74,17 +74,53 @@ fn write_private(path: &Path, file: &DefaultProjectFile) -> std::io::Result<()> 
 }
 
 /// The lines printed when the default project is created: how to call the API right away.
-pub fn welcome_text(config: &Config, http_port: u16) -> String {
+/// Where the REST API listens, for the lines printed at start.
+#[derive(Debug, Clone, Copy)]
+pub struct RestAddresses<'a> {
+    pub http: Option<std::net::SocketAddr>,
+    pub https: Option<std::net::SocketAddr>,
+    /// The generated CA (none when the operator configured the certificate).
+    pub ca_file: Option<&'a Path>,
+}
+
+pub fn welcome_text(config: &Config, rest: &RestAddresses<'_>) -> String {
     let project = &config.projects[0];
     let token = project.tokens.first().map(String::as_str).unwrap_or_default();
     let (ak, sk) = project.access_keys.first().map(|k| (k.ak.as_str(), k.sk.as_str())).unwrap_or_default();
-    format!(
+    let project_id = &project.project_id;
+    let mut text = format!(
         "Created a default project (kept in {dir}/{DEFAULT_PROJECT_FILE}):\n  \
-         project_id: {project_id}\n  token:      {token}\n  AK / SK:    {ak} / {sk}\n\
-         Try it:\n  curl -H 'X-Auth-Token: {token}' http://127.0.0.1:{http_port}/v5/iot/{project_id}/products\n",
+         project_id: {project_id}\n  token:      {token}\n  AK / SK:    {ak} / {sk}\nTry it:\n",
         dir = config.data_dir.display(),
-        project_id = project.project_id,
-    )
+    );
+    if let Some(http) = rest.http {
+        text += &format!(
+            "  curl -H 'X-Auth-Token: {token}' http://127.0.0.1:{}/v5/iot/{project_id}/products\n",
+            http.port()
+        );
+    }
+    if let Some(https) = rest.https {
+        let ca = rest.ca_file.map(|ca| format!("--cacert {} ", ca.display())).unwrap_or_default();
+        text += &format!(
+            "  curl {ca}-H 'X-Auth-Token: {token}' https://localhost:{}/v5/iot/{project_id}/products\n",
+            https.port()
+        );
+    }
+    text
+}
+
+/// Where the TLS listeners are and, for a generated certificate, the CA to give devices and
+/// REST clients; empty when both TLS listeners are off.
+pub fn tls_text(mqtt_tls: Option<std::net::SocketAddr>, rest: &RestAddresses<'_>) -> String {
+    if mqtt_tls.is_none() && rest.https.is_none() {
+        return String::new();
+    }
+    let shown = |address: Option<std::net::SocketAddr>| address.map_or("off".to_owned(), |a| a.to_string());
+    let mut text = format!("TLS: MQTT on {}, HTTPS on {}\n", shown(mqtt_tls), shown(rest.https));
+    if let Some(ca) = rest.ca_file {
+        text += &format!("  CA certificate for devices and REST clients: {}\n", ca.display());
+    }
+    text
 }
 
 #[cfg(test)]
@@ -104,7 +140,17 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir.path().join(DEFAULT_PROJECT_FILE)).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert!(welcome_text(&again, 8080).contains(&format!("/v5/iot/{}/products", first[0].project_id)));
+        let rest = RestAddresses {
+            http: Some("127.0.0.1:8080".parse().unwrap()),
+            https: Some("127.0.0.1:8443".parse().unwrap()),
+            ca_file: Some(Path::new("/data/tls/ca.pem")),
+        };
+        let text = welcome_text(&again, &rest);
+        assert!(text.contains(&format!("http://127.0.0.1:8080/v5/iot/{}/products", first[0].project_id)));
+        assert!(text.contains(&format!(
+            "curl --cacert /data/tls/ca.pem -H 'X-Auth-Token: {}' https://localhost:8443/v5/iot/{}/products",
+            first[0].tokens[0], first[0].project_id
+        )));
     }
 
     #[test]

@@ -16,8 +16,14 @@ pub const DEFAULT_CONFIG_TOML: &str = include_str!("default-config.toml");
 pub struct Config {
     pub data_dir: PathBuf,
     pub shards: usize,
-    pub http_listen: SocketAddr,
-    pub mqtt_listen: SocketAddr,
+    pub http_listen: ListenAddress,
+    pub mqtt_listen: ListenAddress,
+    pub https_listen: ListenAddress,
+    pub mqtt_tls_listen: ListenAddress,
+    /// PEM certificate chain and key of both TLS listeners; both empty: generated in the
+    /// data dir (`shards::tls::certs::ensure_generated`).
+    pub tls_cert_file: PathBuf,
+    pub tls_key_file: PathBuf,
     pub mqtt_connections_per_shard_max: usize,
     pub mqtt_packet_bytes_max: usize,
     pub mqtt_connect_timeout_ms: u64,
@@ -42,6 +48,39 @@ pub struct Config {
     pub http_body_read_timeout_ms: u64,
     #[serde(default)]
     pub projects: Vec<ProjectConfig>,
+}
+
+/// A listener's address, or `off`: written `"0.0.0.0:8883"` or `"off"` in the file and on the
+/// command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ListenAddress(pub Option<SocketAddr>);
+
+impl std::str::FromStr for ListenAddress {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text == "off" {
+            return Ok(ListenAddress(None));
+        }
+        text.parse()
+            .map(|address| ListenAddress(Some(address)))
+            .map_err(|_| format!("'{text}' is neither an address (IP:PORT) nor \"off\""))
+    }
+}
+
+impl TryFrom<String> for ListenAddress {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl From<ListenAddress> for String {
+    fn from(address: ListenAddress) -> String {
+        address.0.map_or_else(|| "off".to_owned(), |address| address.to_string())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
@@ -110,12 +149,24 @@ pub struct Cli {
     /// Number of shards; 0 = one per online CPU [default: 0]
     #[arg(long, value_name = "N")]
     pub shards: Option<usize>,
-    /// REST listener address [default: 0.0.0.0:8080]
+    /// REST listener address, or off [default: 0.0.0.0:8080]
     #[arg(long, value_name = "ADDR")]
-    pub http_listen: Option<SocketAddr>,
-    /// MQTT listener address [default: 0.0.0.0:1883]
+    pub http_listen: Option<ListenAddress>,
+    /// MQTT listener address, or off [default: 0.0.0.0:1883]
     #[arg(long, value_name = "ADDR")]
-    pub mqtt_listen: Option<SocketAddr>,
+    pub mqtt_listen: Option<ListenAddress>,
+    /// HTTPS (REST over TLS) listener address, or off [default: 0.0.0.0:8443]
+    #[arg(long, value_name = "ADDR")]
+    pub https_listen: Option<ListenAddress>,
+    /// MQTT over TLS listener address, or off [default: 0.0.0.0:8883]
+    #[arg(long, value_name = "ADDR")]
+    pub mqtt_tls_listen: Option<ListenAddress>,
+    /// PEM certificate chain of the TLS listeners (with --tls-key-file) [default: generated]
+    #[arg(long, value_name = "FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of the TLS listeners (with --tls-cert-file)
+    #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
     /// Wait for a device's answer to a synchronous call [default: 20000]
     #[arg(long, value_name = "MS")]
     pub command_timeout_ms: Option<u64>,
@@ -183,6 +234,18 @@ impl Config {
         if let Some(v) = cli.mqtt_listen {
             self.mqtt_listen = v;
         }
+        if let Some(v) = cli.https_listen {
+            self.https_listen = v;
+        }
+        if let Some(v) = cli.mqtt_tls_listen {
+            self.mqtt_tls_listen = v;
+        }
+        if let Some(v) = &cli.tls_cert_file {
+            self.tls_cert_file = v.clone();
+        }
+        if let Some(v) = &cli.tls_key_file {
+            self.tls_key_file = v.clone();
+        }
         if let Some(v) = cli.command_timeout_ms {
             self.command_timeout_ms = v;
         }
@@ -193,6 +256,15 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.http_listen.0.is_none() && self.https_listen.0.is_none() {
+            return invalid("http_listen and https_listen are both off: the REST API needs one".into());
+        }
+        if self.mqtt_listen.0.is_none() && self.mqtt_tls_listen.0.is_none() {
+            return invalid("mqtt_listen and mqtt_tls_listen are both off: devices need one".into());
+        }
+        if self.tls_cert_file.as_os_str().is_empty() != self.tls_key_file.as_os_str().is_empty() {
+            return invalid("tls_cert_file and tls_key_file go together: give both, or neither".into());
+        }
         if self.command_timeout_ms == 0 {
             return invalid("command_timeout_ms must be positive".into());
         }
@@ -267,8 +339,10 @@ mod tests {
     fn the_printed_default_config_is_the_default() {
         let config = Config::from_toml(DEFAULT_CONFIG_TOML).unwrap();
         assert_eq!(config, Config::default());
-        assert_eq!(config.http_listen, "0.0.0.0:8080".parse::<SocketAddr>().unwrap());
-        assert_eq!(config.mqtt_listen, "0.0.0.0:1883".parse::<SocketAddr>().unwrap());
+        assert_eq!(config.http_listen.0, Some("0.0.0.0:8080".parse::<SocketAddr>().unwrap()));
+        assert_eq!(config.mqtt_listen.0, Some("0.0.0.0:1883".parse::<SocketAddr>().unwrap()));
+        assert_eq!(config.https_listen.0, Some("0.0.0.0:8443".parse::<SocketAddr>().unwrap()));
+        assert_eq!(config.mqtt_tls_listen.0, Some("0.0.0.0:8883".parse::<SocketAddr>().unwrap()));
         assert_eq!(config.command_timeout_ms, 20_000);
         assert_eq!(config.data_dir, PathBuf::from("./data"));
         assert!(config.projects.is_empty());

@@ -9,6 +9,8 @@
 //! - [`config`]: defaults (`default-config.toml`), TOML file, flags; `ringiot print-config`.
 //! - [`bootstrap`]: the default project made at first start when none is configured.
 //! - [`start`]: the process life cycle — limits, signals, shards, the front desk.
+//! - [`listeners`]: MQTT, MQTT over TLS, HTTP and HTTPS, bound on every shard.
+//! - [`tls_setup`]: the TLS certificate — configured or generated — and its SIGHUP reload.
 //! - [`http`]: hyper on glommio — adapters, accept loop, auth, routing, the error mapping.
 //! - [`api`]: one file per REST resource (products, devices, device calls, messages, routing
 //!   rules, batch tasks, metrics) plus query/paging.
@@ -37,5 +39,7 @@ pub mod app;
 pub mod bootstrap;
 pub mod config;
 pub mod http;
+pub mod listeners;
 pub mod random;
 pub mod start;
+pub mod tls_setup;

@@ -15,25 +15,26 @@
 //! 5. On the stop flag: shard 0 stops accepting; every shard flushes its log; exit 0.
 //!    A shard that fails to start flips the stop flag so the others exit too.
 
-use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use glommio::net::TcpListener;
 use shards::device_access::{listener, DeviceAccessConfig};
-use shards::listen::{self, DescriptorBudget, DescriptorPlan};
+use shards::listen::{DescriptorBudget, DescriptorPlan};
 use shards::log::Durability;
 use shards::mesh::Mesh;
 use shards::registry::{Shard, ShardConfig};
 use shards::runtime::{self, RuntimeConfig, StopFlag};
+use shards::tls::ServerTls;
 
 use crate::app::App;
 use crate::bootstrap::{self, DefaultProject};
 use crate::config::{Cli, Command, Config, DurabilityMode, DEFAULT_CONFIG_TOML};
 use crate::http::auth::Credentials;
+use crate::listeners::Listeners;
+use crate::tls_setup;
 
 /// Everything every shard needs to start, shared read-only.
 #[derive(Debug)]
@@ -42,14 +43,13 @@ struct StartContext {
     shard_config: ShardConfig,
     default_project: DefaultProject,
     stop: StopFlag,
-    /// The MQTT address shard 0 bound (port 0 resolved); the other shards bind the same.
-    mqtt_address: OnceLock<SocketAddr>,
-    /// Shards whose MQTT listener is bound; shard 0 says "ready" once all are.
-    mqtt_bound: AtomicUsize,
-    /// The HTTP address shard 0 bound; the other shards bind the same.
-    http_address: OnceLock<SocketAddr>,
-    /// Shards whose HTTP listener is bound.
-    http_bound: AtomicUsize,
+    /// MQTT, MQTT over TLS, HTTP and HTTPS; shard 0 says "ready" once every shard has bound
+    /// every one that is on.
+    listeners: Listeners,
+    /// The TLS configurations; `None` when both TLS listeners are off.
+    tls: Option<Arc<ServerTls>>,
+    /// The generated CA's certificate (none when the operator configured the certificate).
+    ca_file: Option<std::path::PathBuf>,
     /// Set by shard 0 once every shard has the products and routing rules: listeners open.
     replicated: std::sync::atomic::AtomicBool,
     /// MQTT connections of every shard together, within the open-files plan.
@@ -87,6 +87,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let connecting_per_shard_max =
         config.mqtt_connecting_per_shard_max.min((descriptors.mqtt_connections_max / shard_count / 2).max(1));
     log_descriptor_plan(&descriptors, &config, connecting_per_shard_max);
+    let tls = tls_setup::server_tls(&config)?;
+    if let Some((tls, source)) = &tls {
+        tls_setup::reload_on_sighup(tls.clone(), source.clone())?;
+    }
+    let ca_file = tls.as_ref().and_then(|(_, source)| source.generated_ca.clone());
     let stop = StopFlag::new();
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // The first signal asks for a graceful stop; a second one, while stopping, exits at once.
@@ -103,15 +108,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         flush_interval_us: config.log_flush_interval_us,
         compaction_bytes: config.log_compaction_bytes,
     };
+    let listeners_config = config.clone();
     let context = Arc::new(StartContext {
+        ca_file,
         config,
         shard_config,
         default_project,
         stop: stop.clone(),
-        mqtt_address: OnceLock::new(),
-        mqtt_bound: AtomicUsize::new(0),
-        http_address: OnceLock::new(),
-        http_bound: AtomicUsize::new(0),
+        listeners: Listeners::from_config(&listeners_config),
+        tls: tls.as_ref().map(|(tls, _)| tls.clone()),
         replicated: std::sync::atomic::AtomicBool::new(false),
         mqtt_budget: DescriptorBudget::new(descriptors.mqtt_connections_max),
         http_budget: DescriptorBudget::new(descriptors.http_connections_max),
@@ -138,7 +143,6 @@ async fn shard_main(mesh: Rc<Mesh>, context: &StartContext) -> anyhow::Result<()
     let shard = Shard::open(mesh, &context.shard_config).await?;
     let config = &context.config;
     shard.set_device_access_config(DeviceAccessConfig {
-        listen: config.mqtt_listen,
         connect_timeout: Duration::from_millis(config.mqtt_connect_timeout_ms),
         first_byte_timeout: Duration::from_millis(config.mqtt_first_byte_timeout_ms),
         connecting_per_shard_max: context.connecting_per_shard_max,
@@ -158,15 +162,23 @@ async fn shard_main(mesh: Rc<Mesh>, context: &StartContext) -> anyhow::Result<()
             glommio::timer::sleep(Duration::from_millis(1)).await;
         }
     }
-    let mqtt_listener = bind_mqtt(&shard, context).await?;
-    let shard_for_mqtt = shard.clone();
-    let stop = context.stop.clone();
-    let mqtt = glommio::spawn_local(async move {
-        listener::serve(shard_for_mqtt, mqtt_listener, stop.wait()).await;
-    });
+    let mut mqtt = Vec::new();
+    for (listener, tls) in [
+        (&context.listeners.mqtt, None),
+        // `tls` is set up whenever the TLS listener is on.
+        (&context.listeners.mqtt_tls, context.tls.clone()),
+    ] {
+        let Some(socket) = listener.bind(&shard, &context.stop).await? else { continue };
+        let (shard, stop) = (shard.clone(), context.stop.clone());
+        mqtt.push(glommio::spawn_local(async move {
+            listener::serve(shard, socket, tls, stop.wait()).await;
+        }));
+    }
     serve_front_desk(&shard, context).await?;
     context.stop.wait().await;
-    mqtt.await;
+    for listener in mqtt {
+        listener.await;
+    }
     shard.close().await;
     tracing::info!(shard = shard.id(), "shard stopped; log flushed");
     Ok(())
@@ -179,7 +191,8 @@ async fn shard_main(mesh: Rc<Mesh>, context: &StartContext) -> anyhow::Result<()
 async fn serve_front_desk(shard: &Rc<Shard>, context: &StartContext) -> anyhow::Result<()> {
     let record_id_max = shard.record_id_max().await.context("reading the shards' record ids")?;
     let config = &context.config;
-    let listener = bind_http(shard, context).await?;
+    let http = context.listeners.http.bind(shard, &context.stop).await?;
+    let https = context.listeners.https.bind(shard, &context.stop).await?;
     let credentials = Credentials::from_projects(&config.projects);
     let app = Rc::new(App::new(shard.clone(), credentials, config.clone(), record_id_max));
     if shard.id() == 0 {
@@ -194,9 +207,14 @@ async fn serve_front_desk(shard: &Rc<Shard>, context: &StartContext) -> anyhow::
                 }
             })
         }));
-        let address = *context.http_address.get().expect("shard 0 bound the HTTP listener");
+        let listeners = &context.listeners;
+        let rest = bootstrap::RestAddresses {
+            http: listeners.http.address(),
+            https: listeners.https.address(),
+            ca_file: context.ca_file.as_deref(),
+        };
         if let DefaultProject::Created(_) = context.default_project {
-            print!("{}", bootstrap::welcome_text(config, address.port()));
+            print!("{}", bootstrap::welcome_text(config, &rest));
         } else if let DefaultProject::Loaded(path) = &context.default_project {
             println!(
                 "Using the default project {} (credentials in {})",
@@ -204,83 +222,47 @@ async fn serve_front_desk(shard: &Rc<Shard>, context: &StartContext) -> anyhow::
                 path.display()
             );
         }
+        print!("{}", bootstrap::tls_text(listeners.mqtt_tls.address(), &rest));
         let all = shard.shard_count();
-        while (context.mqtt_bound.load(Ordering::SeqCst) < all
-            || context.http_bound.load(Ordering::SeqCst) < all)
-            && !context.stop.is_stopped()
-        {
+        while !listeners.all_ready(all) && !context.stop.is_stopped() {
             glommio::timer::sleep(Duration::from_millis(1)).await;
         }
-        let mqtt = context.mqtt_address.get().expect("shard 0 bound the MQTT listener");
-        println!("ringiot ready: http={address} mqtt={mqtt} shards={}", shard.shard_count());
-        tracing::info!(%address, shards = shard.shard_count(), "serving the REST API");
+        println!("{}", listeners.ready_line(all));
+        tracing::info!(
+            http = listeners.http.shown(),
+            https = listeners.https.shown(),
+            shards = all,
+            "serving the REST API"
+        );
     }
-    crate::http::server::serve(
-        app,
-        listener,
-        context.http_budget.clone(),
-        context.mqtt_budget.clone(),
-        context.stop.wait(),
+    let budgets = (context.http_budget.clone(), context.mqtt_budget.clone());
+    let plain = http.map(|listener| {
+        crate::http::server::serve(app.clone(), listener, None, budgets.clone(), context.stop.wait())
+    });
+    let tls = https.map(|listener| {
+        crate::http::server::serve(
+            app.clone(),
+            listener,
+            context.tls.clone(),
+            budgets.clone(),
+            context.stop.wait(),
+        )
+    });
+    futures_lite::future::zip(
+        async {
+            if let Some(serve) = plain {
+                serve.await;
+            }
+        },
+        async {
+            if let Some(serve) = tls {
+                serve.await;
+            }
+        },
     )
     .await;
-    tracing::info!(shard = shard.id(), "HTTP listener closed");
+    tracing::info!(shard = shard.id(), "HTTP listeners closed");
     Ok(())
-}
-
-/// Binds the HTTP listener of this shard, the way [`bind_mqtt`] binds MQTT: shard 0 first
-/// (resolving port 0, and refusing a port another process holds), then the others.
-async fn bind_http(shard: &Shard, context: &StartContext) -> anyhow::Result<TcpListener> {
-    let address = if shard.id() == 0 {
-        context.config.http_listen
-    } else {
-        loop {
-            if let Some(address) = context.http_address.get() {
-                break *address;
-            }
-            anyhow::ensure!(!context.stop.is_stopped(), "stopped before shard 0 bound HTTP");
-            glommio::timer::sleep(Duration::from_millis(1)).await;
-        }
-    };
-    if shard.id() == 0 {
-        // Every shard binds with SO_REUSEPORT, which would let a second engine silently take
-        // half of the REST calls: refuse an address another process listens on.
-        listen::ensure_no_other_listener(address).context("the HTTP listener")?;
-    }
-    let listener = listen::bind_shared(address).context("the HTTP listener")?;
-    if shard.id() == 0 {
-        let bound = listener.local_addr().map_err(|e| anyhow::anyhow!("reading the HTTP address: {e}"))?;
-        let _ = context.http_address.set(bound);
-    }
-    context.http_bound.fetch_add(1, Ordering::SeqCst);
-    Ok(listener)
-}
-
-/// Binds the MQTT listener of this shard. Shard 0 binds first (resolving port 0); the others
-/// bind the same address, so the kernel spreads connections over every shard (SO_REUSEPORT).
-async fn bind_mqtt(shard: &Shard, context: &StartContext) -> anyhow::Result<TcpListener> {
-    let address = if shard.id() == 0 {
-        context.config.mqtt_listen
-    } else {
-        loop {
-            if let Some(address) = context.mqtt_address.get() {
-                break *address;
-            }
-            anyhow::ensure!(!context.stop.is_stopped(), "stopped before shard 0 bound MQTT");
-            glommio::timer::sleep(Duration::from_millis(1)).await;
-        }
-    };
-    if shard.id() == 0 {
-        // As for HTTP: SO_REUSEPORT would let this engine silently share the port with another
-        // process of the same user (another ringiot or a broker).
-        listen::ensure_no_other_listener(address).context("the MQTT listener")?;
-    }
-    let listener = listen::bind_shared(address).context("the MQTT listener")?;
-    if shard.id() == 0 {
-        let bound = listener.local_addr().map_err(|e| anyhow::anyhow!("reading the MQTT address: {e}"))?;
-        let _ = context.mqtt_address.set(bound);
-    }
-    context.mqtt_bound.fetch_add(1, Ordering::SeqCst);
-    Ok(listener)
 }
 
 /// Says at start how the open-files limit is shared out, so an operator sees the real bounds.

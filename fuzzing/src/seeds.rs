@@ -319,6 +319,8 @@ fn registry_records() -> Vec<LogRecord> {
         auth_type: "SECRET".into(),
         secret: Some(crate::SECRET.into()),
         fingerprint: None,
+        secondary_fingerprint: None,
+        secondary_secret: None,
         secure_access: false,
         timeout_s: 0,
         extension_info_json: Some(r#"{"a":1}"#.into()),

@@ -40,6 +40,7 @@
 
 pub mod batch;
 pub mod calls;
+pub mod connection;
 pub mod data_dir;
 pub mod device_access;
 pub mod hyper_io;
@@ -53,6 +54,7 @@ pub mod push;
 pub mod record_id;
 pub mod registry;
 pub mod runtime;
+pub mod tls;
 
 /// Wall-clock time in unix seconds (the shards' one clock read for device logins).
 pub fn now_unix_s() -> i64 {

@@ -24,6 +24,8 @@ pub struct Adoption {
     pub connect: protocol::mqtt::codec::Connect,
     /// The connection's share of the process-wide MQTT budget, given back when it closes.
     pub slot: crate::listen::BudgetSlot,
+    /// rustls's state of a TLS connection (handshake done, CONNECT read through it).
+    pub tls: Option<Box<rustls::ServerConnection>>,
 }
 
 /// Not `Clone`: an [`Adoption`] owns a file descriptor.
@@ -189,6 +191,8 @@ pub struct ShardMetrics {
     /// (`device_access::admission`).
     pub mqtt_waiting: usize,
     pub mqtt_admission: crate::device_access::admission::AdmissionCounts,
+    /// TLS figures of the MQTT and HTTPS listeners (`(mqtt, https)`).
+    pub tls: (crate::tls::TlsCounts, crate::tls::TlsCounts),
     /// The process-wide MQTT bound of the open-files plan and the connections holding it
     /// (`(open, max)`, the same figures on every shard).
     pub mqtt_budget: (usize, usize),

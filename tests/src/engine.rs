@@ -75,6 +75,9 @@ pub struct Engine {
     pub http: SocketAddr,
     /// The MQTT address every shard listens on.
     pub mqtt: SocketAddr,
+    /// The HTTPS and MQTT-over-TLS addresses (`None`: turned off).
+    pub https: Option<SocketAddr>,
+    pub mqtt_tls: Option<SocketAddr>,
     pub data_dir: PathBuf,
     /// Everything the engine printed on stdout up to its ready line.
     pub stdout_head: String,
@@ -111,7 +114,7 @@ impl Engine {
             command.arg("--data-dir").arg(data_dir);
         }
         // Port 0 unless the test chose an address itself.
-        for flag in ["--http-listen", "--mqtt-listen"] {
+        for flag in ["--http-listen", "--mqtt-listen", "--https-listen", "--mqtt-tls-listen"] {
             if !options.args.iter().any(|arg| arg == flag) {
                 command.args([flag, "127.0.0.1:0"]);
             }
@@ -175,16 +178,19 @@ impl Engine {
                             .unwrap_or_default()
                             .to_owned()
                     };
-                    let _ = ready_sender.send(Some((field("http="), field("mqtt="), head.clone())));
+                    let addresses = [field("http="), field("mqtt="), field("https="), field("mqtt_tls=")];
+                    let _ = ready_sender.send(Some((addresses, head.clone())));
                 }
             }
             let _ = ready_sender.send(None);
         });
         match ready_receiver.recv_timeout(READY_DEADLINE) {
-            Ok(Some((http, mqtt, head))) => Ok(Engine {
+            Ok(Some(([http, mqtt, https, mqtt_tls], head))) => Ok(Engine {
                 child: Some(child),
                 http: http.parse().expect("ready line carries the HTTP address"),
                 mqtt: mqtt.parse().expect("ready line carries the MQTT address"),
+                https: https.parse().ok(),
+                mqtt_tls: mqtt_tls.parse().ok(),
                 data_dir: data_dir.to_owned(),
                 stdout_head: head,
                 log,

@@ -26,6 +26,7 @@ pub mod messages;
 pub mod mqtt;
 pub mod python;
 pub mod receiver;
+pub mod tls;
 
 pub use client::{assert_error, assert_invalid, http_request, sdk_date_now, Auth, Client, HttpResponse};
 pub use engine::{run_engine_command, Engine, EngineOptions, ProjectCredentials, HUNG, PROJECT_A, PROJECT_B};

@@ -1,5 +1,6 @@
-//! A blocking MQTT 3.1.1 device for tests, on a plain socket so every byte is visible. Packets
-//! are encoded and decoded with mqttbytes (the client side of the codec the engine wraps).
+//! A blocking MQTT 3.1.1 device for tests, on a plain socket so every byte is visible, or
+//! over TLS (rustls; [`crate::tls`]). Packets are encoded and decoded with mqttbytes (the
+//! client side of the codec the engine wraps).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -29,13 +30,79 @@ pub fn iotda_connect(device_id: &str, secret: &str, signature_type: u8) -> v4::C
     connect
 }
 
+/// A device's connection: plain TCP, or TLS over it.
+#[derive(Debug)]
+pub enum DeviceStream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl DeviceStream {
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            DeviceStream::Plain(stream) => stream,
+            DeviceStream::Tls(stream) => stream.get_ref(),
+        }
+    }
+
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()> {
+        self.tcp().set_read_timeout(timeout)
+    }
+
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()> {
+        self.tcp().set_write_timeout(timeout)
+    }
+}
+
+impl Read for DeviceStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            DeviceStream::Plain(stream) => stream.read(buf),
+            DeviceStream::Tls(stream) => stream.read(buf),
+        }
+    }
+}
+
+impl Write for DeviceStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            DeviceStream::Plain(stream) => stream.write(buf),
+            DeviceStream::Tls(stream) => stream.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            DeviceStream::Plain(stream) => stream.flush(),
+            DeviceStream::Tls(stream) => stream.flush(),
+        }
+    }
+}
+
+/// A readable stream whose reads can be given a timeout.
+pub trait TimedRead: Read {
+    fn set_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()>;
+}
+
+impl TimedRead for TcpStream {
+    fn set_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()> {
+        self.set_read_timeout(timeout)
+    }
+}
+
+impl TimedRead for DeviceStream {
+    fn set_timeout(&self, timeout: Option<Duration>) -> std::io::Result<()> {
+        self.set_read_timeout(timeout)
+    }
+}
+
 /// Reads what arrives before `deadline` onto `buffer`; `false` on EOF, error or timeout.
-pub fn read_more(stream: &mut TcpStream, buffer: &mut BytesMut, deadline: Instant) -> bool {
+pub fn read_more(stream: &mut impl TimedRead, buffer: &mut BytesMut, deadline: Instant) -> bool {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
         return false;
     }
-    stream.set_read_timeout(Some(left)).unwrap();
+    stream.set_timeout(Some(left)).unwrap();
     let mut chunk = [0u8; 4096];
     match stream.read(&mut chunk) {
         Ok(0) | Err(_) => false,
@@ -49,7 +116,7 @@ pub fn read_more(stream: &mut TcpStream, buffer: &mut BytesMut, deadline: Instan
 /// One device connection.
 #[derive(Debug)]
 pub struct MqttDevice {
-    pub stream: TcpStream,
+    pub stream: DeviceStream,
     buffer: BytesMut,
 }
 
@@ -57,7 +124,54 @@ impl MqttDevice {
     pub fn open(address: SocketAddr) -> MqttDevice {
         let stream = TcpStream::connect(address).expect("connecting to the MQTT listener");
         stream.set_nodelay(true).unwrap();
-        MqttDevice { stream, buffer: BytesMut::new() }
+        MqttDevice { stream: DeviceStream::Plain(stream), buffer: BytesMut::new() }
+    }
+
+    /// A TLS connection with its handshake done; `Err` says why the handshake failed.
+    pub fn open_tls(address: SocketAddr, tls: &crate::tls::TlsClient) -> Result<MqttDevice, String> {
+        let mut tcp = TcpStream::connect(address).map_err(|e| format!("connecting: {e}"))?;
+        tcp.set_nodelay(true).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut connection = tls.connection()?;
+        while connection.is_handshaking() {
+            connection.complete_io(&mut tcp).map_err(|e| format!("TLS handshake: {e}"))?;
+        }
+        let stream = DeviceStream::Tls(Box::new(rustls::StreamOwned::new(connection, tcp)));
+        Ok(MqttDevice { stream, buffer: BytesMut::new() })
+    }
+
+    /// [`MqttDevice::connect`] over TLS: the CONNACK code, or why there was none (a failed
+    /// handshake, or the connection closed without a CONNACK).
+    pub fn connect_tls(
+        address: SocketAddr,
+        tls: &crate::tls::TlsClient,
+        connect: &v4::Connect,
+    ) -> Result<(MqttDevice, u8), String> {
+        let mut device = MqttDevice::open_tls(address, tls)?;
+        let mut out = BytesMut::new();
+        connect.write(&mut out).unwrap();
+        device.try_send_raw(&out).map_err(|e| format!("sending CONNECT: {e}"))?;
+        match device.poll(Duration::from_secs(20)) {
+            Polled::Packet(Packet::ConnAck(connack)) => {
+                let code = connack.code as u8;
+                Ok((device, code))
+            }
+            other => Err(format!("no CONNACK: {other:?}")),
+        }
+    }
+
+    /// Logs an IoTDA device in over TLS and asserts the CONNACK accepted it.
+    pub fn login_tls(
+        address: SocketAddr,
+        tls: &crate::tls::TlsClient,
+        device_id: &str,
+        secret: &str,
+    ) -> MqttDevice {
+        let connect = iotda_connect(device_id, secret, 1);
+        let (device, code) =
+            MqttDevice::connect_tls(address, tls, &connect).unwrap_or_else(|e| panic!("{device_id}: {e}"));
+        assert_eq!(code, 0, "TLS login of {device_id} refused");
+        device
     }
 
     /// Sends `connect` and returns the CONNACK's return code (0 = accepted).
@@ -279,7 +393,7 @@ impl MqttDevice {
         let stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))
             .map_err(|error| format!("connecting: {error}"))?;
         stream.set_nodelay(true).map_err(|error| format!("TCP_NODELAY: {error}"))?;
-        let mut device = MqttDevice { stream, buffer: BytesMut::new() };
+        let mut device = MqttDevice { stream: DeviceStream::Plain(stream), buffer: BytesMut::new() };
         let mut out = BytesMut::new();
         iotda_connect(device_id, secret, 1).write(&mut out).map_err(|error| format!("{error:?}"))?;
         device.try_send_raw(&out).map_err(|error| format!("sending CONNECT: {error}"))?;

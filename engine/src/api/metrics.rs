@@ -178,6 +178,7 @@ pub fn exposition(shards: &[ShardMetrics]) -> String {
     }
 
     admission(o, shards);
+    tls(o, shards);
 
     let gauges: [PerShard; 14] = [
         ("ringiot_devices", "gauge", "Registered devices whose home is the shard.", |s| s.devices as u64),
@@ -293,6 +294,48 @@ fn admission(o: &mut String, shards: &[ShardMetrics]) {
     }
 }
 
+/// TLS handshakes of both TLS listeners by result, and TLS connections open per shard
+/// (`shards::tls`).
+fn tls(o: &mut String, shards: &[ShardMetrics]) {
+    use shards::tls::stream::HandshakeFailure;
+    let listeners = [("mqtt", 0), ("https", 1)];
+    let counts = |shard: &ShardMetrics, index: usize| if index == 0 { shard.tls.0 } else { shard.tls.1 };
+    header(
+        o,
+        "ringiot_tls_handshakes_total",
+        "counter",
+        "TLS handshakes by listener and result: ok, or why one failed (timeout, closed, too_large, protocol — not TLS, no common parameters, a bad certificate or signature — or io).",
+    );
+    for (listener, index) in listeners {
+        let ok: u64 = shards.iter().map(|shard| counts(shard, index).handshakes_ok).sum();
+        let _ = writeln!(o, "ringiot_tls_handshakes_total{{listener=\"{listener}\",result=\"ok\"}} {ok}");
+        for (reason_index, reason) in HandshakeFailure::LABELS.iter().enumerate() {
+            let failed: u64 =
+                shards.iter().map(|shard| counts(shard, index).handshakes_failed[reason_index]).sum();
+            let _ = writeln!(
+                o,
+                "ringiot_tls_handshakes_total{{listener=\"{listener}\",result=\"{reason}\"}} {failed}"
+            );
+        }
+    }
+    header(
+        o,
+        "ringiot_tls_connections",
+        "gauge",
+        "TLS connections open: MQTT sessions (on their home shard) and HTTPS connections.",
+    );
+    for shard in shards {
+        for (listener, index) in listeners {
+            let _ = writeln!(
+                o,
+                "ringiot_tls_connections{{listener=\"{listener}\",shard=\"{}\"}} {}",
+                shard.shard,
+                counts(shard, index).open
+            );
+        }
+    }
+}
+
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
@@ -322,6 +365,7 @@ mod tests {
                 ..Default::default()
             },
             mqtt_budget: (4, 500),
+            tls: Default::default(),
             waiting_calls: 0,
             messages: Default::default(),
             messages_kept: (0, 0),

@@ -29,7 +29,9 @@ pub fn device_response(app: &App, device: &DeviceRecord, include_secret: bool) -
                 AuthType::Secret
             },
             secret: if include_secret { device.secret.clone() } else { None },
+            secondary_secret: if include_secret { device.secondary_secret.clone() } else { None },
             fingerprint: device.fingerprint.clone(),
+            secondary_fingerprint: device.secondary_fingerprint.clone(),
             secure_access: device.secure_access,
             timeout: device.timeout_s,
         },

@@ -21,6 +21,9 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use protocol::auth::RequestParts;
 use shards::listen::{self, AcceptBackoff, DescriptorBudget};
+use shards::tls::stream::TlsStream;
+use shards::tls::{ServerTls, TlsListener};
+use std::time::Instant;
 
 use super::error::ApiError;
 use super::io::{GlommioTimer, HyperIo};
@@ -28,7 +31,9 @@ use super::router;
 use crate::api::query::Query;
 use crate::app::{now_ms, ApiRequest, ApiResponse, App};
 
-/// Runs until `stop` resolves: accepts and serves connections on `listener`. A connection takes
+/// Runs until `stop` resolves: accepts and serves connections on `listener` — over TLS when
+/// `tls` is given (HTTPS: the handshake runs in the connection's own task, within the header
+/// read timeout, counted in the shard's TLS figures). A connection takes
 /// a slot of the process-wide REST `budget` (the reserve the open-files plan keeps away from
 /// MQTT) — or, when that is spent, borrows one of `mqtt_budget` while devices hold less than
 /// half of it — and one of this shard's `http_connections_max`; without either it is answered
@@ -37,8 +42,8 @@ use crate::app::{now_ms, ApiRequest, ApiResponse, App};
 pub async fn serve(
     app: Rc<App>,
     listener: TcpListener,
-    budget: Arc<DescriptorBudget>,
-    mqtt_budget: Arc<DescriptorBudget>,
+    tls: Option<Arc<ServerTls>>,
+    (budget, mqtt_budget): (Arc<DescriptorBudget>, Arc<DescriptorBudget>),
     stop: impl std::future::Future<Output = ()>,
 ) {
     let open_connections = Rc::new(Cell::new(0usize));
@@ -64,8 +69,12 @@ pub async fn serve(
             let _ = stream.set_nodelay(true);
             open_connections.set(open_connections.get() + 1);
             let (app, open_connections) = (app.clone(), open_connections.clone());
+            let tls = tls.as_ref().map(|tls| tls.https());
             glommio::spawn_local(async move {
-                serve_connection(app, stream).await;
+                match tls {
+                    None => serve_connection(app, stream).await,
+                    Some(config) => serve_tls_connection(app, stream, config).await,
+                }
                 open_connections.set(open_connections.get() - 1);
                 drop(slot);
             })
@@ -88,7 +97,33 @@ async fn refuse_connection(mut stream: glommio::net::TcpStream, request_id: Stri
     let _ = stream.close().await;
 }
 
-async fn serve_connection(app: Rc<App>, stream: glommio::net::TcpStream) {
+/// The TLS handshake, within the header read timeout, then the same as a plain connection.
+async fn serve_tls_connection(
+    app: Rc<App>,
+    stream: glommio::net::TcpStream,
+    config: Arc<rustls::ServerConfig>,
+) {
+    let deadline = Instant::now() + Duration::from_millis(app.config.http_header_read_timeout_ms);
+    let peer = stream.peer_addr().ok();
+    let meter = app.shard.tls_meter();
+    match TlsStream::accept(stream, config, deadline, deadline, || {}).await {
+        Ok(stream) => {
+            meter.handshake_done(TlsListener::Https);
+            meter.opened(TlsListener::Https);
+            serve_connection(app.clone(), stream).await;
+            app.shard.tls_meter().closed(TlsListener::Https);
+        }
+        Err((_, failure)) => {
+            meter.handshake_failed(TlsListener::Https, &failure);
+            tracing::debug!(?peer, reason = %failure, "HTTPS handshake failed");
+        }
+    }
+}
+
+async fn serve_connection<S>(app: Rc<App>, stream: S)
+where
+    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + 'static,
+{
     let header_timeout = Duration::from_millis(app.config.http_header_read_timeout_ms);
     let service = hyper::service::service_fn(move |request| {
         let app = app.clone();

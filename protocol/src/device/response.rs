@@ -77,8 +77,13 @@ pub struct DeviceAuthInfo {
     /// Only in Add and Show responses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// Only in Add and Show responses, and only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secondary_secret: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secondary_fingerprint: Option<String>,
     pub secure_access: bool,
     /// Seconds; 0 = never expires.
     pub timeout: u32,
@@ -173,7 +178,9 @@ impl fmt::Debug for DeviceAuthInfo {
             .debug_struct("DeviceAuthInfo")
             .field("auth_type", &self.auth_type)
             .field("secret", &redacted(&self.secret))
+            .field("secondary_secret", &redacted(&self.secondary_secret))
             .field("fingerprint", &self.fingerprint)
+            .field("secondary_fingerprint", &self.secondary_fingerprint)
             .field("secure_access", &self.secure_access)
             .field("timeout", &self.timeout)
             .finish()

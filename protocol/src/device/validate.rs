@@ -62,7 +62,9 @@ pub fn validate_add(request: AddDeviceRequest) -> Result<ValidatedDevice, Valida
         extension_info,
         auth_type: auth.auth_type,
         secret: auth.secret,
+        secondary_secret: auth.secondary_secret,
         fingerprint: auth.fingerprint,
+        secondary_fingerprint: auth.secondary_fingerprint,
         secure_access: auth.secure_access,
         timeout_s: auth.timeout_s,
         initial_shadow_json,
@@ -102,7 +104,9 @@ pub fn validate_update(request: UpdateDeviceRequest) -> Result<ValidatedUpdate, 
 struct ValidatedAuth {
     auth_type: AuthType,
     secret: Option<String>,
+    secondary_secret: Option<String>,
     fingerprint: Option<String>,
+    secondary_fingerprint: Option<String>,
     secure_access: bool,
     timeout_s: u32,
 }
@@ -118,25 +122,52 @@ fn validate_auth(auth_info: AuthInfo) -> Result<ValidatedAuth, ValidationError> 
             ))
         }
     };
-    let (secret, fingerprint) = match auth_type {
-        AuthType::Secret => (auth_info.secret, None),
+    let (secret, secondary_secret, fingerprint, secondary_fingerprint) = match auth_type {
+        AuthType::Secret => {
+            for (field, given) in [
+                ("auth_info.fingerprint", &auth_info.fingerprint),
+                ("auth_info.secondary_fingerprint", &auth_info.secondary_fingerprint),
+            ] {
+                if given.is_some() {
+                    return Err(ValidationError::new(
+                        field,
+                        format!("{field} is only for auth_type CERTIFICATES"),
+                    ));
+                }
+            }
+            (auth_info.secret, auth_info.secondary_secret, None, None)
+        }
         AuthType::Certificates => {
-            (None, Some(certificate_fingerprint(auth_info.secret, auth_info.fingerprint)?))
+            if auth_info.secondary_secret.is_some() {
+                return Err(ValidationError::new(
+                    "auth_info.secondary_secret",
+                    "secondary_secret must not be given when auth_type is CERTIFICATES",
+                ));
+            }
+            let fingerprint = certificate_fingerprint(auth_info.secret, auth_info.fingerprint)?;
+            let secondary = auth_info
+                .secondary_fingerprint
+                .map(|f| check_fingerprint("auth_info.secondary_fingerprint", f))
+                .transpose()?;
+            (None, None, Some(fingerprint), secondary)
         }
     };
-    if let Some(secret) = &secret {
+    for (field, secret) in [("auth_info.secret", &secret), ("auth_info.secondary_secret", &secondary_secret)]
+    {
         // The secret itself never goes into the message: error bodies end up in logs.
-        if !is_valid_secret(secret) {
+        if secret.as_deref().is_some_and(|secret| !is_valid_secret(secret)) {
             return Err(ValidationError::new(
-                "auth_info.secret",
-                "secret must be 8 to 32 characters, each a letter, digit, '_' or '-'",
+                field,
+                format!("{field} must be 8 to 32 characters, each a letter, digit, '_' or '-'"),
             ));
         }
     }
     Ok(ValidatedAuth {
         auth_type,
         secret,
+        secondary_secret,
         fingerprint,
+        secondary_fingerprint,
         secure_access: auth_info.secure_access.unwrap_or(false),
         timeout_s: auth_info.timeout.map(check_timeout).transpose()?.unwrap_or(0),
     })
@@ -160,11 +191,18 @@ fn certificate_fingerprint(
             "fingerprint is required when auth_type is CERTIFICATES",
         ));
     }
+    check_fingerprint("auth_info.fingerprint", fingerprint)
+}
+
+/// 40 (SHA-1) or 64 (SHA-256) hex digits, either case; kept as given (login compares without
+/// regard to case).
+fn check_fingerprint(field: &str, fingerprint: String) -> Result<String, ValidationError> {
     let is_hex = fingerprint.bytes().all(|byte| byte.is_ascii_hexdigit());
     if !(is_hex && matches!(fingerprint.len(), 40 | 64)) {
+        let shown: String = fingerprint.chars().take(80).collect();
         return Err(ValidationError::new(
-            "auth_info.fingerprint",
-            format!("fingerprint '{fingerprint}' must be 40 or 64 hexadecimal digits"),
+            field,
+            format!("{field} '{shown}' must be 40 (SHA-1) or 64 (SHA-256) hexadecimal digits"),
         ));
     }
     Ok(fingerprint)

@@ -162,16 +162,24 @@ pub fn device_password(secret: &str, timestamp: &str) -> String {
 /// an unknown device), the type-1 timestamp window and the password (all
 /// `BadUsernameOrPassword`).
 pub fn check_login(connect: &Connect, secret: Option<&str>, now_unix_s: i64) -> Result<(), LoginRefusal> {
-    let client_id = parse_client_id(&connect.client_id)
-        .map_err(|error| LoginRefusal::new(ConnectCode::IdentifierRejected, error.to_string()))?;
-    check_keep_alive(connect.keep_alive_s)?;
-    check_username(connect.username.as_deref(), client_id.device_id)?;
+    let client_id = check_identity(connect)?;
     let secret =
         secret.ok_or_else(|| LoginRefusal::new(ConnectCode::BadUsernameOrPassword, "unknown device"))?;
     if client_id.signature_type == SignatureType::TimestampChecked {
         check_timestamp_window(client_id.timestamp, now_unix_s)?;
     }
     check_password(connect.password.as_deref(), secret, client_id.timestamp)
+}
+
+/// What every login checks before its credential: the clientId grammar, the keep-alive and
+/// the username (the clientId's device id). A certificate login (spec §7.2: username = device
+/// id, no password) checks only this, and then the certificate.
+pub fn check_identity(connect: &Connect) -> Result<ClientId<'_>, LoginRefusal> {
+    let client_id = parse_client_id(&connect.client_id)
+        .map_err(|error| LoginRefusal::new(ConnectCode::IdentifierRejected, error.to_string()))?;
+    check_keep_alive(connect.keep_alive_s)?;
+    check_username(connect.username.as_deref(), client_id.device_id)?;
+    Ok(client_id)
 }
 
 fn check_keep_alive(keep_alive_s: u16) -> Result<(), LoginRefusal> {

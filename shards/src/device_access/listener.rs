@@ -1,4 +1,11 @@
-//! The MQTT accept loop of one shard, and the hand-off of a connection to its home shard.
+//! The MQTT accept loops of one shard (plain and TLS), and the hand-off of a connection to
+//! its home shard.
+//!
+//! A TLS connection is handshaken here, on the accepting shard (the device id is inside the
+//! TLS stream): the handshake counts as waiting for the CONNECT — same waiting table, same
+//! first-byte and connect timeouts, at most `tls::stream::HANDSHAKE_BYTES_MAX` bytes — and a
+//! failed one is counted by reason and logged at debug. Then the CONNECT is read through TLS,
+//! and the socket moves to the home shard with rustls's state beside it.
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::rc::Rc;
@@ -14,18 +21,28 @@ use protocol::routing::home_shard;
 
 use super::admission::{self, Admission, Waiting};
 use super::{read_into, session, CONNECT_BYTES_MAX};
+use crate::connection::Connection;
 use crate::listen::{self, AcceptBackoff, BudgetSlot, DescriptorBudget};
 use crate::messages::{Adoption, Reply, Request};
 use crate::registry::Shard;
+use crate::tls::stream::TlsStream;
+use crate::tls::{ServerTls, TlsListener};
 
 /// A 3.1.1 CONNACK "server unavailable": what a connection over the per-shard bound gets
 /// before it is closed, without reading its CONNECT.
 const CONNACK_SERVER_UNAVAILABLE_V4: [u8; 4] = [0x20, 0x02, 0x00, 0x03];
 
-/// Accepts until `stop` resolves. A connection gets a slot of the process-wide MQTT budget and
-/// a place among the shard's connections waiting for a CONNECT (see [`super::admission`]);
-/// with no slot or no room on the shard it is answered CONNACK 3 and closed at once.
-pub async fn serve(shard: Rc<Shard>, listener: TcpListener, stop: impl std::future::Future<Output = ()>) {
+/// Accepts until `stop` resolves; with `tls`, every connection starts with a TLS handshake. A
+/// connection gets a slot of the process-wide MQTT budget and a place among the shard's
+/// connections waiting for a CONNECT (see [`super::admission`]); with no slot or no room on
+/// the shard it is answered CONNACK 3 (in the clear; a TLS client sees a failed handshake)
+/// and closed at once.
+pub async fn serve(
+    shard: Rc<Shard>,
+    listener: TcpListener,
+    tls: Option<Arc<ServerTls>>,
+    stop: impl std::future::Future<Output = ()>,
+) {
     let config = shard.device_access_config();
     let admission = shard.admission();
     let accept_loop = async {
@@ -45,9 +62,9 @@ pub async fn serve(shard: Rc<Shard>, listener: TcpListener, stop: impl std::futu
                     if admission::has_bytes_waiting(stream.as_raw_fd()) {
                         waiting.started();
                     }
-                    let shard = shard.clone();
+                    let (shard, tls) = (shard.clone(), tls.clone());
                     glommio::spawn_local(async move {
-                        accept_one(&shard, stream, waiting, slot).await;
+                        accept_one(&shard, stream, waiting, slot, tls).await;
                     })
                     .detach();
                 }
@@ -85,12 +102,31 @@ async fn refuse(mut stream: TcpStream) {
     let _ = stream.close().await;
 }
 
-/// Reads the CONNECT, then runs the session here or hands the socket to the home shard. The
-/// connection count taken by `connection_opened` stays with this shard until the home shard
-/// has taken the socket (and counted it there); the budget slot travels with the socket.
-async fn accept_one(shard: &Rc<Shard>, mut stream: TcpStream, waiting: Waiting, slot: BudgetSlot) {
+/// Runs the TLS handshake (with `tls`), reads the CONNECT, then runs the session here or hands
+/// the socket to the home shard. The connection count taken by `connection_opened` stays
+/// with this shard until the home shard has taken the socket (and counted it there); the
+/// budget slot travels with the socket.
+async fn accept_one(
+    shard: &Rc<Shard>,
+    stream: TcpStream,
+    waiting: Waiting,
+    slot: BudgetSlot,
+    tls: Option<Arc<ServerTls>>,
+) {
     let _ = stream.set_nodelay(true);
-    let mut read = read_connect(shard, &mut stream, &waiting).await;
+    let started = Instant::now();
+    let mut stream = match tls {
+        None => Connection::Plain(stream),
+        Some(tls) => match handshake(shard, stream, &tls, &waiting, started).await {
+            Some(stream) => Connection::Tls(Box::new(stream)),
+            None => {
+                drop(waiting);
+                shard.connection_closed();
+                return;
+            }
+        },
+    };
+    let mut read = read_connect(shard, &mut stream, &waiting, started).await;
     if waiting.was_evicted() {
         // Its socket is shut down: even a CONNECT read in full cannot be answered.
         read = Err(EVICTED.to_owned().into());
@@ -119,6 +155,13 @@ async fn accept_one(shard: &Rc<Shard>, mut stream: TcpStream, waiting: Waiting, 
         session::run(shard.clone(), stream, buffer, connect, slot).await;
         return;
     }
+    let (stream, tls) = match stream {
+        Connection::Plain(stream) => (stream, None),
+        Connection::Tls(stream) => {
+            let (stream, tls) = stream.into_parts();
+            (stream, Some(Box::new(tls)))
+        }
+    };
     // SAFETY: the descriptor is open (owned by `stream`, which lives until after the dup) and
     // no read or write is in flight on it.
     let duplicate = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) }.try_clone_to_owned();
@@ -131,11 +174,41 @@ async fn accept_one(shard: &Rc<Shard>, mut stream: TcpStream, waiting: Waiting, 
             return;
         }
     };
-    let adoption = Adoption { fd, buffered: buffer.to_vec(), connect, slot };
+    let adoption = Adoption { fd, buffered: buffer.to_vec(), connect, slot, tls };
     let reply = shard.call(home, Request::AdoptConnection(Box::new(adoption))).await;
     shard.connection_closed();
     if !matches!(reply, Reply::Done) {
         tracing::warn!(shard = shard.id(), home, ?reply, "hand-off refused; connection closed");
+    }
+}
+
+/// The server side of a TLS handshake, within the first-byte and connect timeouts counted
+/// from `started`; `None` (counted, logged at debug, socket closed) if it failed.
+async fn handshake(
+    shard: &Shard,
+    stream: TcpStream,
+    tls: &ServerTls,
+    waiting: &Waiting,
+    started: Instant,
+) -> Option<TlsStream> {
+    let config = shard.device_access_config();
+    let deadline = started + config.connect_timeout;
+    let first_byte_deadline = started + config.first_byte_timeout;
+    let peer = stream.peer_addr().ok();
+    let accepted =
+        TlsStream::accept(stream, tls.mqtt(), first_byte_deadline, deadline, || waiting.started()).await;
+    let meter = shard.tls_meter();
+    match accepted {
+        Ok(stream) => {
+            meter.handshake_done(TlsListener::Mqtt);
+            Some(stream)
+        }
+        Err((stream, failure)) => {
+            meter.handshake_failed(TlsListener::Mqtt, &failure);
+            tracing::debug!(shard = shard.id(), ?peer, reason = %failure, "MQTT TLS handshake failed");
+            drop(stream);
+            None
+        }
     }
 }
 
@@ -159,13 +232,15 @@ const EVICTED: &str = "evicted: the oldest of the connections waiting for a CONN
 /// timeout. Anything else first is a protocol error.
 async fn read_connect(
     shard: &Shard,
-    stream: &mut TcpStream,
+    stream: &mut Connection,
     waiting: &Waiting,
+    started: Instant,
 ) -> Result<(BytesMut, Connect), ConnectFailure> {
     let config = shard.device_access_config();
     let timeout = config.connect_timeout;
-    let started = Instant::now();
     let deadline = started + timeout;
+    // A TLS client has spoken already (its handshake): only the connect timeout applies.
+    let spoke = stream.is_tls();
     let first_byte_deadline = started + config.first_byte_timeout.min(timeout);
     let mut buffer = BytesMut::new();
     loop {
@@ -177,7 +252,7 @@ async fn read_connect(
                 return Err(ConnectFailure { answer: error.connack_code(), reason: error.to_string() });
             }
         }
-        let silent = buffer.is_empty();
+        let silent = buffer.is_empty() && !spoke;
         let left =
             if silent { first_byte_deadline } else { deadline }.saturating_duration_since(Instant::now());
         if left.is_zero() {

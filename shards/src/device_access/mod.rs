@@ -30,7 +30,6 @@ pub mod link;
 pub mod listener;
 pub mod session;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::listen::DescriptorBudget;
@@ -41,8 +40,6 @@ use std::time::Duration;
 /// Limits and addresses of the MQTT side.
 #[derive(Debug, Clone)]
 pub struct DeviceAccessConfig {
-    /// Where every shard listens (SO_REUSEPORT). Port 0 is resolved by shard 0 first.
-    pub listen: SocketAddr,
     /// Time a client has, from connecting, to send a complete CONNECT.
     pub connect_timeout: Duration,
     /// Time a client has, from connecting, to send its first byte (shorter: a connection that

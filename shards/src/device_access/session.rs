@@ -7,8 +7,13 @@
 //! stalls for `WRITE_TIMEOUT` (30 s) ends the writer.
 //!
 //! Decisions where the spec leaves room:
-//! - A device registered with `auth_type` CERTIFICATES is refused with 0x05 (not authorized):
-//!   it must use its client certificate over TLS, which is not offered yet.
+//! - Login by transport (spec §1.2, §7.2): a `secure_access` device on the plain listener gets
+//!   0x05 (not authorized). A CERTIFICATES device logs in over TLS with a client certificate
+//!   whose SHA-1 or SHA-256 fingerprint is its `fingerprint` or `secondary_fingerprint` and
+//!   which is valid now (username = device id, any password ignored); no certificate, another
+//!   one, or an expired one gets 0x04 (bad username or password), as a wrong secret does —
+//!   there is no CA-chain check: the registered fingerprint is the trust. A SECRET device logs
+//!   in with its password (primary, else secondary secret) on either listener.
 //! - A second CONNECT on a live connection is a protocol error [MQTT-3.1.0-2]: closed.
 //! - Will messages are not supported by IoTDA: a will in CONNECT is accepted and never sent.
 //!   Retain flags on uplink publishes are ignored.
@@ -23,7 +28,6 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_lite::AsyncWriteExt;
 use glommio::channels::local_channel;
-use glommio::net::TcpStream;
 use protocol::mqtt::codec::{
     self, Connect, ConnectCode, DisconnectReason, MqttVersion, Packet, Publish, PublishRefusal, Subscribe,
 };
@@ -35,10 +39,12 @@ use super::close::CloseReason;
 use super::link::{DeliverError, SessionLink, ShutDownBy, OUTBOUND_PACKETS_MAX};
 use super::{read_into, shrink_if_idle};
 use crate::calls::CallKind;
+use crate::connection::{Connection, Transport};
 use crate::listen::BudgetSlot;
 use crate::registry::access::UplinkKind;
-use crate::registry::records::DeviceStatus;
+use crate::registry::records::{DeviceRecord, DeviceStatus};
 use crate::registry::Shard;
+use crate::tls::TlsListener;
 
 /// A write that makes no progress for this long ends the connection (the device stopped
 /// reading and its socket buffer is full).
@@ -52,9 +58,10 @@ pub const SUBSCRIPTIONS_MAX: usize = 100;
 
 /// Logs the device in and serves the connection until it ends. Owns one unit of the shard's
 /// connection count and the connection's process-wide slot, and gives both back.
-pub async fn run(shard: Rc<Shard>, stream: TcpStream, buffer: BytesMut, connect: Connect, slot: BudgetSlot) {
+pub async fn run(shard: Rc<Shard>, stream: Connection, buffer: BytesMut, connect: Connect, slot: BudgetSlot) {
     let _slot = slot;
-    let device_id = match login_device(&shard, &connect) {
+    let tls = stream.is_tls();
+    let device_id = match login_device(&shard, &connect, &stream.transport()) {
         Ok(device_id) => device_id,
         Err(refusal) => {
             refuse(stream, &connect, refusal).await;
@@ -63,7 +70,13 @@ pub async fn run(shard: Rc<Shard>, stream: TcpStream, buffer: BytesMut, connect:
         }
     };
     let keep_alive = Duration::from_millis(u64::from(connect.keep_alive_s) * 1500);
+    if tls {
+        shard.tls_meter().opened(TlsListener::Mqtt);
+    }
     let (reason, was_current) = serve(&shard, stream, buffer, &connect, &device_id, keep_alive).await;
+    if tls {
+        shard.tls_meter().closed(TlsListener::Mqtt);
+    }
     // Once per session, at info: which of the reasons in `close` ended it.
     tracing::info!(shard = shard.id(), device_id, reason = reason.label(), "device session ended: {reason}");
     if was_current {
@@ -72,21 +85,44 @@ pub async fn run(shard: Rc<Shard>, stream: TcpStream, buffer: BytesMut, connect:
     shard.connection_closed();
 }
 
-/// The device id, if the login is good; else the CONNACK code and a reason for the log.
-fn login_device(shard: &Shard, connect: &Connect) -> Result<String, login::LoginRefusal> {
+/// The device id, if the login is good; else the CONNACK code and a reason for the log (the
+/// rules are in the module doc).
+fn login_device(
+    shard: &Shard,
+    connect: &Connect,
+    transport: &Transport,
+) -> Result<String, login::LoginRefusal> {
     let device_id = login::device_id_of(&connect.client_id).unwrap_or_default().to_owned();
     let device = shard.device_for_login(&device_id);
-    if device.as_ref().is_some_and(|d| d.auth_type == "CERTIFICATES") {
-        // X.509 devices log in with a client certificate over TLS (spec §1.2), which this
-        // listener does not offer: they are not allowed a password login.
-        return Err(login::LoginRefusal {
-            code: ConnectCode::NotAuthorized,
-            reason: "a CERTIFICATES device must log in with its client certificate over TLS".into(),
-        });
+    let refused = |code, reason: &str| login::LoginRefusal { code, reason: reason.into() };
+    if device.as_ref().is_some_and(|d| d.secure_access) && !transport.tls {
+        return Err(refused(
+            ConnectCode::NotAuthorized,
+            "secure_access: this device may connect over TLS only",
+        ));
     }
-    let secret = device.as_ref().and_then(|d| d.secret.as_deref());
-    login::check_login(connect, secret, crate::now_unix_s())?;
-    let device = device.expect("check_login refuses an unknown device");
+    let now = crate::now_unix_s();
+    let device = match device {
+        Some(device) if device.auth_type == "CERTIFICATES" => {
+            login::check_identity(connect)?;
+            check_certificate(&device, transport, now)?;
+            device
+        }
+        device => {
+            let secret = device.as_ref().and_then(|d| d.secret.as_deref());
+            let first = login::check_login(connect, secret, now);
+            let secondary = device.as_ref().and_then(|d| d.secondary_secret.as_deref());
+            match (first, secondary) {
+                (Err(refusal), Some(secondary)) if refusal.code == ConnectCode::BadUsernameOrPassword => {
+                    // The secondary secret, tried only when the primary was wrong: a refusal
+                    // for another reason (clientId, keep-alive) stands.
+                    login::check_login(connect, Some(secondary), now).map_err(|_| refusal)?
+                }
+                (first, _) => first?,
+            }
+            device.expect("check_login refuses an unknown device")
+        }
+    };
     if device.status == DeviceStatus::Frozen {
         return Err(login::LoginRefusal {
             code: ConnectCode::NotAuthorized,
@@ -96,15 +132,42 @@ fn login_device(shard: &Shard, connect: &Connect) -> Result<String, login::Login
     Ok(device_id)
 }
 
+/// A CERTIFICATES device's client certificate: presented, registered, valid now.
+fn check_certificate(
+    device: &DeviceRecord,
+    transport: &Transport,
+    now: i64,
+) -> Result<(), login::LoginRefusal> {
+    let refused = |reason: &str| login::LoginRefusal {
+        code: ConnectCode::BadUsernameOrPassword,
+        reason: reason.into(),
+    };
+    let Some(certificate) = &transport.client_certificate else {
+        return Err(refused(if transport.tls {
+            "a CERTIFICATES device must present its client certificate"
+        } else {
+            "a CERTIFICATES device must log in over TLS with its client certificate"
+        }));
+    };
+    let registered = [&device.fingerprint, &device.secondary_fingerprint];
+    if !registered.into_iter().flatten().any(|fingerprint| certificate.matches(fingerprint)) {
+        return Err(refused("the client certificate's fingerprint is not one registered for the device"));
+    }
+    if !certificate.valid_at(now) {
+        return Err(refused("the client certificate is expired or not yet valid"));
+    }
+    Ok(())
+}
+
 /// CONNACK "server unavailable" and close: the home shard has no room for the connection.
-pub async fn refuse_unavailable(mut stream: TcpStream, version: MqttVersion) {
+pub async fn refuse_unavailable(mut stream: Connection, version: MqttVersion) {
     let mut out = BytesMut::new();
     codec::write_connack(version, ConnectCode::ServerUnavailable, &mut out);
     let _ = stream.write_all(&out).await;
     let _ = stream.close().await;
 }
 
-async fn refuse(mut stream: TcpStream, connect: &Connect, refusal: login::LoginRefusal) {
+async fn refuse(mut stream: Connection, connect: &Connect, refusal: login::LoginRefusal) {
     tracing::info!(client_id = connect.client_id, code = ?refusal.code, reason = refusal.reason, "device login refused");
     let mut out = BytesMut::new();
     codec::write_connack(connect.version, refusal.code, &mut out);
@@ -118,7 +181,7 @@ async fn refuse(mut stream: TcpStream, connect: &Connect, refusal: login::LoginR
 /// what the reader saw, which is only the EOF that shutdown caused.
 async fn serve(
     shard: &Rc<Shard>,
-    stream: TcpStream,
+    stream: Connection,
     mut buffer: BytesMut,
     connect: &Connect,
     device_id: &str,
@@ -134,7 +197,13 @@ async fn serve(
     let writer_link = link.clone();
     let writer_task = glommio::spawn_local(async move {
         while let Some(packet) = queue.recv().await {
-            if let Err(error) = writer.write_all(&packet).await {
+            // A flush after each packet: over TLS, encrypted bytes the socket did not take yet
+            // wait in rustls until then (for plain TCP it does nothing).
+            let written = async {
+                writer.write_all(&packet).await?;
+                writer.flush().await
+            };
+            if let Err(error) = written.await {
                 use std::io::ErrorKind;
                 let by = match error.kind() {
                     ErrorKind::TimedOut => ShutDownBy::WriteStalled,

@@ -6,10 +6,13 @@ use std::rc::Rc;
 
 use super::records::{DeviceRecord, DeviceStatus};
 use super::Shard;
+use crate::connection::Connection;
 use crate::device_access::admission::Admission;
 use crate::device_access::link::{SessionLink, ShutDownBy};
 use crate::device_access::DeviceAccessConfig;
 use crate::messages::{Adoption, Reply};
+use crate::tls::stream::TlsStream;
+use crate::tls::TlsMeter;
 
 /// The connection a device is logged in on.
 #[derive(Debug, Clone)]
@@ -52,6 +55,8 @@ pub struct AccessState {
     pub(super) open_connections: std::cell::Cell<usize>,
     pub(super) uplink: std::cell::Cell<UplinkCounts>,
     pub(super) admission: OnceCell<Rc<Admission>>,
+    /// TLS handshakes and connections of this shard (MQTT and HTTPS).
+    pub(super) tls: TlsMeter,
 }
 
 impl Shard {
@@ -65,6 +70,11 @@ impl Shard {
     /// The shard's connections waiting for their CONNECT.
     pub fn admission(&self) -> Rc<Admission> {
         self.access.admission.get().cloned().expect("device access is configured before connections arrive")
+    }
+
+    /// This shard's TLS figures.
+    pub fn tls_meter(&self) -> &TlsMeter {
+        &self.access.tls
     }
 
     pub fn device_access_config(&self) -> Rc<DeviceAccessConfig> {
@@ -188,6 +198,10 @@ impl Shard {
         use std::os::fd::{FromRawFd, IntoRawFd};
         // SAFETY: the descriptor is a connected TCP socket whose ownership the mesh moved here.
         let stream = unsafe { glommio::net::TcpStream::from_raw_fd(adoption.fd.into_raw_fd()) };
+        let stream = match adoption.tls {
+            None => Connection::Plain(stream),
+            Some(tls) => Connection::Tls(Box::new(TlsStream::from_parts(stream, *tls))),
+        };
         if !self.connection_opened() {
             tracing::warn!(
                 shard = self.id(),

@@ -141,6 +141,8 @@ pub(crate) mod tests {
             auth_type: "SECRET".into(),
             secret: Some("secret-1".into()),
             fingerprint: None,
+            secondary_fingerprint: None,
+            secondary_secret: None,
             secure_access: false,
             timeout_s: 0,
             extension_info_json: None,

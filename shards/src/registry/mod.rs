@@ -16,6 +16,7 @@
 
 pub mod access;
 pub mod devices;
+pub mod legacy_records;
 pub mod products;
 pub mod records;
 pub mod replay;
@@ -465,6 +466,7 @@ impl Shard {
                 .get()
                 .map(|admission| admission.counts())
                 .unwrap_or_default(),
+            tls: self.access.tls.counts(),
             mqtt_budget: self
                 .access
                 .config

@@ -6,7 +6,7 @@
 //!
 //! | kind | version | rkyv part |
 //! |---|---|---|
-//! | 1 `DEVICE_PUT` | 1 | [`DeviceRecord`] — the whole device after a create or update |
+//! | 1 `DEVICE_PUT` | 2 | [`DeviceRecord`] — the whole device after a create or update (version 1, without the secondary credentials, is still read: [`super::legacy_records`]) |
 //! | 2 `DEVICE_DELETE` | 1 | [`DeviceKey`] |
 //! | 3 `PRODUCT_PUT` | 1 | [`ProductRecord`] — shard 0 only |
 //! | 4 `PRODUCT_DELETE` | 1 | [`ProductKey`] — shard 0 only |
@@ -48,6 +48,8 @@ pub const BATCH_TASK_PUT: u16 = 11;
 pub const BATCH_RESULTS: u16 = 12;
 pub const BATCH_TASK_DELETE: u16 = 13;
 pub const VERSION_1: u16 = 1;
+/// `DEVICE_PUT` with `secondary_secret` and `secondary_fingerprint`.
+pub const VERSION_2: u16 = 2;
 
 /// A device's connection status, stored as a byte.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +89,12 @@ pub struct DeviceRecord {
     pub auth_type: String,
     /// Never logged, never listed.
     pub secret: Option<String>,
+    /// Also accepted at login; never logged, never listed.
+    pub secondary_secret: Option<String>,
+    /// SHA-1 (40 hex) or SHA-256 (64 hex) of a CERTIFICATES device's client certificate.
     pub fingerprint: Option<String>,
+    pub secondary_fingerprint: Option<String>,
+    /// The device may connect over TLS only (plain MQTT gets CONNACK 5).
     pub secure_access: bool,
     pub timeout_s: u32,
     /// JSON text of `extension_info`, as given.
@@ -109,6 +116,7 @@ impl std::fmt::Debug for DeviceRecord {
             .field("product_id", &self.product_id)
             .field("status", &self.status)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("secondary_secret", &self.secondary_secret.as_ref().map(|_| "<redacted>"))
             .finish_non_exhaustive()
     }
 }
@@ -314,13 +322,18 @@ impl RegistryRecord {
         let mut body = Vec::with_capacity(REVISION_BYTES + rkyv_bytes.len());
         body.extend_from_slice(&revision.to_le_bytes());
         body.extend_from_slice(&rkyv_bytes);
-        LogRecord { kind, version: VERSION_1, body }
+        let version = if kind == DEVICE_PUT { VERSION_2 } else { VERSION_1 };
+        LogRecord { kind, version, body }
     }
 
     /// The change and its revision. Every body is validated by rkyv's checked access.
     pub fn decode(record: &LogRecord) -> Result<(u64, Self), DecodeError> {
         let error = |reason: String| DecodeError { kind: record.kind, version: record.version, reason };
-        if record.version != VERSION_1 {
+        let known = match record.kind {
+            DEVICE_PUT => matches!(record.version, VERSION_1 | VERSION_2),
+            _ => record.version == VERSION_1,
+        };
+        if !known {
             return Err(error("unknown version (written by a newer ringiot?)".into()));
         }
         let Some((revision, rkyv_part)) = record.body.split_first_chunk::<REVISION_BYTES>() else {
@@ -331,6 +344,10 @@ impl RegistryRecord {
         let mut aligned = AlignedVec::<16>::with_capacity(rkyv_part.len());
         aligned.extend_from_slice(rkyv_part);
         let decoded = match record.kind {
+            DEVICE_PUT if record.version == VERSION_1 => {
+                rkyv::from_bytes::<super::legacy_records::DeviceRecordV1, BoxedError>(&aligned)
+                    .map(|d| RegistryRecord::DevicePut(Box::new(d.into())))
+            }
             DEVICE_PUT => rkyv::from_bytes::<DeviceRecord, BoxedError>(&aligned)
                 .map(|d| RegistryRecord::DevicePut(Box::new(d))),
             DEVICE_DELETE => {
@@ -468,7 +485,7 @@ mod tests {
         assert!(RegistryRecord::decode(&unknown).is_err());
         let unknown = LogRecord { kind: DEVICE_PUT, version: 1, body: vec![0; 3] };
         assert!(RegistryRecord::decode(&unknown).is_err());
-        let newer = LogRecord { kind: DEVICE_PUT, version: 2, body: vec![] };
+        let newer = LogRecord { kind: DEVICE_PUT, version: 3, body: vec![] };
         assert!(RegistryRecord::decode(&newer).unwrap_err().to_string().contains("newer"));
     }
 }

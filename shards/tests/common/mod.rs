@@ -17,6 +17,8 @@ pub fn device(device_id: &str, record_id: u128) -> DeviceRecord {
         auth_type: "SECRET".into(),
         secret: Some("secret-123".into()),
         fingerprint: None,
+        secondary_fingerprint: None,
+        secondary_secret: None,
         secure_access: false,
         timeout_s: 0,
         extension_info_json: None,

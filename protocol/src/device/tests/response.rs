@@ -21,7 +21,9 @@ fn shown_device() -> DeviceResponse {
         auth_info: DeviceAuthInfo {
             auth_type: AuthType::Secret,
             secret: Some("s3cret-value".to_owned()),
+            secondary_secret: None,
             fingerprint: None,
+            secondary_fingerprint: None,
             secure_access: false,
             timeout: 0,
         },

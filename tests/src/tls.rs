@@ -1,0 +1,138 @@
+//! TLS for the test clients: device certificates made with rcgen (self-signed, as real
+//! devices' often are, with their fingerprints), and rustls client configurations that trust
+//! the engine's generated CA.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use sha2::Digest;
+
+/// A device's client certificate, written as PEM files.
+#[derive(Debug, Clone)]
+pub struct DeviceCertificate {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub der: Vec<u8>,
+    pub sha1_hex: String,
+    pub sha256_hex: String,
+}
+
+/// A self-signed certificate for `name`, written into `dir` as `{name}.pem` / `{name}.key`;
+/// `expired` makes one whose validity ended yesterday.
+pub fn device_certificate(dir: &Path, name: &str, expired: bool) -> DeviceCertificate {
+    let key = rcgen::KeyPair::generate().expect("a key pair");
+    let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).expect("certificate params");
+    params.distinguished_name.push(rcgen::DnType::CommonName, name);
+    if expired {
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::days(30);
+        params.not_after = now - time::Duration::days(1);
+    }
+    let cert = params.self_signed(&key).expect("self-signing");
+    let der = cert.der().to_vec();
+    let cert_file = dir.join(format!("{name}.pem"));
+    let key_file = dir.join(format!("{name}.key"));
+    std::fs::write(&cert_file, cert.pem()).expect("writing the certificate");
+    std::fs::write(&key_file, key.serialize_pem()).expect("writing the key");
+    DeviceCertificate {
+        cert_file,
+        key_file,
+        sha1_hex: hex(&sha1::Sha1::digest(&der)),
+        sha256_hex: hex(&sha2::Sha256::digest(&der)),
+        der,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// A rustls client: trusts `ca_file`, offers the given TLS versions, presents a certificate
+/// if given one, and never resumes (every connection is a full handshake).
+#[derive(Debug, Clone)]
+pub struct TlsClient {
+    pub config: Arc<rustls::ClientConfig>,
+    pub server_name: ServerName<'static>,
+}
+
+impl TlsClient {
+    pub fn new(ca_file: &Path, version: Option<&'static rustls::SupportedProtocolVersion>) -> TlsClient {
+        TlsClient::build(ca_file, version, ClientAuth::None)
+    }
+
+    pub fn with_certificate(
+        ca_file: &Path,
+        version: Option<&'static rustls::SupportedProtocolVersion>,
+        certificate: &DeviceCertificate,
+    ) -> TlsClient {
+        let chain = vec![CertificateDer::from(certificate.der.clone())];
+        let key = PrivateKeyDer::from_pem_file(&certificate.key_file).expect("the device key");
+        TlsClient::build(ca_file, version, ClientAuth::Certificate(chain, key))
+    }
+
+    /// Presents `der` — any bytes, e.g. garbage — as its certificate, signing with a real key.
+    pub fn with_raw_certificate(ca_file: &Path, der: Vec<u8>) -> TlsClient {
+        TlsClient::build(ca_file, None, ClientAuth::Raw(der))
+    }
+
+    fn build(
+        ca_file: &Path,
+        version: Option<&'static rustls::SupportedProtocolVersion>,
+        auth: ClientAuth,
+    ) -> TlsClient {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca_file).expect("the CA file") {
+            roots.add(cert.expect("a CA certificate")).expect("adding the CA");
+        }
+        let versions: Vec<&'static rustls::SupportedProtocolVersion> = match version {
+            Some(version) => vec![version],
+            None => vec![&rustls::version::TLS13, &rustls::version::TLS12],
+        };
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&versions)
+            .expect("protocol versions")
+            .with_root_certificates(roots);
+        let mut config = match auth {
+            ClientAuth::None => builder.with_no_client_auth(),
+            ClientAuth::Certificate(chain, key) => {
+                builder.with_client_auth_cert(chain, key).expect("client auth")
+            }
+            ClientAuth::Raw(der) => {
+                let key = rcgen::KeyPair::generate().expect("a key pair");
+                let key = PrivateKeyDer::try_from(key.serialize_der()).expect("a PKCS#8 key");
+                let signer = provider.key_provider.load_private_key(key).expect("a signing key");
+                let certified = rustls::sign::CertifiedKey::new(vec![CertificateDer::from(der)], signer);
+                builder.with_client_cert_resolver(Arc::new(AlwaysPresent(Arc::new(certified))))
+            }
+        };
+        config.resumption = rustls::client::Resumption::disabled();
+        TlsClient { config: Arc::new(config), server_name: ServerName::try_from("localhost").unwrap() }
+    }
+
+    pub fn connection(&self) -> Result<rustls::ClientConnection, String> {
+        rustls::ClientConnection::new(self.config.clone(), self.server_name.clone())
+            .map_err(|e| e.to_string())
+    }
+}
+
+enum ClientAuth {
+    None,
+    Certificate(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
+    Raw(Vec<u8>),
+}
+
+#[derive(Debug)]
+struct AlwaysPresent(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for AlwaysPresent {
+    fn resolve(&self, _: &[&[u8]], _: &[rustls::SignatureScheme]) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
