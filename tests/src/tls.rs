@@ -136,3 +136,44 @@ impl rustls::client::ResolvesClientCert for AlwaysPresent {
         true
     }
 }
+
+impl TlsClient {
+    /// `GET path` over HTTPS (HTTP/1.1, `Connection: close`); the whole response as text.
+    /// Panics if the handshake or the exchange fails.
+    pub fn https_get(&self, address: std::net::SocketAddr, path: &str) -> String {
+        self.try_https(address, "GET", path, &[], b"").unwrap_or_else(|error| panic!("GET {path}: {error}"))
+    }
+
+    /// One HTTPS request; the whole response as text, or why it failed.
+    pub fn try_https(
+        &self,
+        address: std::net::SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<String, String> {
+        use std::io::{Read, Write};
+        let tcp = std::net::TcpStream::connect(address).map_err(|e| format!("connecting: {e}"))?;
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        let mut stream = rustls::StreamOwned::new(self.connection()?, tcp);
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\ncontent-length: {}\r\n",
+            body.len()
+        );
+        for (name, value) in headers {
+            request += &format!("{name}: {value}\r\n");
+        }
+        request += "\r\n";
+        stream.write_all(request.as_bytes()).map_err(|e| format!("TLS: {e}"))?;
+        stream.write_all(body).map_err(|e| format!("TLS: {e}"))?;
+        let mut response = Vec::new();
+        match stream.read_to_end(&mut response) {
+            Ok(_) => {}
+            // The server closed without close_notify after a complete response: fine here.
+            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {}
+            Err(error) => return Err(format!("TLS: {error}")),
+        }
+        Ok(String::from_utf8_lossy(&response).into_owned())
+    }
+}

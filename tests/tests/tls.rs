@@ -191,3 +191,62 @@ impl AnswersOneCommand for MqttDevice {
         });
     }
 }
+
+/// 32 TLS devices over 2 shards: about half are accepted on a shard that is not their home,
+/// so their socket and rustls's state move over the mesh after the CONNECT — every one gets
+/// its command. Then one device's TLS session is taken over by a plain login, and back.
+#[test]
+fn tls_sessions_are_handed_to_their_home_shard_and_taken_over_across_transports() {
+    const DEVICES: usize = 32;
+    let engine = Engine::start(EngineOptions { shards: 2, ..Default::default() });
+    let client = engine.client_a();
+    let nodes: Vec<String> = (0..DEVICES).map(|n| format!("t{n}")).collect();
+    tests::register_meter_devices(&client, &nodes, SECRET);
+    let tls = TlsClient::new(&ca_file(&engine), None);
+    let address = engine.mqtt_tls.unwrap();
+    let devices: Vec<_> = nodes
+        .iter()
+        .map(|node| {
+            let device_id = format!("meter_{node}");
+            let mut device = MqttDevice::login_tls(address, &tls, &device_id, SECRET);
+            std::thread::spawn(move || {
+                device.answer_commands(
+                    &device_id,
+                    br#"{"result_code":0,"paras":{"tls":true}}"#,
+                    1,
+                    Duration::from_secs(15),
+                )
+            })
+        })
+        .collect();
+    for node in &nodes {
+        let answer = client.post(&format!("devices/meter_{node}/commands"), &json!({"paras": {}}));
+        assert_eq!(answer.status, 200, "{node}: {}", answer.text());
+        assert_eq!(answer.json()["response"]["paras"]["tls"], true);
+    }
+    for device in devices {
+        assert_eq!(device.join().unwrap().len(), 1);
+    }
+    let open: f64 = (0..2)
+        .map(|shard| {
+            metric(&engine, &format!("ringiot_tls_connections{{listener=\"mqtt\",shard=\"{shard}\"}}"))
+        })
+        .sum();
+    assert!(open <= DEVICES as f64, "{open} TLS sessions counted for {DEVICES} devices");
+
+    // Takeover: TLS → plain → TLS; each time the older connection is closed and the newest
+    // one gets the command.
+    let mut over_tls = MqttDevice::login_tls(address, &tls, "meter_t0", SECRET);
+    let mut plain = MqttDevice::login(engine.mqtt, "meter_t0", SECRET);
+    assert!(over_tls.is_closed_within(Duration::from_secs(5)), "the TLS session was not taken over");
+    let mut again = MqttDevice::login_tls(address, &tls, "meter_t0", SECRET);
+    assert!(plain.is_closed_within(Duration::from_secs(5)), "the plain session was not taken over");
+    std::thread::scope(|scope| {
+        let call = scope.spawn(|| client.post("devices/meter_t0/commands", &json!({"paras": {}})));
+        assert_eq!(
+            again.answer_commands("meter_t0", br#"{"result_code":0}"#, 1, Duration::from_secs(10)).len(),
+            1
+        );
+        assert_eq!(call.join().unwrap().status, 200);
+    });
+}
