@@ -177,3 +177,30 @@ impl TlsClient {
         Ok(String::from_utf8_lossy(&response).into_owned())
     }
 }
+
+/// A CA of the test's own and a server certificate it signed for localhost and 127.0.0.1,
+/// written into `dir` as `{name}-ca.pem`, `{name}.pem` (leaf then CA) and `{name}.key`: what
+/// an operator configures as `tls_cert_file` / `tls_key_file`. Returns the three paths.
+pub fn server_certificate_files(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let ca_key = rcgen::KeyPair::generate().expect("a CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, format!("{name} test CA"));
+    ca_params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+    let ca = ca_params.self_signed(&ca_key).expect("the CA");
+    let issuer = rcgen::Issuer::new(ca_params, &ca_key);
+    let key = rcgen::KeyPair::generate().expect("a server key");
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).expect("params");
+    params.distinguished_name.push(rcgen::DnType::CommonName, "localhost");
+    let leaf = params.signed_by(&key, &issuer).expect("the server certificate");
+    let (ca_file, cert_file, key_file) = (
+        dir.join(format!("{name}-ca.pem")),
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    std::fs::write(&cert_file, format!("{}{}", leaf.pem(), ca.pem())).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    (ca_file, cert_file, key_file)
+}
