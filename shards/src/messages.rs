@@ -5,7 +5,7 @@
 use crate::registry::devices::{DeviceFilter, DeviceSlice};
 use crate::registry::records::{DeviceRecord, ProductKey, ProductRecord};
 
-/// Fields of UpdateDevice; `None` leaves a field as it is.
+/// Fields of UpdateDevice (and of the credential resets); `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeviceUpdate {
     pub device_name: Option<String>,
@@ -13,6 +13,17 @@ pub struct DeviceUpdate {
     pub extension_info_json: Option<String>,
     pub secure_access: Option<bool>,
     pub timeout_s: Option<u32>,
+    pub credentials: Option<CredentialChange>,
+    /// Disconnect the device's live session once the change is durable.
+    pub disconnect: bool,
+}
+
+/// A new credential for a device (validated already).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CredentialChange {
+    /// ResetFingerprint: a CERTIFICATES device's primary or secondary fingerprint; an empty
+    /// secondary one removes it.
+    Fingerprint { secondary: bool, fingerprint: String },
 }
 
 /// A device connection handed to its home shard: the socket, what was read from it already

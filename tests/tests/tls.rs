@@ -250,3 +250,63 @@ fn tls_sessions_are_handed_to_their_home_shard_and_taken_over_across_transports(
         assert_eq!(call.join().unwrap().status, 200);
     });
 }
+
+/// Rotating a certificate: ResetFingerprint sets the primary or secondary fingerprint (an
+/// empty secondary one removes it) and, with `force_disconnect`, ends the live session; a
+/// SECRET device has no fingerprint to reset; UpdateDevice turns `secure_access` on.
+#[test]
+fn reset_fingerprint_rotates_certificates_and_update_device_sets_secure_access() {
+    let engine = Engine::start(EngineOptions { shards: 2, ..Default::default() });
+    let client = engine.client_a();
+    tests::register_meter_devices(&client, &["plain"], SECRET);
+    let dir = tempfile::tempdir().unwrap();
+    let [old, new, spare] = ["old", "new", "spare"].map(|name| device_certificate(dir.path(), name, false));
+    add(&client, "x509", json!({"auth_type": "CERTIFICATES", "fingerprint": old.sha256_hex}));
+    let (ca, address) = (ca_file(&engine), engine.mqtt_tls.unwrap());
+    let login = |certificate: &tests::tls::DeviceCertificate| {
+        let tls = TlsClient::with_certificate(&ca, None, certificate);
+        MqttDevice::connect_tls(address, &tls, &iotda_connect("meter_x509", "", 1)).unwrap()
+    };
+    let (mut connected, code) = login(&old);
+    assert_eq!(code, 0);
+
+    let reset = |body: Value| client.post("devices/meter_x509/reset-fingerprint", &body);
+    let answer = reset(json!({"fingerprint": new.sha1_hex, "force_disconnect": true}));
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["fingerprint"], new.sha1_hex);
+    assert!(connected.is_closed_within(Duration::from_secs(5)), "force_disconnect left the session up");
+    assert_eq!(login(&old).1, 4, "the replaced certificate still logs in");
+    let (mut connected, code) = login(&new);
+    assert_eq!(code, 0);
+
+    // A secondary fingerprint, without disconnecting; then removed again.
+    let answer = reset(json!({"fingerprint": spare.sha256_hex, "fingerprint_type": "SECONDARY"}));
+    assert_eq!(answer.json()["secondary_fingerprint"], spare.sha256_hex, "{}", answer.text());
+    assert!(connected.ping(), "a reset without force_disconnect ended the session");
+    assert_eq!(login(&spare).1, 0);
+    assert_eq!(reset(json!({"fingerprint": "", "fingerprint_type": "SECONDARY"})).status, 200);
+    assert_eq!(login(&spare).1, 4, "the removed secondary certificate still logs in");
+    assert!(client.get("devices/meter_x509").json()["auth_info"].get("secondary_fingerprint").is_none());
+
+    tests::assert_invalid(&reset(json!({"fingerprint": "12ab"})), "fingerprint");
+    tests::assert_invalid(&reset(json!({})), "fingerprint");
+    tests::assert_invalid(
+        &reset(json!({"fingerprint": new.sha1_hex, "fingerprint_type": "THIRD"})),
+        "fingerprint_type",
+    );
+    let secret_device =
+        client.post("devices/meter_plain/reset-fingerprint", &json!({"fingerprint": new.sha1_hex}));
+    tests::assert_invalid(&secret_device, "fingerprint");
+    tests::assert_error(
+        &client.post("devices/meter_none/reset-fingerprint", &json!({"fingerprint": new.sha1_hex})),
+        404,
+        "IOTDA.014000",
+    );
+
+    // UpdateDevice: secure_access on → the plain listener refuses with 5, TLS still logs in.
+    let updated = client.put("devices/meter_plain", &json!({"auth_info": {"secure_access": true}}));
+    assert_eq!(updated.json()["auth_info"]["secure_access"], true, "{}", updated.text());
+    let (_, code) = MqttDevice::connect(engine.mqtt, &iotda_connect("meter_plain", SECRET, 1));
+    assert_eq!(code, 5);
+    drop(MqttDevice::login_tls(address, &TlsClient::new(&ca, None), "meter_plain", SECRET));
+}

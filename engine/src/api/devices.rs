@@ -76,6 +76,7 @@ pub async fn update(app: &Rc<App>, request: &ApiRequest<'_>, device_id: &str) ->
         extension_info_json: update.extension_info,
         secure_access: update.secure_access,
         timeout_s: update.timeout_s,
+        ..Default::default()
     };
     let home = home_shard(device_id, app.shard.shard_count());
     let call = Request::UpdateDevice {
@@ -188,4 +189,37 @@ fn expect_device(reply: Reply) -> Result<DeviceRecord, ApiError> {
         Reply::Failed(error) => Err(error.into()),
         _ => Err(ApiError::Unavailable("unexpected reply to a device request".into())),
     }
+}
+
+/// ResetFingerprint (`POST .../devices/{device_id}/reset-fingerprint`): a CERTIFICATES
+/// device's primary or secondary fingerprint; with `force_disconnect` the device's live
+/// session ends once the change is durable (it logs in again with the new certificate).
+pub async fn reset_fingerprint(app: &Rc<App>, request: &ApiRequest<'_>, device_id: &str) -> ApiResult {
+    let body: device::ResetFingerprintRequest = protocol::json::from_bytes(request.body)?;
+    let (secondary, fingerprint, force_disconnect) = device::validate_reset_fingerprint(body)?;
+    let update = DeviceUpdate {
+        credentials: Some(shards::messages::CredentialChange::Fingerprint { secondary, fingerprint }),
+        disconnect: force_disconnect,
+        ..Default::default()
+    };
+    let home = home_shard(device_id, app.shard.shard_count());
+    let call = Request::UpdateDevice {
+        project_id: request.project_id.to_owned(),
+        device_id: device_id.to_owned(),
+        update,
+    };
+    let device = expect_device(app.shard.call(home, call).await)?;
+    #[derive(serde::Serialize)]
+    struct ResetFingerprintResponse<'a> {
+        device_id: &'a str,
+        fingerprint: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        secondary_fingerprint: Option<&'a str>,
+    }
+    let response = ResetFingerprintResponse {
+        device_id: &device.device_id,
+        fingerprint: device.fingerprint.as_deref(),
+        secondary_fingerprint: device.secondary_fingerprint.as_deref(),
+    };
+    Ok(ApiResponse::json(StatusCode::OK, &response))
 }

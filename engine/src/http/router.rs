@@ -105,6 +105,10 @@ pub async fn route(app: &Rc<App>, method: &Method, path: &str, request: ApiReque
             Method::DELETE => devices::delete(app, &request, device_id).await,
             _ => not_allowed(),
         },
+        ["devices", device_id, "reset-fingerprint"] => match *method {
+            Method::POST => devices::reset_fingerprint(app, &request, device_id).await,
+            _ => not_allowed(),
+        },
         ["devices", device_id, "commands"] => match *method {
             Method::POST => device_calls::create_command(app, &request, device_id).await,
             _ => not_allowed(),

@@ -275,3 +275,47 @@ fn check_desired(field: &str, desired: &OwnedValue) -> Result<(), ValidationErro
 fn json_text<T: serde::Serialize>(value: &T) -> String {
     String::from_utf8(crate::json::to_vec(value)).expect("JSON output is UTF-8")
 }
+
+/// The body of ResetFingerprint (`POST .../devices/{device_id}/reset-fingerprint`). IoTDA's
+/// page names `fingerprint` and `force_disconnect`; `fingerprint_type` (`PRIMARY`, the default,
+/// or `SECONDARY`) is ringiot's way to rotate the secondary one — decided here, unconfirmed
+/// on IoTDA. An empty `fingerprint` removes the secondary fingerprint; the primary one is
+/// required.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetFingerprintRequest {
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    #[serde(default)]
+    pub fingerprint_type: Option<String>,
+    #[serde(default)]
+    pub force_disconnect: Option<bool>,
+}
+
+/// A validated ResetFingerprint: `(secondary, fingerprint, force_disconnect)`.
+pub fn validate_reset_fingerprint(
+    request: ResetFingerprintRequest,
+) -> Result<(bool, String, bool), ValidationError> {
+    let secondary = match request.fingerprint_type.as_deref() {
+        None | Some("PRIMARY") => false,
+        Some("SECONDARY") => true,
+        Some(other) => {
+            return Err(ValidationError::new(
+                "fingerprint_type",
+                format!("fingerprint_type '{other}' is not one of: PRIMARY, SECONDARY"),
+            ))
+        }
+    };
+    let fingerprint = request.fingerprint.unwrap_or_default();
+    let fingerprint = match (secondary, fingerprint.is_empty()) {
+        (false, true) => {
+            return Err(ValidationError::new(
+                "fingerprint",
+                "fingerprint is required for the PRIMARY fingerprint",
+            ))
+        }
+        (true, true) => fingerprint,
+        (_, false) => check_fingerprint("fingerprint", fingerprint)?,
+    };
+    Ok((secondary, fingerprint, request.force_disconnect.unwrap_or(false)))
+}

@@ -22,6 +22,8 @@ pub enum CloseReason {
     TakenOver,
     /// The device was deleted.
     DeviceDeleted,
+    /// The application changed the device's credentials and asked for it to be disconnected.
+    CredentialsChanged,
     /// The device does not read: its outbound queue filled, or a write made no progress.
     Stalled(String),
     /// The device broke the protocol or used a topic it may not use.
@@ -40,6 +42,9 @@ impl std::fmt::Display for CloseReason {
             }
             CloseReason::TakenOver => write!(f, "taken over by a newer login of the device"),
             CloseReason::DeviceDeleted => write!(f, "the device was deleted"),
+            CloseReason::CredentialsChanged => {
+                write!(f, "the device's credentials were reset (force_disconnect)")
+            }
             CloseReason::Stalled(detail) => write!(f, "stalled: the device does not read ({detail})"),
             CloseReason::ProtocolError(detail) => write!(f, "protocol error: {detail}"),
             CloseReason::Failed(detail) => write!(f, "connection failed: {detail}"),
@@ -56,6 +61,7 @@ impl CloseReason {
             CloseReason::KeepAliveExpired(_) => "keep_alive_expired",
             CloseReason::TakenOver => "taken_over",
             CloseReason::DeviceDeleted => "deleted",
+            CloseReason::CredentialsChanged => "credentials_changed",
             CloseReason::Stalled(_) => "stalled",
             CloseReason::ProtocolError(_) => "protocol_error",
             CloseReason::Failed(_) => "failed",
@@ -75,6 +81,7 @@ mod tests {
             CloseReason::KeepAliveExpired(Duration::from_secs(45)),
             CloseReason::TakenOver,
             CloseReason::DeviceDeleted,
+            CloseReason::CredentialsChanged,
             CloseReason::Stalled("32 packets queued".into()),
             CloseReason::ProtocolError("QoS 2".into()),
             CloseReason::Failed("reset".into()),
@@ -82,6 +89,6 @@ mod tests {
         let labels: std::collections::HashSet<_> = reasons.iter().map(CloseReason::label).collect();
         assert_eq!(labels.len(), reasons.len());
         assert!(reasons[2].to_string().contains("45000 ms"));
-        assert!(reasons[5].to_string().contains("32 packets queued"));
+        assert!(reasons[6].to_string().contains("32 packets queued"));
     }
 }

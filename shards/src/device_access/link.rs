@@ -54,6 +54,7 @@ pub struct SessionLink {
 pub enum ShutDownBy {
     TakeOver,
     DeviceDeleted,
+    CredentialsChanged,
     /// The outbound queue was full: the device does not read.
     QueueFull,
     /// A write made no progress for the write timeout.
@@ -69,6 +70,7 @@ impl ShutDownBy {
         match self {
             ShutDownBy::TakeOver => CloseReason::TakenOver,
             ShutDownBy::DeviceDeleted => CloseReason::DeviceDeleted,
+            ShutDownBy::CredentialsChanged => CloseReason::CredentialsChanged,
             ShutDownBy::QueueFull => CloseReason::Stalled(format!("{OUTBOUND_PACKETS_MAX} packets queued")),
             ShutDownBy::WriteStalled => CloseReason::Stalled("a write made no progress for 30 s".into()),
             ShutDownBy::PeerGone => CloseReason::HungUp,

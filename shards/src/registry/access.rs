@@ -149,8 +149,13 @@ impl Shard {
 
     /// Ends the device's connection, if it has one (the device was deleted).
     pub(super) fn disconnect_device(&self, device_id: &str) {
+        self.disconnect_session(device_id, ShutDownBy::DeviceDeleted);
+    }
+
+    /// Ends the device's live session, if any, saying why.
+    pub(super) fn disconnect_session(&self, device_id: &str, by: ShutDownBy) {
         if let Some(live) = self.access.sessions.borrow().get(device_id) {
-            live.link.shut_down(ShutDownBy::DeviceDeleted);
+            live.link.shut_down(by);
         }
     }
 
@@ -225,4 +230,32 @@ impl Shard {
         .detach();
         Reply::Done
     }
+}
+
+/// Applies a credential reset to `device`; a fingerprint for a device that does not log in
+/// with a certificate is refused (it would never be checked).
+pub(super) fn change_credentials(
+    device: &mut crate::registry::records::DeviceRecord,
+    change: crate::messages::CredentialChange,
+) -> Result<(), protocol::error::ValidationError> {
+    use crate::messages::CredentialChange;
+    match change {
+        CredentialChange::Fingerprint { secondary, fingerprint } => {
+            if device.auth_type != "CERTIFICATES" {
+                return Err(protocol::error::ValidationError::new(
+                    "fingerprint",
+                    format!(
+                        "device {} logs in with a secret (auth_type SECRET): it has no fingerprint",
+                        device.device_id
+                    ),
+                ));
+            }
+            match (secondary, fingerprint.is_empty()) {
+                (false, _) => device.fingerprint = Some(fingerprint),
+                (true, true) => device.secondary_fingerprint = None,
+                (true, false) => device.secondary_fingerprint = Some(fingerprint),
+            }
+        }
+    }
+    Ok(())
 }

@@ -28,6 +28,7 @@ use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::rc::Rc;
 
+use crate::device_access::link::ShutDownBy;
 use crate::log::{self, Durability, LogConfig, LogError, ShardLog};
 use crate::mesh::{Mesh, ShardId};
 use crate::messages::{DeviceUpdate, Reply, Request, ShardError};
@@ -324,14 +325,32 @@ impl Shard {
         let Some(mut device) = self.device_of(project_id, device_id) else {
             return Reply::Failed(ShardError::DeviceNotFound);
         };
-        let DeviceUpdate { device_name, description, extension_info_json, secure_access, timeout_s } = update;
+        let DeviceUpdate {
+            device_name,
+            description,
+            extension_info_json,
+            secure_access,
+            timeout_s,
+            credentials,
+            disconnect,
+        } = update;
         device.device_name = device_name.or(device.device_name);
         device.description = description.or(device.description);
         device.extension_info_json = extension_info_json.or(device.extension_info_json);
         device.secure_access = secure_access.unwrap_or(device.secure_access);
         device.timeout_s = timeout_s.unwrap_or(device.timeout_s);
+        if let Some(change) = credentials {
+            if let Err(error) = access::change_credentials(&mut device, change) {
+                return Reply::Failed(ShardError::Invalid(error));
+            }
+        }
         match self.write_device(device_id, Some(device.clone())).await {
-            Ok(()) => Reply::Device(Box::new(device)),
+            Ok(()) => {
+                if disconnect {
+                    self.disconnect_session(device_id, ShutDownBy::CredentialsChanged);
+                }
+                Reply::Device(Box::new(device))
+            }
             Err(error) => Reply::Failed(error),
         }
     }
