@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The standard benchmark set (about 5–6 minutes on a 2-core machine with REPEATS=5):
+# The standard benchmark set (about 10 minutes on a 2-core machine with REPEATS=5):
 #   command-rtt D=1,000  C=64 S=10, with the Mosquitto baseline
 #   command-rtt D=10,000 C=64 S=10, with the Mosquitto baseline
-#   connect     D=10,000
+#   command-rtt D=1,000  C=64 S=10 over TLS (full handshakes, TLS 1.3), with the baseline
+#   connect     D=10,000, with the Mosquitto baseline
+#   connect     D=10,000 over TLS, with the Mosquitto baseline (logins/s, CPU per handshake)
 #   messages    D=1,000  M=20 C=64   (durable accepts/s, then delivered/s at login; ~2 s)
 #   batch       D=10,000             (one createCommands task over the fleet; ~2 s)
 # repeated REPEATS times, interleaved (this kind of VM drifts in speed, so runs of one
@@ -40,7 +42,9 @@ for round in $(seq 1 "$REPEATS"); do
     echo "== round $round of $REPEATS" >&2
     "${bench[@]}" command-rtt --devices 1000 --clients 64 --duration-s 10 --baseline mosquitto >> "$partial"
     "${bench[@]}" command-rtt --devices 10000 --clients 64 --duration-s 10 --baseline mosquitto >> "$partial"
-    "${bench[@]}" connect --devices 10000 >> "$partial"
+    "${bench[@]}" --tls command-rtt --devices 1000 --clients 64 --duration-s 10 --baseline mosquitto >> "$partial"
+    "${bench[@]}" connect --devices 10000 --baseline mosquitto >> "$partial"
+    "${bench[@]}" --tls connect --devices 10000 --baseline mosquitto >> "$partial"
     "${bench[@]}" messages --devices 1000 --per-device 20 >> "$partial"
     "${bench[@]}" batch --devices 10000 >> "$partial"
 done

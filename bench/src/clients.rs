@@ -11,7 +11,6 @@
 //! a call that fails (any non-200, an `error_code` in the body, a timeout, a closed
 //! connection) is counted as an error and not timed.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,14 +19,13 @@ use anyhow::bail;
 use bytes::BytesMut;
 use mqttbytes::v4::{self, Packet};
 use mqttbytes::QoS;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use crate::fleet::{device_id, next_packet};
 use crate::http::HttpConnection;
 use crate::schedule::{DevicePicker, OpenLoopSchedule};
 use crate::stats::LatencyHistogram;
 use crate::target::Target;
+use crate::transport::{Connection, Endpoint};
 
 /// How long a broker client waits for a device's answer (the engine's default command timeout).
 const BROKER_ANSWER_DEADLINE: Duration = Duration::from_secs(20);
@@ -62,7 +60,7 @@ pub struct RestCaller {
 impl RestCaller {
     pub async fn connect(target: &Target) -> anyhow::Result<RestCaller> {
         Ok(RestCaller {
-            connection: HttpConnection::connect(target.http).await?,
+            connection: HttpConnection::connect(&target.http).await?,
             path_prefix: format!("/v5/iot/{}/devices/", target.project_id),
             token: target.token.clone(),
         })
@@ -86,7 +84,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// An application on a broker: publishes commands, reads answers on `bench/{client}/response/#`.
 #[derive(Debug)]
 pub struct BrokerCaller {
-    stream: TcpStream,
+    stream: Connection,
     buffer: BytesMut,
     out: BytesMut,
     reply_to: String,
@@ -95,9 +93,8 @@ pub struct BrokerCaller {
 }
 
 impl BrokerCaller {
-    pub async fn connect(broker: SocketAddr, client_index: usize) -> anyhow::Result<BrokerCaller> {
-        let mut stream = TcpStream::connect(broker).await?;
-        stream.set_nodelay(true)?;
+    pub async fn connect(broker: &Endpoint, client_index: usize) -> anyhow::Result<BrokerCaller> {
+        let mut stream = broker.connect().await?;
         let mut connect = v4::Connect::new(format!("bench-app-{client_index}"));
         connect.keep_alive = 0;
         connect.clean_session = true;
@@ -107,7 +104,7 @@ impl BrokerCaller {
         let mut subscribe = v4::Subscribe::new(format!("{reply_to}/#"), QoS::AtMostOnce);
         subscribe.pkid = 1;
         subscribe.write(&mut out).map_err(|error| anyhow::anyhow!("encoding SUBSCRIBE: {error:?}"))?;
-        stream.write_all(&out).await?;
+        stream.send(&out).await?;
         let mut buffer = BytesMut::with_capacity(4096);
         match next_packet(&mut stream, &mut buffer).await? {
             Packet::ConnAck(connack) if connack.code == v4::ConnectReturnCode::Success => {}
@@ -129,7 +126,7 @@ impl BrokerCaller {
         v4::Publish::new(topic, QoS::AtMostOnce, payload)
             .write(&mut self.out)
             .map_err(|e| format!("{e:?}"))?;
-        self.stream.write_all(&self.out).await.map_err(|error| error.to_string())?;
+        self.stream.send(&self.out).await.map_err(|error| error.to_string())?;
         let expected_suffix = format!("/request_id={request_id}");
         let answer = async {
             loop {

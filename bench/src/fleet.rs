@@ -14,7 +14,9 @@
 //! Connections are spread over source addresses 127.0.0.1, 127.0.0.2, … (a new one every
 //! [`DEVICES_PER_SOURCE_ADDRESS`]) with IP_BIND_ADDRESS_NO_PORT, so the kernel picks the
 //! source port per destination and one address never runs out of its ~28k ports. Logins run
-//! with bounded concurrency; each reports its CONNECT→CONNACK time.
+//! with bounded concurrency; each reports its CONNECT→CONNACK time. With `--tls` the device
+//! makes a full TLS handshake right after the TCP connect (no session resumption), and the
+//! login's time includes it.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -26,13 +28,14 @@ use anyhow::bail;
 use bytes::BytesMut;
 use mqttbytes::v4::{self, Packet};
 use mqttbytes::QoS;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::downlink::DownlinkLog;
 use crate::stats::LatencyHistogram;
+use crate::transport::{Connection, Endpoint};
 
 pub const PRODUCT_ID: &str = "bench";
 pub const DEVICE_SECRET: &str = "benchsecret1";
@@ -96,7 +99,8 @@ fn reply_to(payload: &[u8]) -> Option<&str> {
 #[derive(Debug, Clone)]
 pub struct FleetConfig {
     pub devices: u64,
-    pub mqtt: SocketAddr,
+    /// The broker's MQTT address, plain or TLS.
+    pub mqtt: Endpoint,
     pub keep_alive_s: u16,
     pub think: Duration,
     /// SUBSCRIBE to the command topic after login (brokers need it; the engine does not).
@@ -111,7 +115,7 @@ impl FleetConfig {
     /// immediate answers, nothing recorded. Scenarios change what they need with `..`.
     pub fn for_engine(
         devices: u64,
-        mqtt: SocketAddr,
+        mqtt: Endpoint,
         keep_alive_s: u16,
         logins_in_flight_max: usize,
     ) -> FleetConfig {
@@ -271,13 +275,15 @@ impl Device {
         }
         socket.bind(SocketAddr::from((source_address(self.index), 0)))?;
         socket.set_nodelay(true)?;
-        let stream = socket.connect(self.config.mqtt).await?;
+        let stream = socket.connect(self.config.mqtt.address).await?;
         stream.set_nodelay(true)?;
         Ok(stream)
     }
 
-    async fn login(&self) -> anyhow::Result<(TcpStream, BytesMut)> {
-        let mut stream = self.connect_socket().await?;
+    /// TCP connect, TLS handshake (with `--tls`), CONNECT → CONNACK, and SUBSCRIBE → SUBACK
+    /// when subscribing: all of it is the login the report times.
+    async fn login(&self) -> anyhow::Result<(Connection, BytesMut)> {
+        let mut stream = self.config.mqtt.secure(self.connect_socket().await?).await?;
         let device_id = device_id(self.index);
         let (client_id, password) = iotda_credentials(&device_id, DEVICE_SECRET);
         let mut connect = v4::Connect::new(client_id);
@@ -286,7 +292,7 @@ impl Device {
         connect.set_login(device_id.clone(), password);
         let mut out = BytesMut::with_capacity(256);
         connect.write(&mut out).map_err(|error| anyhow::anyhow!("encoding CONNECT: {error:?}"))?;
-        stream.write_all(&out).await?;
+        stream.send(&out).await?;
         let mut buffer = BytesMut::with_capacity(512);
         match next_packet(&mut stream, &mut buffer).await? {
             Packet::ConnAck(connack) if connack.code == v4::ConnectReturnCode::Success => {}
@@ -299,7 +305,7 @@ impl Device {
             subscribe.pkid = 1;
             out.clear();
             subscribe.write(&mut out).map_err(|error| anyhow::anyhow!("encoding SUBSCRIBE: {error:?}"))?;
-            stream.write_all(&out).await?;
+            stream.send(&out).await?;
             match next_packet(&mut stream, &mut buffer).await? {
                 Packet::SubAck(_) => {}
                 other => bail!("expected SUBACK, got {other:?}"),
@@ -309,7 +315,7 @@ impl Device {
     }
 
     /// Answers downlink requests until the connection ends; pings every keep-alive / 2.
-    async fn serve(&self, mut stream: TcpStream, mut buffer: BytesMut) -> anyhow::Result<()> {
+    async fn serve(&self, mut stream: Connection, mut buffer: BytesMut) -> anyhow::Result<()> {
         let ping_every = Duration::from_secs(u64::from(self.config.keep_alive_s.max(2)) / 2);
         let mut next_ping = Box::pin(tokio::time::sleep(ping_every));
         let mut out = BytesMut::with_capacity(256);
@@ -332,7 +338,7 @@ impl Device {
                             v4::Publish::new(topic, QoS::AtMostOnce, payload)
                                 .write(&mut out)
                                 .map_err(|error| anyhow::anyhow!("encoding PUBLISH: {error:?}"))?;
-                            stream.write_all(&out).await?;
+                            stream.send(&out).await?;
                             self.counters.answered.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -350,7 +356,7 @@ impl Device {
                 () = &mut next_ping => {
                     out.clear();
                     v4::PingReq.write(&mut out).map_err(|error| anyhow::anyhow!("encoding PINGREQ: {error:?}"))?;
-                    stream.write_all(&out).await?;
+                    stream.send(&out).await?;
                     next_ping.as_mut().reset(tokio::time::Instant::now() + ping_every);
                 }
             }
@@ -359,7 +365,7 @@ impl Device {
 }
 
 /// Reads until one whole packet is in `buffer` and returns it.
-pub async fn next_packet(stream: &mut TcpStream, buffer: &mut BytesMut) -> anyhow::Result<Packet> {
+pub async fn next_packet(stream: &mut Connection, buffer: &mut BytesMut) -> anyhow::Result<Packet> {
     loop {
         match v4::read(buffer, PACKET_BYTES_MAX) {
             Ok(packet) => return Ok(packet),

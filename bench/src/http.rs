@@ -1,11 +1,11 @@
 //! A minimal HTTP/1.1 keep-alive client: one request in flight per connection, answers framed
 //! by `Content-Length` (what the engine's front desk always sends). Small on purpose: the bench
-//! should spend its CPU on the load, not on a general client.
+//! should spend its CPU on the load, not on a general client. Over TCP or, with `--tls`, over
+//! TLS (HTTPS); a reconnect after the server closed the connection is a new full handshake.
 
-use std::net::SocketAddr;
+use tokio::io::AsyncReadExt;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use crate::transport::{Connection, Endpoint};
 
 /// The largest response head (status line + headers) accepted.
 const HEAD_BYTES_MAX: usize = 16 * 1024;
@@ -100,25 +100,29 @@ impl HttpResponse {
 /// One keep-alive connection; reconnects transparently after the server closed it.
 #[derive(Debug)]
 pub struct HttpConnection {
-    address: SocketAddr,
-    stream: Option<TcpStream>,
+    endpoint: Endpoint,
+    stream: Option<Connection>,
     /// Bytes read but not yet consumed by a response.
     pending: Vec<u8>,
     request: Vec<u8>,
 }
 
 impl HttpConnection {
-    pub async fn connect(address: SocketAddr) -> Result<HttpConnection, HttpError> {
-        let mut connection =
-            HttpConnection { address, stream: None, pending: Vec::new(), request: Vec::with_capacity(512) };
+    /// Plain HTTP, or HTTPS when `endpoint` is TLS.
+    pub async fn connect(endpoint: &Endpoint) -> Result<HttpConnection, HttpError> {
+        let mut connection = HttpConnection {
+            endpoint: endpoint.clone(),
+            stream: None,
+            pending: Vec::new(),
+            request: Vec::with_capacity(512),
+        };
         connection.ensure_connected().await?;
         Ok(connection)
     }
 
-    async fn ensure_connected(&mut self) -> Result<&mut TcpStream, HttpError> {
+    async fn ensure_connected(&mut self) -> Result<&mut Connection, HttpError> {
         if self.stream.is_none() {
-            let stream = TcpStream::connect(self.address).await?;
-            stream.set_nodelay(true)?;
+            let stream = self.endpoint.connect().await?;
             self.pending.clear();
             self.stream = Some(stream);
         }
@@ -150,14 +154,14 @@ impl HttpConnection {
     ) -> Result<HttpResponse, HttpError> {
         use std::io::Write as _;
         self.request.clear();
-        write!(self.request, "{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.address)?;
+        write!(self.request, "{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.endpoint.address)?;
         for (name, value) in headers {
             write!(self.request, "{name}: {value}\r\n")?;
         }
         write!(self.request, "Content-Length: {}\r\n\r\n", body.len())?;
         self.request.extend_from_slice(body);
         let request = std::mem::take(&mut self.request);
-        let written = self.ensure_connected().await?.write_all(&request).await;
+        let written = self.ensure_connected().await?.send(&request).await;
         self.request = request;
         written?;
 

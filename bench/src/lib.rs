@@ -18,6 +18,7 @@
 //! | [`clients`] | the application callers (REST for ringiot, MQTT for a broker) and the client loop |
 //! | [`schedule`] | closed/open loop timing and the device picker |
 //! | [`http`] | the minimal keep-alive HTTP/1.1 client |
+//! | [`transport`] | TCP or TLS (`--tls`, rustls, full handshakes): endpoints and connections |
 //! | [`mosquitto`] | the Mosquitto baseline broker |
 //! | [`observe`] | `/metrics` parsing, RSS and per-thread CPU from `/proc` |
 //! | [`stats`] | histograms, merging, the JSON result line |
@@ -32,6 +33,9 @@
 //! - Nothing measured waits on a sleep except the open-loop schedule, whose lateness is
 //!   charged to the latency (coordinated omission).
 //! - A timing never fails a test: the unit tests check the arithmetic, not the machine.
+//! - With `--tls` every connection makes a full handshake (no session resumption), so a
+//!   login's time and CPU always include one; ringiot and the baseline are reached with the
+//!   same client configuration and serve the same certificate.
 
 pub mod clients;
 pub mod downlink;
@@ -46,3 +50,4 @@ pub mod scenarios;
 pub mod schedule;
 pub mod stats;
 pub mod target;
+pub mod transport;

@@ -22,7 +22,7 @@ fn json_headers(token: &str) -> [(&str, &str); 2] {
 /// Creates the product (if missing) and devices `bench_n0 … bench_n{devices-1}`.
 pub async fn register_fleet(target: &Target, devices: u64) -> anyhow::Result<()> {
     let started = Instant::now();
-    let mut connection = HttpConnection::connect(target.http).await.context("connecting to the REST API")?;
+    let mut connection = HttpConnection::connect(&target.http).await.context("connecting to the REST API")?;
     let product = format!(
         r#"{{"product_id":"{PRODUCT_ID}","name":"{PRODUCT_ID}","device_type":"Bench","protocol_type":"MQTT","service_capabilities":[]}}"#
     );
@@ -54,7 +54,7 @@ pub async fn register_fleet(target: &Target, devices: u64) -> anyhow::Result<()>
 
 /// Takes device indexes from `next_index` until all are registered; returns how many were new.
 async fn register_devices(target: &Target, devices: u64, next_index: &AtomicU64) -> anyhow::Result<u64> {
-    let mut connection = HttpConnection::connect(target.http).await?;
+    let mut connection = HttpConnection::connect(&target.http).await?;
     let path = format!("/v5/iot/{}/devices", target.project_id);
     let mut created = 0;
     loop {

@@ -34,8 +34,10 @@ fn show(value: Option<f64>, decimals: usize) -> String {
     value.map_or("–".to_owned(), |value| format!("{value:.decimals$}"))
 }
 
-/// (devices, clients, loop mode, rate) identifies comparable command-rtt runs.
-type RunKey = (u64, u64, String, String);
+/// (devices, clients, loop mode, rate, transport) identifies comparable command-rtt runs.
+type RunKey = (u64, u64, String, String, String);
+/// Target label → its runs, ringiot rows first.
+type RunsByTarget<'a> = BTreeMap<String, Vec<&'a ResultLine>>;
 
 /// The target as the tables name it: ringiot with its shard count when known.
 pub fn target_label(line: &ResultLine) -> String {
@@ -53,134 +55,67 @@ pub fn cpu_us_per_op(line: &ResultLine) -> Option<f64> {
 
 fn run_key(line: &ResultLine) -> RunKey {
     let rate = line.rate_per_s.map_or(String::new(), |rate| format!("{rate}"));
-    (line.devices, line.clients, line.loop_mode.clone().unwrap_or_default(), rate)
+    (line.devices, line.clients, line.loop_mode.clone().unwrap_or_default(), rate, line.transport_label())
+}
+
+/// Target names with ringiot's first, then the baselines.
+fn ringiot_first<'a>(targets: &'a RunsByTarget<'_>) -> Vec<&'a String> {
+    let mut names: Vec<&String> = targets.keys().collect();
+    names.sort_by_key(|name| (!name.starts_with("ringiot"), name.as_str()));
+    names
+}
+
+/// "×a/b" of two medians; "–" when either is missing.
+fn ratio(numerator: Option<f64>, denominator: Option<f64>) -> String {
+    match (numerator, denominator) {
+        (Some(numerator), Some(denominator)) => format!("×{:.2}", numerator / denominator.max(1e-9)),
+        _ => "–".to_owned(),
+    }
+}
+
+/// Throughput, p99 and CPU per call of `runs` against `reference`, as ratios of medians.
+fn ratios(runs: &[&ResultLine], reference: &[&ResultLine]) -> String {
+    let throughput = |runs: &[&ResultLine]| median_of(runs, |l| Some(l.throughput_per_s));
+    let p99 = |runs: &[&ResultLine]| median_of(runs, |l| Some(l.p99_us.max(1) as f64));
+    format!(
+        "{} | {} | {}",
+        ratio(throughput(runs), throughput(reference)),
+        ratio(p99(runs), p99(reference)),
+        ratio(median_of(runs, cpu_us_per_op), median_of(reference, cpu_us_per_op))
+    )
 }
 
 /// The markdown report of all `lines`.
 pub fn markdown(lines: &[ResultLine]) -> String {
     let mut out = String::new();
-    let mut command_runs: BTreeMap<RunKey, BTreeMap<String, Vec<&ResultLine>>> = BTreeMap::new();
-    let mut connect_runs: BTreeMap<u64, Vec<&ResultLine>> = BTreeMap::new();
-    // (scenario, devices, per device, clients) → runs.
-    let mut message_runs: BTreeMap<(String, u64, u64, u64), Vec<&ResultLine>> = BTreeMap::new();
-    let mut batch_runs: BTreeMap<u64, Vec<&ResultLine>> = BTreeMap::new();
+    let of = |scenario: &'static str| lines.iter().filter(move |line| line.scenario == scenario);
+    command_rtt_tables(&mut out, of("command-rtt"));
+    connect_table(&mut out, of("connect"));
+    messages_table(&mut out, of("messages-accept").chain(of("messages-deliver")));
+    batch_table(&mut out, of("batch"));
+    out
+}
+
+fn command_rtt_tables<'a>(out: &mut String, lines: impl Iterator<Item = &'a ResultLine>) {
+    let mut command_runs: BTreeMap<RunKey, RunsByTarget<'a>> = BTreeMap::new();
     for line in lines {
-        match line.scenario.as_str() {
-            "command-rtt" => command_runs
-                .entry(run_key(line))
-                .or_default()
-                .entry(target_label(line))
-                .or_default()
-                .push(line),
-            "connect" => connect_runs.entry(line.devices).or_default().push(line),
-            "messages-accept" | "messages-deliver" => message_runs
-                .entry((line.scenario.clone(), line.devices, line.per_device.unwrap_or(0), line.clients))
-                .or_default()
-                .push(line),
-            "batch" => batch_runs.entry(line.devices).or_default().push(line),
-            _ => {}
-        }
+        command_runs.entry(run_key(line)).or_default().entry(target_label(line)).or_default().push(line);
     }
-    if !command_runs.is_empty() {
-        out.push_str("### command-rtt (medians over runs)\n\n");
-        out.push_str(
-            "| devices | clients | loop | target | runs | calls/s | p50 µs | p90 µs | p99 µs | p99.9 µs | errors | target CPU (cores) | target CPU µs per call | bench CPU (cores) | target RSS MiB |\n",
-        );
-        out.push_str("|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-        for ((devices, clients, loop_mode, rate), targets) in &command_runs {
-            // ringiot first, then the baselines.
-            let mut names: Vec<&String> = targets.keys().collect();
-            names.sort_by_key(|name| (!name.starts_with("ringiot"), name.as_str()));
-            for name in names {
-                let runs = &targets[name];
-                let loop_label =
-                    if rate.is_empty() { loop_mode.clone() } else { format!("{loop_mode} {rate}/s") };
-                let _ = writeln!(
-                    out,
-                    "| {devices} | {clients} | {loop_label} | {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                    runs.len(),
-                    show(median_of(runs, |l| Some(l.throughput_per_s)), 0),
-                    show(median_of(runs, |l| Some(l.p50_us as f64)), 0),
-                    show(median_of(runs, |l| Some(l.p90_us as f64)), 0),
-                    show(median_of(runs, |l| Some(l.p99_us as f64)), 0),
-                    show(median_of(runs, |l| Some(l.p999_us as f64)), 0),
-                    runs.iter().map(|l| l.errors).sum::<u64>(),
-                    show(median_of(runs, |l| cores(l, l.target_cpu_s)), 2),
-                    show(median_of(runs, cpu_us_per_op), 1),
-                    show(median_of(runs, |l| cores(l, l.bench_cpu_s)), 2),
-                    show(median_of(runs, |l| l.engine_rss_bytes.map(|b| b as f64 / 1048576.0)), 1),
-                );
-            }
-        }
-        // Every ringiot row against the Mosquitto row of the same shape.
-        let ratios: Vec<String> = command_runs
-            .iter()
-            .filter_map(|((devices, clients, _, _), targets)| {
-                let baseline = targets.get("mosquitto")?;
-                let rows: Vec<String> = targets
-                    .iter()
-                    .filter(|(name, _)| name.starts_with("ringiot"))
-                    .filter_map(|(name, ringiot)| {
-                        let throughput = median_of(ringiot, |l| Some(l.throughput_per_s))?
-                            / median_of(baseline, |l| Some(l.throughput_per_s))?.max(1e-9);
-                        let p99 = median_of(ringiot, |l| Some(l.p99_us as f64))?
-                            / median_of(baseline, |l| Some(l.p99_us as f64))?.max(1.0);
-                        let cpu =
-                            match (median_of(ringiot, cpu_us_per_op), median_of(baseline, cpu_us_per_op)) {
-                                (Some(ringiot), Some(baseline)) => {
-                                    format!("×{:.2}", ringiot / baseline.max(1e-9))
-                                }
-                                _ => "–".to_owned(),
-                            };
-                        Some(format!(
-                            "| {devices} | {clients} | {name} | ×{throughput:.2} | ×{p99:.2} | {cpu} |"
-                        ))
-                    })
-                    .collect();
-                Some(rows)
-            })
-            .flatten()
-            .collect();
-        if !ratios.is_empty() {
-            out.push_str(
-                "\n| devices | clients | target | throughput / mosquitto | p99 / mosquitto | CPU per call / mosquitto |\n",
-            );
-            out.push_str("|---:|---:|---|---:|---:|---:|\n");
-            for ratio in ratios {
-                out.push_str(&ratio);
-                out.push('\n');
-            }
-        }
+    if command_runs.is_empty() {
+        return;
     }
-    if !connect_runs.is_empty() {
-        out.push_str("\n### connect (medians over runs)\n\n");
-        out.push_str("| devices | runs | logins/s | login p50 µs | login p99 µs | all online s | errors | engine RSS per connection, bytes |\n");
-        out.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-        for (devices, runs) in &connect_runs {
+    out.push_str("### command-rtt (medians over runs)\n\n");
+    out.push_str(
+        "| devices | clients | loop | transport | target | runs | calls/s | p50 µs | p90 µs | p99 µs | p99.9 µs | errors | target CPU (cores) | target CPU µs per call | bench CPU (cores) | target RSS MiB |\n",
+    );
+    out.push_str("|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for ((devices, clients, loop_mode, rate, transport), targets) in &command_runs {
+        let loop_label = if rate.is_empty() { loop_mode.clone() } else { format!("{loop_mode} {rate}/s") };
+        for name in ringiot_first(targets) {
+            let runs = &targets[name];
             let _ = writeln!(
                 out,
-                "| {devices} | {} | {} | {} | {} | {} | {} | {} |",
-                runs.len(),
-                show(median_of(runs, |l| Some(l.throughput_per_s)), 0),
-                show(median_of(runs, |l| Some(l.p50_us as f64)), 0),
-                show(median_of(runs, |l| Some(l.p99_us as f64)), 0),
-                show(median_of(runs, |l| l.all_online_s), 2),
-                runs.iter().map(|l| l.errors).sum::<u64>(),
-                show(median_of(runs, |l| l.rss_per_connection_bytes.map(|b| b as f64)), 0),
-            );
-        }
-    }
-    if !message_runs.is_empty() {
-        out.push_str("\n### messages (medians over runs)\n\n");
-        out.push_str("| phase | devices | per device | clients | runs | messages/s | p50 µs | p90 µs | p99 µs | p99.9 µs | errors | target CPU (cores) | bench CPU (cores) |\n");
-        out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-        for ((scenario, devices, per_device, clients), runs) in &message_runs {
-            let phase = scenario.trim_start_matches("messages-");
-            let phase = if phase == "accept" { "accept (201, durable)" } else { "deliver (at login)" };
-            let clients = if *clients == 0 { "–".to_owned() } else { clients.to_string() };
-            let _ = writeln!(
-                out,
-                "| {phase} | {devices} | {per_device} | {clients} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {devices} | {clients} | {loop_label} | {transport} | {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 runs.len(),
                 show(median_of(runs, |l| Some(l.throughput_per_s)), 0),
                 show(median_of(runs, |l| Some(l.p50_us as f64)), 0),
@@ -189,32 +124,150 @@ pub fn markdown(lines: &[ResultLine]) -> String {
                 show(median_of(runs, |l| Some(l.p999_us as f64)), 0),
                 runs.iter().map(|l| l.errors).sum::<u64>(),
                 show(median_of(runs, |l| cores(l, l.target_cpu_s)), 2),
+                show(median_of(runs, cpu_us_per_op), 1),
                 show(median_of(runs, |l| cores(l, l.bench_cpu_s)), 2),
+                show(median_of(runs, |l| l.engine_rss_bytes.map(|b| b as f64 / 1048576.0)), 1),
             );
         }
-        out.push_str("\nAccept latency: the 201's round trip. Deliver latency: per device, its CONNECT → its last message.\n");
     }
-    if !batch_runs.is_empty() {
-        out.push_str("\n### batch, createCommands over the whole fleet (medians over runs)\n\n");
-        out.push_str("| devices | runs | time to finish s | targets/s | reached p50 µs | reached p99 µs | fail | target CPU (cores) | bench CPU (cores) |\n");
-        out.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-        for (devices, runs) in &batch_runs {
+    // Every ringiot row against the Mosquitto row of the same shape and transport.
+    let mut against_mosquitto = Vec::new();
+    for ((devices, clients, _, _, transport), targets) in &command_runs {
+        let Some(baseline) = targets.get("mosquitto") else { continue };
+        for (name, runs) in targets.iter().filter(|(name, _)| name.starts_with("ringiot")) {
+            let ratios = ratios(runs, baseline);
+            against_mosquitto.push(format!("| {devices} | {clients} | {transport} | {name} | {ratios} |"));
+        }
+    }
+    if !against_mosquitto.is_empty() {
+        out.push_str(
+            "\n| devices | clients | transport | target | throughput / mosquitto | p99 / mosquitto | CPU per call / mosquitto |\n",
+        );
+        out.push_str("|---:|---:|---|---|---:|---:|---:|\n");
+        for row in against_mosquitto {
+            out.push_str(&row);
+            out.push('\n');
+        }
+    }
+    // Every TLS row against the TCP row of the same target and shape: what TLS costs.
+    let mut against_tcp = Vec::new();
+    for ((devices, clients, loop_mode, rate, transport), targets) in &command_runs {
+        let tcp_key = (*devices, *clients, loop_mode.clone(), rate.clone(), "tcp".to_owned());
+        let Some(tcp_targets) = command_runs.get(&tcp_key).filter(|_| transport != "tcp") else { continue };
+        for name in ringiot_first(targets) {
+            let Some(tcp_runs) = tcp_targets.get(name) else { continue };
+            let ratios = ratios(&targets[name], tcp_runs);
+            against_tcp.push(format!("| {devices} | {clients} | {transport} | {name} | {ratios} |"));
+        }
+    }
+    if !against_tcp.is_empty() {
+        out.push_str("\n| devices | clients | transport | target | throughput / tcp | p99 / tcp | CPU per call / tcp |\n");
+        out.push_str("|---:|---:|---|---|---:|---:|---:|\n");
+        for row in against_tcp {
+            out.push_str(&row);
+            out.push('\n');
+        }
+    }
+}
+
+fn connect_table<'a>(out: &mut String, lines: impl Iterator<Item = &'a ResultLine>) {
+    // (devices, transport) → target → runs.
+    let mut connect_runs: BTreeMap<(u64, String), RunsByTarget<'a>> = BTreeMap::new();
+    for line in lines {
+        let key = (line.devices, line.transport_label());
+        connect_runs.entry(key).or_default().entry(target_label(line)).or_default().push(line);
+    }
+    if connect_runs.is_empty() {
+        return;
+    }
+    out.push_str("\n### connect (medians over runs)\n\n");
+    out.push_str("| devices | transport | target | runs | logins/s | login p50 µs | login p99 µs | all online s | errors | target CPU µs per login | RSS per connection, bytes |\n");
+    out.push_str("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for ((devices, transport), targets) in &connect_runs {
+        for name in ringiot_first(targets) {
+            let runs = &targets[name];
             let _ = writeln!(
                 out,
-                "| {devices} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {devices} | {transport} | {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 runs.len(),
-                show(median_of(runs, |l| Some(l.duration_s)), 3),
                 show(median_of(runs, |l| Some(l.throughput_per_s)), 0),
                 show(median_of(runs, |l| Some(l.p50_us as f64)), 0),
                 show(median_of(runs, |l| Some(l.p99_us as f64)), 0),
+                show(median_of(runs, |l| l.all_online_s), 2),
                 runs.iter().map(|l| l.errors).sum::<u64>(),
-                show(median_of(runs, |l| cores(l, l.target_cpu_s)), 2),
-                show(median_of(runs, |l| cores(l, l.bench_cpu_s)), 2),
+                show(median_of(runs, cpu_us_per_op), 1),
+                show(median_of(runs, |l| l.rss_per_connection_bytes.map(|b| b as f64)), 0),
             );
         }
-        out.push_str("\nReached: from the POST until each device had its command request.\n");
     }
-    out
+}
+
+fn messages_table<'a>(out: &mut String, lines: impl Iterator<Item = &'a ResultLine>) {
+    // (scenario, devices, per device, clients, transport) → runs.
+    let mut message_runs: BTreeMap<(String, u64, u64, u64, String), Vec<&ResultLine>> = BTreeMap::new();
+    for line in lines {
+        let key = (
+            line.scenario.clone(),
+            line.devices,
+            line.per_device.unwrap_or(0),
+            line.clients,
+            line.transport_label(),
+        );
+        message_runs.entry(key).or_default().push(line);
+    }
+    if message_runs.is_empty() {
+        return;
+    }
+    out.push_str("\n### messages (medians over runs)\n\n");
+    out.push_str("| phase | devices | per device | clients | transport | runs | messages/s | p50 µs | p90 µs | p99 µs | p99.9 µs | errors | target CPU (cores) | bench CPU (cores) |\n");
+    out.push_str("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for ((scenario, devices, per_device, clients, transport), runs) in &message_runs {
+        let phase = scenario.trim_start_matches("messages-");
+        let phase = if phase == "accept" { "accept (201, durable)" } else { "deliver (at login)" };
+        let clients = if *clients == 0 { "–".to_owned() } else { clients.to_string() };
+        let _ = writeln!(
+            out,
+            "| {phase} | {devices} | {per_device} | {clients} | {transport} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            runs.len(),
+            show(median_of(runs, |l| Some(l.throughput_per_s)), 0),
+            show(median_of(runs, |l| Some(l.p50_us as f64)), 0),
+            show(median_of(runs, |l| Some(l.p90_us as f64)), 0),
+            show(median_of(runs, |l| Some(l.p99_us as f64)), 0),
+            show(median_of(runs, |l| Some(l.p999_us as f64)), 0),
+            runs.iter().map(|l| l.errors).sum::<u64>(),
+            show(median_of(runs, |l| cores(l, l.target_cpu_s)), 2),
+            show(median_of(runs, |l| cores(l, l.bench_cpu_s)), 2),
+        );
+    }
+    out.push_str("\nAccept latency: the 201's round trip. Deliver latency: per device, its CONNECT → its last message.\n");
+}
+
+fn batch_table<'a>(out: &mut String, lines: impl Iterator<Item = &'a ResultLine>) {
+    let mut batch_runs: BTreeMap<(u64, String), Vec<&ResultLine>> = BTreeMap::new();
+    for line in lines {
+        batch_runs.entry((line.devices, line.transport_label())).or_default().push(line);
+    }
+    if batch_runs.is_empty() {
+        return;
+    }
+    out.push_str("\n### batch, createCommands over the whole fleet (medians over runs)\n\n");
+    out.push_str("| devices | transport | runs | time to finish s | targets/s | reached p50 µs | reached p99 µs | fail | target CPU (cores) | bench CPU (cores) |\n");
+    out.push_str("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for ((devices, transport), runs) in &batch_runs {
+        let _ = writeln!(
+            out,
+            "| {devices} | {transport} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            runs.len(),
+            show(median_of(runs, |l| Some(l.duration_s)), 3),
+            show(median_of(runs, |l| Some(l.throughput_per_s)), 0),
+            show(median_of(runs, |l| Some(l.p50_us as f64)), 0),
+            show(median_of(runs, |l| Some(l.p99_us as f64)), 0),
+            runs.iter().map(|l| l.errors).sum::<u64>(),
+            show(median_of(runs, |l| cores(l, l.target_cpu_s)), 2),
+            show(median_of(runs, |l| cores(l, l.bench_cpu_s)), 2),
+        );
+    }
+    out.push_str("\nReached: from the POST until each device had its command request.\n");
 }
 
 /// Parses a JSON-lines file, skipping blank lines; names the first bad line.
@@ -269,12 +322,12 @@ mod tests {
         let text = markdown(&lines);
         assert!(
             text.contains(
-                "| 1000 | 64 | closed | ringiot | 3 | 40000 | 100 | 200 | 2000 | 900 | 0 | 1.00 | 25.0 |"
+                "| 1000 | 64 | closed | tcp | ringiot | 3 | 40000 | 100 | 200 | 2000 | 900 | 0 | 1.00 | 25.0 |"
             ),
             "{text}"
         );
         // CPU per call: 10 s / 400,000 calls = 25 µs against 10 s / 200,000 = 50 µs.
-        assert!(text.contains("| 1000 | 64 | ringiot | ×2.00 | ×1.00 | ×0.50 |"), "{text}");
+        assert!(text.contains("| 1000 | 64 | tcp | ringiot | ×2.00 | ×1.00 | ×0.50 |"), "{text}");
         let ringiot_row = text.find("| ringiot |").unwrap();
         assert!(ringiot_row < text.find("| mosquitto |").unwrap(), "ringiot is listed first");
     }
@@ -293,10 +346,10 @@ mod tests {
             with_shards(1, 12_000.0),
         ];
         let text = markdown(&lines);
-        assert!(text.contains("| closed | ringiot (1 shard) | 2 | 11000 |"), "{text}");
-        assert!(text.contains("| closed | ringiot (2 shards) | 1 | 30000 |"), "{text}");
-        assert!(text.contains("| 1000 | 64 | ringiot (1 shard) | ×0.55 | ×1.00 |"), "{text}");
-        assert!(text.contains("| 1000 | 64 | ringiot (2 shards) | ×1.50 | ×1.00 |"), "{text}");
+        assert!(text.contains("| closed | tcp | ringiot (1 shard) | 2 | 11000 |"), "{text}");
+        assert!(text.contains("| closed | tcp | ringiot (2 shards) | 1 | 30000 |"), "{text}");
+        assert!(text.contains("| 1000 | 64 | tcp | ringiot (1 shard) | ×0.55 | ×1.00 |"), "{text}");
+        assert!(text.contains("| 1000 | 64 | tcp | ringiot (2 shards) | ×1.50 | ×1.00 |"), "{text}");
     }
 
     #[test]
@@ -317,9 +370,55 @@ mod tests {
             line("batch", 1, 1000, 0.5),
         ];
         let text = markdown(&lines);
-        assert!(text.contains("| accept (201, durable) | 1000 | 20 | 64 | 2 | 7500 | 10 |"), "{text}");
-        assert!(text.contains("| deliver (at login) | 1000 | 20 | – | 2 | 15000 | 10 |"), "{text}");
-        assert!(text.contains("| 1000 | 1 | 0.500 | 2000 | 10 | 30 | 0 |"), "{text}");
+        assert!(text.contains("| accept (201, durable) | 1000 | 20 | 64 | tcp | 2 | 7500 | 10 |"), "{text}");
+        assert!(text.contains("| deliver (at login) | 1000 | 20 | – | tcp | 2 | 15000 | 10 |"), "{text}");
+        assert!(text.contains("| 1000 | tcp | 1 | 0.500 | 2000 | 10 | 30 | 0 |"), "{text}");
+    }
+
+    #[test]
+    fn tls_runs_get_their_own_rows_and_are_compared_with_tcp_and_with_mosquitto() {
+        let over_tls = |target: &str, throughput: f64, p99_us: u64| {
+            let mut line = command_line(target, throughput, p99_us);
+            line.tls = true;
+            line.tls_version = Some("1.3".to_owned());
+            line
+        };
+        let lines = vec![
+            command_line("ringiot", 40_000.0, 2_000),
+            command_line("mosquitto", 50_000.0, 1_000),
+            over_tls("ringiot", 30_000.0, 3_000),
+            over_tls("mosquitto", 25_000.0, 2_000),
+        ];
+        let text = markdown(&lines);
+        assert!(text.contains("| 1000 | 64 | closed | tcp | ringiot | 1 | 40000 |"), "{text}");
+        assert!(text.contains("| 1000 | 64 | closed | tls1.3 | ringiot | 1 | 30000 |"), "{text}");
+        assert!(text.contains("| 1000 | 64 | tls1.3 | ringiot | ×1.20 | ×1.50 | ×0.83 |"), "{text}");
+        assert!(text.contains("| 1000 | 64 | tls1.3 | ringiot | ×0.75 | ×1.50 | ×1.33 |"), "{text}");
+        assert!(text.contains("| 1000 | 64 | tls1.3 | mosquitto | ×0.50 | ×2.00 | ×2.00 |"), "{text}");
+    }
+
+    #[test]
+    fn connect_runs_show_each_target_and_transport() {
+        let login_line = |target: &str, tls: bool| {
+            let shape = RunShape { devices: 100, clients: 0, duration_s: 0.5, ops: 100, errors: 0 };
+            let summary =
+                LatencySummary { count: 100, p50_us: 10, p90_us: 20, p99_us: 30, p999_us: 40, max_us: 50 };
+            let mut line = ResultLine::new("connect", target, shape, summary);
+            line.tls = tls;
+            line.tls_version = tls.then(|| "1.2".to_owned());
+            line.target_cpu_s = Some(0.01);
+            line
+        };
+        let text = markdown(&[
+            login_line("mosquitto", true),
+            login_line("ringiot", true),
+            login_line("ringiot", false),
+        ]);
+        let ringiot_tls =
+            text.find("| 100 | tls1.2 | ringiot | 1 | 200 | 10 | 30 | – | 0 | 100.0 |").expect(&text);
+        let mosquitto_tls = text.find("| 100 | tls1.2 | mosquitto | 1 | 200 |").expect(&text);
+        assert!(text.contains("| 100 | tcp | ringiot | 1 |"), "{text}");
+        assert!(ringiot_tls < mosquitto_tls, "ringiot is listed first\n{text}");
     }
 
     #[test]

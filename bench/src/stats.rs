@@ -8,6 +8,8 @@
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::transport::{transport_label, Endpoint};
+
 /// The smallest and largest recordable latency, microseconds.
 pub const LATENCY_US_MIN: u64 = 1;
 pub const LATENCY_US_MAX: u64 = 60_000_000;
@@ -79,8 +81,9 @@ pub fn merge_all<'a>(histograms: impl IntoIterator<Item = &'a LatencyHistogram>)
     merged
 }
 
-/// One JSON line per (scenario, target) on stdout with `--json`. The first fourteen keys are
+/// One JSON line per (scenario, target) on stdout with `--json`. The first fifteen keys are
 /// the same for every scenario; the optional ones after them are left out when absent.
+/// (`tls` reads as false in lines written before it existed.)
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ResultLine {
     pub scenario: String,
@@ -97,6 +100,12 @@ pub struct ResultLine {
     pub max_us: u64,
     pub errors: u64,
     pub engine_rss_bytes: Option<u64>,
+    /// Devices and clients spoke TLS (`--tls`), every connection a full handshake.
+    #[serde(default)]
+    pub tls: bool,
+    /// The TLS version the target negotiated: `1.3` or `1.2` (TLS lines only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_version: Option<String>,
     /// The engine's shard count (ringiot lines; from its ready line or its `/metrics`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine_shards: Option<u64>,
@@ -159,6 +168,8 @@ impl ResultLine {
             max_us: summary.max_us,
             errors: shape.errors,
             engine_rss_bytes: None,
+            tls: false,
+            tls_version: None,
             engine_shards: None,
             loop_mode: None,
             rate_per_s: None,
@@ -174,6 +185,17 @@ impl ResultLine {
             task_fail: None,
             polls: None,
         }
+    }
+
+    /// Records how the target was reached: TCP, or TLS and the version it negotiated.
+    pub fn set_transport(&mut self, endpoint: &Endpoint) {
+        self.tls = endpoint.is_tls();
+        self.tls_version = endpoint.tls_version().map(str::to_owned);
+    }
+
+    /// `tcp`, `tls1.3`, `tls1.2`.
+    pub fn transport_label(&self) -> String {
+        transport_label(self.tls, self.tls_version.as_deref())
     }
 
     pub fn to_json_line(&self) -> String {
@@ -260,7 +282,7 @@ mod tests {
             "{\"scenario\":\"command-rtt\",\"target\":\"ringiot\",\"devices\":1000,\"clients\":64,\
              \"duration_s\":10.0,\"ops\":250000,\"throughput_per_s\":25000.0,\"p50_us\":200,\
              \"p90_us\":400,\"p99_us\":900,\"p999_us\":2000,\"max_us\":9000,\"errors\":2,\
-             \"engine_rss_bytes\":null}"
+             \"engine_rss_bytes\":null,\"tls\":false}"
         );
     }
 
@@ -276,5 +298,21 @@ mod tests {
         assert_eq!(value["all_online_s"], 0.75);
         assert!(value.get("loop_mode").is_none());
         assert!(value.get("rss_per_connection_bytes").is_none());
+        assert_eq!(value["tls"], false);
+        assert!(value.get("tls_version").is_none());
+    }
+
+    #[test]
+    fn tls_lines_say_so_and_older_lines_read_as_tcp() {
+        let shape = RunShape { devices: 10, clients: 1, duration_s: 1.0, ops: 10, errors: 0 };
+        let mut line = ResultLine::new("connect", "mosquitto", shape, LatencySummary::default());
+        line.tls = true;
+        line.tls_version = Some("1.3".to_owned());
+        let json = line.to_json_line();
+        assert!(json.contains("\"tls\":true,\"tls_version\":\"1.3\""), "{json}");
+        assert_eq!(line.transport_label(), "tls1.3");
+        let old = json.replace(",\"tls\":true,\"tls_version\":\"1.3\"", "");
+        let parsed: ResultLine = serde_json::from_str(&old).unwrap();
+        assert_eq!(parsed.transport_label(), "tcp");
     }
 }

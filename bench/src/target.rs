@@ -1,6 +1,14 @@
 //! The system under test: either an engine the bench starts itself (the default: the release
 //! binary on free loopback ports, a temporary data dir, a generated config with one project)
 //! or one that is already running, named by its addresses and credentials.
+//!
+//! An engine that has TLS listeners (its `--help` lists `--mqtt-tls-listen`) gets them on
+//! free loopback ports with `--tls` and turned `off` without, so it never binds its public
+//! defaults (0.0.0.0:8883 and :8443) during a bench and a TCP run measures what it always
+//! did. With `--tls`, once the engine is ready the bench waits until both TLS listeners accept
+//! connections and reads the CA, the certificate chain and the key the engine generated in
+//! `{data dir}/tls/` (the data dir goes away with the engine; the Mosquitto baseline serves
+//! the same certificate after it), or the `--tls-cert`/`--tls-key` files it passed on.
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -11,16 +19,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 
+use crate::transport::{Endpoint, ServerIdentity};
+
 pub const BENCH_PROJECT_ID: &str = "bench";
 pub const BENCH_TOKEN: &str = "bench-token";
 const READY_DEADLINE: Duration = Duration::from_secs(60);
 const EXIT_DEADLINE: Duration = Duration::from_secs(20);
+/// The engine flag that says it has TLS listeners.
+const TLS_LISTEN_FLAG: &str = "--mqtt-tls-listen";
 
 /// Where and how to reach an engine.
 #[derive(Debug, Clone)]
 pub struct Target {
-    pub http: SocketAddr,
-    pub mqtt: SocketAddr,
+    /// The REST API: HTTP, or HTTPS with `--tls`.
+    pub http: Endpoint,
+    /// The device side: MQTT, or MQTT over TLS with `--tls`.
+    pub mqtt: Endpoint,
     pub project_id: String,
     pub token: String,
     /// The engine's pid when this machine can see it (for RSS and CPU).
@@ -35,6 +49,10 @@ pub struct EngineLaunch {
     pub binary: PathBuf,
     pub shards: usize,
     pub durability: String,
+    /// Open the TLS listeners (`--tls`); otherwise they are turned off.
+    pub tls: bool,
+    /// (certificate chain, key) files the engine serves instead of generating its own.
+    pub tls_identity: Option<(PathBuf, PathBuf)>,
 }
 
 /// An engine started by the bench; stopped with SIGTERM on [`EngineProcess::stop`] or drop.
@@ -42,7 +60,22 @@ pub struct EngineLaunch {
 pub struct EngineProcess {
     child: Child,
     work_dir: tempfile::TempDir,
+    /// Its plain listeners.
     pub target: Target,
+    /// Its TLS listeners and generated certificates, when it has them.
+    pub tls: Option<EngineTls>,
+}
+
+/// What an engine started by the bench offers over TLS.
+#[derive(Debug, Clone)]
+pub struct EngineTls {
+    pub mqtt_tls: SocketAddr,
+    pub https: SocketAddr,
+    /// `{data dir}/tls/ca.pem`: the private CA the engine generated (none when it was given
+    /// a certificate).
+    pub ca_pem: Option<Vec<u8>>,
+    /// `{data dir}/tls/server.pem` (leaf + CA) and `server.key`, or the files it was given.
+    pub identity: ServerIdentity,
 }
 
 /// `ringiot ready: http=ADDR mqtt=ADDR shards=N` → (http, mqtt, shards).
@@ -58,6 +91,40 @@ pub fn parse_ready_line(line: &str) -> Option<(SocketAddr, SocketAddr, usize)> {
         }
     }
     Some((http?, mqtt?, shards?))
+}
+
+/// `https://host:port[/]` → (socket address, host the certificate must name).
+pub fn parse_https_url(url: &str) -> anyhow::Result<(SocketAddr, String)> {
+    let Some(authority) = url.strip_prefix("https://") else {
+        bail!("--https takes https://HOST:PORT, got {url}");
+    };
+    parse_tls_authority(authority.trim_end_matches('/'))
+}
+
+/// `host:port`, `[v6]:port` → (socket address, host the certificate must name).
+pub fn parse_tls_authority(authority: &str) -> anyhow::Result<(SocketAddr, String)> {
+    let Some((host, _port)) = authority.rsplit_once(':').filter(|_| !authority.contains('/')) else {
+        bail!("expected HOST:PORT, got {authority}");
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let address =
+        authority.to_socket_addrs()?.next().ok_or_else(|| anyhow!("{authority} resolves to nothing"))?;
+    Ok((address, host.to_owned()))
+}
+
+/// Whether `binary --help` lists the TLS listener flags.
+pub fn has_tls_listeners(binary: &Path) -> bool {
+    Command::new(binary)
+        .arg("--help")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).contains(TLS_LISTEN_FLAG))
+}
+
+/// A loopback port the kernel just handed out and released.
+pub fn free_loopback_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// `http://host:port[/]`, `host:port` → a socket address.
@@ -85,6 +152,7 @@ impl EngineProcess {
         )?;
         let log_path = work_dir.path().join("engine.log");
         let log = std::fs::File::create(&log_path)?;
+        let (tls_args, tls_ports) = tls_listener_args(launch)?;
         let mut child = Command::new(&launch.binary)
             .arg("--config")
             .arg(&config_path)
@@ -92,6 +160,7 @@ impl EngineProcess {
             .arg(work_dir.path().join("data"))
             .args(["--shards", &launch.shards.to_string()])
             .args(["--http-listen", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0"])
+            .args(&tls_args)
             .args(["--durability", &launch.durability])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -115,19 +184,24 @@ impl EngineProcess {
             child,
             work_dir,
             target: Target {
-                http: SocketAddr::from(([127, 0, 0, 1], 0)),
-                mqtt: SocketAddr::from(([127, 0, 0, 1], 0)),
+                http: Endpoint::tcp(SocketAddr::from(([127, 0, 0, 1], 0))),
+                mqtt: Endpoint::tcp(SocketAddr::from(([127, 0, 0, 1], 0))),
                 project_id: BENCH_PROJECT_ID.to_owned(),
                 token: BENCH_TOKEN.to_owned(),
                 pid: Some(pid),
                 shards: None,
             },
+            tls: None,
         };
         match ready {
             Ok((http, mqtt, shards)) => {
-                process.target.http = http;
-                process.target.mqtt = mqtt;
+                process.target.http = Endpoint::tcp(http);
+                process.target.mqtt = Endpoint::tcp(mqtt);
                 process.target.shards = Some(shards);
+                if let Some(ports) = tls_ports {
+                    let tls_dir = process.work_dir.path().join("data").join("tls");
+                    process.tls = Some(wait_for_tls(ports, &tls_dir, launch.tls_identity.as_ref())?);
+                }
                 Ok(process)
             }
             Err(_) => {
@@ -186,6 +260,80 @@ impl EngineProcess {
     }
 }
 
+/// The addresses the bench asked an engine to open its TLS listeners on.
+#[derive(Debug, Clone, Copy)]
+struct TlsPorts {
+    mqtt_tls: SocketAddr,
+    https: SocketAddr,
+}
+
+/// The engine's TLS listener flags and the (MQTT over TLS, HTTPS) addresses they ask for:
+/// free loopback ports when `launch.tls`, else `off` (an engine without TLS listeners gets
+/// no flags). With `launch.tls_identity` the engine serves those files instead of generating
+/// its own.
+fn tls_listener_args(launch: &EngineLaunch) -> anyhow::Result<(Vec<String>, Option<TlsPorts>)> {
+    if !has_tls_listeners(&launch.binary) {
+        if launch.tls {
+            bail!(
+                "{} has no TLS listeners (no {TLS_LISTEN_FLAG} in its --help): build a newer one",
+                launch.binary.display()
+            );
+        }
+        return Ok((Vec::new(), None));
+    }
+    if !launch.tls {
+        let off = ["--mqtt-tls-listen", "off", "--https-listen", "off"];
+        return Ok((off.map(str::to_owned).to_vec(), None));
+    }
+    // Both held at once so the kernel cannot hand out the same port twice.
+    let held = [std::net::TcpListener::bind("127.0.0.1:0")?, std::net::TcpListener::bind("127.0.0.1:0")?];
+    let (mqtt_tls, https) = (held[0].local_addr()?, held[1].local_addr()?);
+    drop(held);
+    let mut args = vec![
+        TLS_LISTEN_FLAG.to_owned(),
+        mqtt_tls.to_string(),
+        "--https-listen".to_owned(),
+        https.to_string(),
+    ];
+    if let Some((cert_chain, key)) = &launch.tls_identity {
+        args.extend(["--tls-cert-file".to_owned(), cert_chain.display().to_string()]);
+        args.extend(["--tls-key-file".to_owned(), key.display().to_string()]);
+    }
+    Ok((args, Some(TlsPorts { mqtt_tls, https })))
+}
+
+/// Waits until both TLS listeners accept connections and the certificates can be read: the
+/// given files, or those the engine generated in `tls_dir`.
+fn wait_for_tls(
+    TlsPorts { mqtt_tls, https }: TlsPorts,
+    tls_dir: &Path,
+    given: Option<&(PathBuf, PathBuf)>,
+) -> anyhow::Result<EngineTls> {
+    let deadline = Instant::now() + READY_DEADLINE;
+    let (cert_chain, key) = match given {
+        Some((cert_chain, key)) => (cert_chain.clone(), key.clone()),
+        None => (tls_dir.join("server.pem"), tls_dir.join("server.key")),
+    };
+    loop {
+        let listening = [mqtt_tls, https].iter().all(|address| std::net::TcpStream::connect(address).is_ok());
+        let ca_pem = match given {
+            Some(_) => Ok(None),
+            None => std::fs::read(tls_dir.join("ca.pem")).map(Some),
+        };
+        if let (true, Ok(ca_pem), Ok(identity)) = (listening, ca_pem, ServerIdentity::read(&cert_chain, &key))
+        {
+            return Ok(EngineTls { mqtt_tls, https, ca_pem, identity });
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the engine's TLS listeners ({mqtt_tls}, {https}) or its certificates in {} were not there within {READY_DEADLINE:?}",
+                tls_dir.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 impl Drop for EngineProcess {
     fn drop(&mut self) {
         let _ = self.terminate();
@@ -214,5 +362,18 @@ mod tests {
         assert_eq!(parse_http_url("127.0.0.1:9").unwrap(), "127.0.0.1:9".parse().unwrap());
         assert!(parse_http_url("https://127.0.0.1:443").is_err());
         assert!(parse_http_url("http://127.0.0.1:80/v5").is_err());
+    }
+
+    #[test]
+    fn tls_addresses_keep_the_host_for_the_certificate_check() {
+        let (address, host) = parse_https_url("https://127.0.0.1:8443/").unwrap();
+        assert_eq!((address, host.as_str()), ("127.0.0.1:8443".parse().unwrap(), "127.0.0.1"));
+        let (address, host) = parse_tls_authority("[::1]:8883").unwrap();
+        assert_eq!((address, host.as_str()), ("[::1]:8883".parse().unwrap(), "::1"));
+        let (_, host) = parse_tls_authority("localhost:8883").unwrap();
+        assert_eq!(host, "localhost");
+        assert!(parse_https_url("http://127.0.0.1:8443").is_err());
+        assert!(parse_https_url("https://127.0.0.1:8443/v5").is_err());
+        assert!(parse_tls_authority("127.0.0.1").is_err());
     }
 }

@@ -117,7 +117,7 @@ pub async fn run(options: &BatchOptions, target: &Target) -> anyhow::Result<Resu
         downlink: Some(log.clone()),
         ..FleetConfig::for_engine(
             options.devices,
-            target.mqtt,
+            target.mqtt.clone(),
             options.keep_alive_s,
             options.logins_in_flight_max,
         )
@@ -135,7 +135,7 @@ pub async fn run(options: &BatchOptions, target: &Target) -> anyhow::Result<Resu
 
     let body = create_body(options.devices);
     let headers = [("X-Auth-Token", target.token.as_str()), ("Content-Type", "application/json")];
-    let mut connection = HttpConnection::connect(target.http).await.context("connecting to the REST API")?;
+    let mut connection = HttpConnection::connect(&target.http).await.context("connecting to the REST API")?;
     let window = CpuWindow::open(target.pid);
     let posted = Instant::now();
     let response = connection

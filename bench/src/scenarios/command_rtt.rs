@@ -11,7 +11,10 @@
 //!
 //! With `--baseline mosquitto` the same fleet (same devices, same logins) and the same
 //! request/response pattern run through a Mosquitto the bench starts, right after the engine
-//! run, and the table ends with the ratios ringiot / Mosquitto.
+//! run, and the table ends with the ratios ringiot / Mosquitto. With `--tls` both runs go
+//! over TLS (Mosquitto serving the engine's certificate), the clients' connections too; each
+//! of them made one full handshake before the measured window, so the window measures
+//! encrypted round trips, not handshakes.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,13 +23,14 @@ use anyhow::{bail, Context};
 
 use crate::clients::{drive, BrokerCaller, Caller, ClientPlan, LiveCounters, RestCaller};
 use crate::fleet::{Fleet, FleetConfig};
-use crate::mosquitto::{find_mosquitto, Mosquitto};
+use crate::mosquitto::{self, Mosquitto};
 use crate::observe;
 use crate::registration::register_fleet;
 use crate::report::{cpu_us_per_op, target_label};
-use crate::scenarios::{spawn_progress, thousands, wait_all_online, CpuWindow};
+use crate::scenarios::{mosquitto_binary, spawn_progress, thousands, wait_all_online, CpuWindow};
 use crate::stats::{merge_all, ResultLine, RunShape};
 use crate::target::{EngineProcess, Target};
+use crate::transport::ServerIdentity;
 
 pub const SCENARIO: &str = "command-rtt";
 const ONLINE_DEADLINE: Duration = Duration::from_secs(120);
@@ -42,6 +46,9 @@ pub struct CommandRttOptions {
     pub keep_alive_s: u16,
     pub logins_in_flight_max: usize,
     pub baseline_mosquitto: bool,
+    /// What the baseline's TLS listener serves when the fleet speaks TLS (the engine's chain
+    /// and key, or `--tls-cert`/`--tls-key`).
+    pub baseline_identity: Option<ServerIdentity>,
 }
 
 /// Runs against the engine, then (optionally) the baseline; returns one line per target.
@@ -56,7 +63,7 @@ pub async fn run(
         think: options.think,
         ..FleetConfig::for_engine(
             options.devices,
-            target.mqtt,
+            target.mqtt.clone(),
             options.keep_alive_s,
             options.logins_in_flight_max,
         )
@@ -77,6 +84,7 @@ pub async fn run(
     }
     let mut line = measure("ringiot", options, callers, target.pid).await;
     line.engine_rss_bytes = target.pid.and_then(observe::resident_bytes);
+    line.set_transport(&target.mqtt);
     // main sets this on every scenario's lines too; the table below prints before that.
     line.engine_shards = target.shards.map(|shards| shards as u64);
     lines.push(line);
@@ -85,37 +93,29 @@ pub async fn run(
         engine.stop()?;
     }
 
-    if options.baseline_mosquitto {
-        match find_mosquitto() {
-            None => eprintln!(
-                "Mosquitto baseline skipped: no mosquitto in PATH or /usr/sbin (install it: apt-get install -y mosquitto)"
-            ),
-            // The engine's line is kept whatever becomes of the baseline.
-            Some(binary) => match run_mosquitto(&binary, options, fleet_config).await {
-                Ok(line) => lines.push(line),
-                Err(error) => eprintln!("Mosquitto baseline failed: {error:#}"),
-            },
+    if let Some(binary) = options.baseline_mosquitto.then(mosquitto_binary).flatten() {
+        // The engine's line is kept whatever becomes of the baseline.
+        match run_mosquitto(&binary, options, fleet_config).await {
+            Ok(line) => lines.push(line),
+            Err(error) => eprintln!("Mosquitto baseline failed: {error:#}"),
         }
     }
     print_table(&lines);
     Ok(lines)
 }
 
-/// Mosquitto's listen backlog (`listen(sock, 100)` in its net.c): more logins in flight than
-/// that overflow it and get reset, so the baseline's fleet logs in at most this many at once.
-const MOSQUITTO_LOGINS_IN_FLIGHT_MAX: usize = 100;
-
 /// The same fleet and pattern through a Mosquitto started for the purpose.
 async fn run_mosquitto(
-    binary: &std::path::PathBuf,
+    binary: &std::path::Path,
     options: &CommandRttOptions,
     fleet_config: FleetConfig,
 ) -> anyhow::Result<ResultLine> {
-    let broker = Mosquitto::start(binary)?;
+    let (broker, endpoint) =
+        Mosquitto::start_like(binary, &fleet_config.mqtt, options.baseline_identity.as_ref())?;
     let config = FleetConfig {
-        mqtt: broker.address,
+        mqtt: endpoint.clone(),
         subscribe_commands: true,
-        logins_in_flight_max: fleet_config.logins_in_flight_max.min(MOSQUITTO_LOGINS_IN_FLIGHT_MAX),
+        logins_in_flight_max: fleet_config.logins_in_flight_max.min(mosquitto::LOGINS_IN_FLIGHT_MAX),
         ..fleet_config
     };
     let (fleet, logins) = Fleet::start(config).await?;
@@ -130,10 +130,11 @@ async fn run_mosquitto(
     );
     let mut callers = Vec::with_capacity(options.clients);
     for client_index in 0..options.clients {
-        callers.push(Caller::Broker(BrokerCaller::connect(broker.address, client_index).await?));
+        callers.push(Caller::Broker(BrokerCaller::connect(&endpoint, client_index).await?));
     }
     let mut line = measure("mosquitto", options, callers, Some(broker.pid())).await;
     line.engine_rss_bytes = observe::resident_bytes(broker.pid());
+    line.set_transport(&endpoint);
     fleet.stop().await;
     Ok(line)
 }
@@ -199,8 +200,9 @@ async fn measure(
 fn print_table(lines: &[ResultLine]) {
     eprintln!();
     eprintln!(
-        "{:<18} {:>8} {:>7} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>10} {:>12}",
+        "{:<18} {:<9} {:>8} {:>7} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>10} {:>12}",
         "target",
+        "transport",
         "devices",
         "clients",
         "calls/s",
@@ -215,8 +217,9 @@ fn print_table(lines: &[ResultLine]) {
     );
     for line in lines {
         eprintln!(
-            "{:<18} {:>8} {:>7} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>10} {:>12}",
+            "{:<18} {:<9} {:>8} {:>7} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>10} {:>12}",
             target_label(line),
+            line.transport_label(),
             thousands(line.devices),
             line.clients,
             thousands(line.throughput_per_s.round() as u64),

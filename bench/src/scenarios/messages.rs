@@ -149,7 +149,7 @@ pub async fn run(options: &MessagesOptions, target: &Target) -> anyhow::Result<V
     let options = MessagesOptions { clients, ..options.clone() };
     let mut connections = Vec::with_capacity(clients);
     for _ in 0..clients {
-        connections.push(HttpConnection::connect(target.http).await.context("opening an HTTP client")?);
+        connections.push(HttpConnection::connect(&target.http).await.context("opening an HTTP client")?);
     }
 
     // Accept.
@@ -223,7 +223,7 @@ pub async fn run(options: &MessagesOptions, target: &Target) -> anyhow::Result<V
         downlink: Some(log.clone()),
         ..FleetConfig::for_engine(
             options.devices,
-            target.mqtt,
+            target.mqtt.clone(),
             options.keep_alive_s,
             options.logins_in_flight_max,
         )

@@ -6,6 +6,7 @@ pub mod command_rtt;
 pub mod connect;
 pub mod messages;
 
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,11 +18,22 @@ use crate::http::HttpConnection;
 use crate::observe::{self, CpuUsage, ThreadCpu};
 use crate::target::Target;
 
+/// The Mosquitto binary for a baseline, or `None` after saying why the baseline is skipped.
+pub fn mosquitto_binary() -> Option<PathBuf> {
+    let binary = crate::mosquitto::find_mosquitto();
+    if binary.is_none() {
+        eprintln!(
+            "Mosquitto baseline skipped: no mosquitto in PATH or /usr/sbin (install it: apt-get install -y mosquitto)"
+        );
+    }
+    binary
+}
+
 /// Polls `GET /metrics` until the shards together count `expected` devices online; returns
 /// when that was first seen.
 pub async fn wait_all_online(target: &Target, expected: u64, deadline: Duration) -> anyhow::Result<Instant> {
     let give_up = Instant::now() + deadline;
-    let mut connection = HttpConnection::connect(target.http).await?;
+    let mut connection = HttpConnection::connect(&target.http).await?;
     loop {
         let response = connection.request("GET", "/metrics", &[], b"").await?;
         if response.status != 200 {
@@ -41,7 +53,7 @@ pub async fn wait_all_online(target: &Target, expected: u64, deadline: Duration)
 
 /// The engine's shard count as its `/metrics` shows it; `None` when it cannot be read.
 pub async fn engine_shards(target: &Target) -> Option<usize> {
-    let mut connection = HttpConnection::connect(target.http).await.ok()?;
+    let mut connection = HttpConnection::connect(&target.http).await.ok()?;
     let response = connection.request("GET", "/metrics", &[], b"").await.ok()?;
     (response.status == 200).then(|| observe::engine_shards(&response.text())).flatten()
 }
