@@ -204,3 +204,81 @@ pub fn server_certificate_files(dir: &Path, name: &str) -> (PathBuf, PathBuf, Pa
     std::fs::write(&key_file, key.serialize_pem()).unwrap();
     (ca_file, cert_file, key_file)
 }
+
+/// An X.509 **version 1** self-signed certificate (ECDSA P-256, no extensions), as
+/// `openssl x509 -req` makes one without an extension file — IoTDA's own guide does that for
+/// device certificates — written into `dir` like [`device_certificate`].
+pub fn device_certificate_v1(dir: &Path, name: &str) -> DeviceCertificate {
+    use rcgen::{PublicKeyData, SigningKey};
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("a key pair");
+    // ecdsa-with-SHA256, 2.5.4.3 (CN).
+    let ecdsa_sha256 = der(0x30, &der(0x06, &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02]));
+    let common_name = |cn: &str| {
+        let attribute = [der(0x06, &[0x55, 0x04, 0x03]), der(0x0c, cn.as_bytes())].concat();
+        der(0x30, &der(0x31, &der(0x30, &attribute)))
+    };
+    let validity = der(0x30, &[der(0x17, b"200101000000Z"), der(0x17, b"491231235959Z")].concat());
+    let tbs = der(
+        0x30,
+        &[
+            der(0x02, &[0x01, 0x23, 0x45]),
+            ecdsa_sha256.clone(),
+            common_name(name),
+            validity,
+            common_name(name),
+            key.subject_public_key_info(),
+        ]
+        .concat(),
+    );
+    let signature = key.sign(&tbs).expect("signing");
+    let bit_string = [&[0u8][..], &signature].concat();
+    let cert = der(0x30, &[tbs, ecdsa_sha256, der(0x03, &bit_string)].concat());
+    let pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        base64(&cert)
+            .as_bytes()
+            .chunks(64)
+            .map(|line| std::str::from_utf8(line).unwrap())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let cert_file = dir.join(format!("{name}.pem"));
+    let key_file = dir.join(format!("{name}.key"));
+    std::fs::write(&cert_file, pem).expect("writing the certificate");
+    std::fs::write(&key_file, key.serialize_pem()).expect("writing the key");
+    DeviceCertificate {
+        cert_file,
+        key_file,
+        sha1_hex: hex(&sha1::Sha1::digest(&cert)),
+        sha256_hex: hex(&sha2::Sha256::digest(&cert)),
+        der: cert,
+    }
+}
+
+/// One DER element: tag, definite length, contents.
+fn der(tag: u8, contents: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    match contents.len() {
+        length @ 0..=0x7f => out.push(length as u8),
+        length @ 0x80..=0xff => out.extend([0x81, length as u8]),
+        length => out.extend([0x82, (length >> 8) as u8, length as u8]),
+    }
+    out.extend_from_slice(contents);
+    out
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tests::mqtt::{iotda_connect, MqttDevice};
-use tests::tls::{device_certificate, TlsClient};
+use tests::tls::{device_certificate, device_certificate_v1, TlsClient};
 use tests::{Engine, EngineOptions};
 
 const SECRET: &str = "tls-secret-1";
@@ -46,6 +46,7 @@ fn paho_logs_in_over_tls_by_secret_and_by_certificate_and_the_rules_hold() {
     let secondary = device_certificate(dir.path(), "secondary", false);
     let stranger = device_certificate(dir.path(), "stranger", false);
     let expired = device_certificate(dir.path(), "expired", true);
+    let version_1 = device_certificate_v1(dir.path(), "version1");
     add(
         &client,
         "x509",
@@ -53,6 +54,7 @@ fn paho_logs_in_over_tls_by_secret_and_by_certificate_and_the_rules_hold() {
                "secondary_fingerprint": secondary.sha1_hex}),
     );
     add(&client, "x509old", json!({"auth_type": "CERTIFICATES", "fingerprint": expired.sha256_hex}));
+    add(&client, "x509v1", json!({"auth_type": "CERTIFICATES", "fingerprint": version_1.sha256_hex}));
     add(&client, "secure", json!({"secret": SECRET, "secure_access": true}));
 
     let tls_port = engine.mqtt_tls.expect("the MQTT TLS listener").port();
@@ -81,6 +83,8 @@ fn paho_logs_in_over_tls_by_secret_and_by_certificate_and_the_rules_hold() {
         case("x509 no certificate", tls_port, "meter_x509", Some("1.3"), None),
         case("x509 plain", plain_port, "meter_x509", None, None),
         case("x509 expired", tls_port, "meter_x509old", Some("1.2"), Some(&expired)),
+        case("x509 version 1 tls1.2", tls_port, "meter_x509v1", Some("1.2"), Some(&version_1)),
+        case("x509 version 1 tls1.3", tls_port, "meter_x509v1", Some("1.3"), Some(&version_1)),
         case("secure plain", plain_port, "meter_secure", None, None),
         case("secure tls", tls_port, "meter_secure", Some("1.2"), None),
     ];
@@ -96,6 +100,8 @@ fn paho_logs_in_over_tls_by_secret_and_by_certificate_and_the_rules_hold() {
         ("x509 no certificate", 4),
         ("x509 plain", 4),
         ("x509 expired", 4),
+        ("x509 version 1 tls1.2", 0),
+        ("x509 version 1 tls1.3", 0),
         ("secure plain", 5),
         ("secure tls", 0),
     ];

@@ -160,3 +160,33 @@ fn an_oversized_handshake_is_cut_off() {
     let protocol = metric(&engine, "ringiot_tls_handshakes_total{listener=\"mqtt\",result=\"protocol\"}");
     assert!(too_large + protocol >= 1.0, "the oversized handshake was not counted");
 }
+
+/// Regression: over TLS, the CONNECT deadline was the socket's read timeout, which every byte
+/// re-armed — a TLS record trickled in byte by byte held the connection for hours. The
+/// deadline now races the read.
+#[test]
+fn a_record_trickled_in_byte_by_byte_does_not_outlive_the_connect_timeout() {
+    let engine = Engine::start(EngineOptions {
+        config_extra: "mqtt_connect_timeout_ms = 2000\n".into(),
+        ..Default::default()
+    });
+    let tls = TlsClient::new(&engine.data_dir.join("tls/ca.pem"), None);
+    let connected = Instant::now();
+    let mut socket = TcpStream::connect(engine.mqtt_tls.unwrap()).unwrap();
+    let mut connection = tls.connection().unwrap();
+    while connection.is_handshaking() {
+        connection.complete_io(&mut socket).unwrap();
+    }
+    // An application-data record header announcing 1,000 bytes, then one byte every 300 ms.
+    socket.write_all(&[23, 3, 3, 0x03, 0xe8]).unwrap();
+    let mut closed_after = None;
+    for _ in 0..30 {
+        std::thread::sleep(Duration::from_millis(300));
+        if socket.write_all(&[0]).is_err() || closed_within(&mut socket, Duration::from_millis(1)) {
+            closed_after = Some(connected.elapsed());
+            break;
+        }
+    }
+    let closed_after = closed_after.expect("the trickling connection was still open after 9 s");
+    assert!(closed_after < Duration::from_secs(4), "closed only after {closed_after:?}");
+}

@@ -118,9 +118,11 @@ async fn accept_one(
     let mut stream = match tls {
         None => Connection::Plain(stream),
         Some(tls) => match handshake(shard, stream, &tls, &waiting, started).await {
-            Some(stream) => Connection::Tls(Box::new(stream)),
-            None => {
+            Ok(stream) => Connection::Tls(Box::new(stream)),
+            Err(stream) => {
+                // Out of the waiting table before the descriptor is closed.
                 drop(waiting);
+                drop(stream);
                 shard.connection_closed();
                 return;
             }
@@ -183,14 +185,15 @@ async fn accept_one(
 }
 
 /// The server side of a TLS handshake, within the first-byte and connect timeouts counted
-/// from `started`; `None` (counted, logged at debug, socket closed) if it failed.
+/// from `started`; if it failed (counted, logged at debug) the socket comes back, for the
+/// caller to close once the connection has left the waiting table.
 async fn handshake(
     shard: &Shard,
     stream: TcpStream,
     tls: &ServerTls,
     waiting: &Waiting,
     started: Instant,
-) -> Option<TlsStream> {
+) -> Result<TlsStream, TcpStream> {
     let config = shard.device_access_config();
     let deadline = started + config.connect_timeout;
     let first_byte_deadline = started + config.first_byte_timeout;
@@ -201,13 +204,12 @@ async fn handshake(
     match accepted {
         Ok(stream) => {
             meter.handshake_done(TlsListener::Mqtt);
-            Some(stream)
+            Ok(stream)
         }
         Err((stream, failure)) => {
             meter.handshake_failed(TlsListener::Mqtt, &failure);
             tracing::debug!(shard = shard.id(), ?peer, reason = %failure, "MQTT TLS handshake failed");
-            drop(stream);
-            None
+            Err(stream)
         }
     }
 }
@@ -258,8 +260,15 @@ async fn read_connect(
         if left.is_zero() {
             return Err(timed_out(shard, silent, config.first_byte_timeout, timeout));
         }
-        stream.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
-        let read = match read_into(stream, &mut buffer).await {
+        // The deadline races the read (rather than being the socket's read timeout, which
+        // every byte re-arms): a TLS record trickled in byte by byte would otherwise hold the
+        // connection for as long as the record is long. The connection closes on a timeout,
+        // so dropping the read is safe.
+        let deadline_passes = async {
+            glommio::timer::sleep(left).await;
+            Err(std::io::ErrorKind::TimedOut.into())
+        };
+        let read = match futures_lite::future::or(read_into(stream, &mut buffer), deadline_passes).await {
             Ok(read) => read,
             Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {
                 return Err(timed_out(shard, silent, config.first_byte_timeout, timeout));

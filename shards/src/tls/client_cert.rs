@@ -13,18 +13,20 @@
 //!   private key (TLS 1.2 `CertificateVerify` and TLS 1.3 alike), checked with the crypto
 //!   provider's algorithms — seeing a device's certificate is not enough to log in as it.
 //! - A client certificate is requested but optional: `SECRET` devices use TLS without one.
-//! - Anything the verifier accepts parses both for the signature check (webpki) and for the
-//!   login ([`PresentedCertificate::from_der`], x509-parser).
+//! - Any X.509 version is accepted — v1 too: IoTDA's own guide makes device certificates with
+//!   `openssl x509 -req`, which writes v1 without an extension file, and webpki (rustls's
+//!   parser) refuses those. So the certificate is parsed with x509-parser alone, and the
+//!   handshake signature is checked here against its public key with the provider's
+//!   algorithms for the scheme (TLS 1.3 refuses the schemes TLS 1.3 forbids, e.g. PKCS#1).
 //! - Fingerprints are compared in constant time; they are not secrets and may be logged.
 
 use std::sync::Arc;
 
 use protocol::auth::{constant_time_eq, hex_lower};
 use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -41,6 +43,82 @@ impl AnyClientCertificate {
     pub fn new(provider: Arc<CryptoProvider>) -> Arc<Self> {
         Arc::new(Self { provider })
     }
+
+    /// Checks `dss` over `message` with the public key of `cert`, with the provider's
+    /// algorithms for the scheme whose key type is the certificate's.
+    fn verify_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+        tls13: bool,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let bad = |error| Err(rustls::Error::InvalidCertificate(error));
+        if tls13 && !allowed_in_tls13(dss.scheme) {
+            return bad(CertificateError::BadSignature);
+        }
+        let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert) else {
+            return bad(CertificateError::BadEncoding);
+        };
+        let spki = &parsed.tbs_certificate.subject_pki;
+        let Some(algorithm_id) = algorithm_identifier_contents(spki.raw) else {
+            return bad(CertificateError::BadEncoding);
+        };
+        let mapping = self.provider.signature_verification_algorithms.mapping;
+        let candidates =
+            mapping.iter().find(|(scheme, _)| *scheme == dss.scheme).map_or(&[][..], |(_, algs)| *algs);
+        let Some(algorithm) = candidates.iter().find(|alg| alg.public_key_alg_id().as_ref() == algorithm_id)
+        else {
+            return bad(CertificateError::BadSignature);
+        };
+        match algorithm.verify_signature(&spki.subject_public_key.data, message, dss.signature()) {
+            Ok(()) => Ok(HandshakeSignatureValid::assertion()),
+            Err(_) => bad(CertificateError::BadSignature),
+        }
+    }
+}
+
+/// RFC 8446 §4.2.3: TLS 1.3 signs with ECDSA, RSASSA-PSS or EdDSA, never PKCS#1 v1.5 or SHA-1.
+fn allowed_in_tls13(scheme: SignatureScheme) -> bool {
+    matches!(
+        scheme,
+        SignatureScheme::ECDSA_NISTP256_SHA256
+            | SignatureScheme::ECDSA_NISTP384_SHA384
+            | SignatureScheme::ECDSA_NISTP521_SHA512
+            | SignatureScheme::RSA_PSS_SHA256
+            | SignatureScheme::RSA_PSS_SHA384
+            | SignatureScheme::RSA_PSS_SHA512
+            | SignatureScheme::ED25519
+            | SignatureScheme::ED448
+    )
+}
+
+/// The contents of the AlgorithmIdentifier of a DER SubjectPublicKeyInfo (what
+/// `SignatureVerificationAlgorithm::public_key_alg_id` holds): SEQUENCE { SEQUENCE {…}, … }.
+fn algorithm_identifier_contents(spki: &[u8]) -> Option<&[u8]> {
+    let (outer, _) = der_sequence(spki)?;
+    let (inner, _) = der_sequence(outer)?;
+    Some(inner)
+}
+
+/// A DER SEQUENCE's contents and what follows it.
+fn der_sequence(der: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (&tag, rest) = der.split_first()?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (&first, rest) = rest.split_first()?;
+    let (length, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 || rest.len() < count {
+            return None;
+        }
+        let length = rest[..count].iter().fold(0usize, |length, &byte| (length << 8) | usize::from(byte));
+        (length, &rest[count..])
+    };
+    (rest.len() >= length).then(|| rest.split_at(length))
 }
 
 impl ClientCertVerifier for AnyClientCertificate {
@@ -62,8 +140,7 @@ impl ClientCertVerifier for AnyClientCertificate {
         _intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        // The signature check parses with webpki, the login with x509-parser: require both.
-        ParsedCertificate::try_from(end_entity)?;
+        // The signature check and the login both read the certificate with x509-parser.
         match x509_parser::parse_x509_certificate(end_entity) {
             Ok(([], _)) => Ok(ClientCertVerified::assertion()),
             _ => Err(rustls::Error::InvalidCertificate(CertificateError::BadEncoding)),
@@ -76,7 +153,7 @@ impl ClientCertVerifier for AnyClientCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        self.verify_signature(message, cert, dss, false)
     }
 
     fn verify_tls13_signature(
@@ -85,7 +162,7 @@ impl ClientCertVerifier for AnyClientCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        self.verify_signature(message, cert, dss, true)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -152,6 +229,7 @@ mod tests {
     use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection, SupportedProtocolVersion};
 
     use super::*;
+    use rustls::crypto::{verify_tls12_signature, verify_tls13_signature};
 
     const YEAR_2000_S: i64 = 946_684_800;
     const BOTH_VERSIONS: &[&SupportedProtocolVersion] = &[&TLS13, &TLS12];

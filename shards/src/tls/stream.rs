@@ -98,11 +98,16 @@ impl TlsStream {
         let mut received = 0usize;
         let mut buffer = [0u8; 4096];
         loop {
-            if let Err(error) = write_pending(&mut io, &mut conn).await {
-                return Err((io, HandshakeFailure::Io(error.to_string())));
+            match write_pending(&mut io, &mut conn, deadline).await {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::TimedOut => {
+                    return Err((io, HandshakeFailure::TimedOut))
+                }
+                Err(error) => return Err((io, HandshakeFailure::Io(error.to_string()))),
             }
             if !conn.is_handshaking() {
                 let _ = io.set_read_timeout(None);
+                let _ = io.set_write_timeout(None);
                 return Ok(TlsStream { io, conn, closing: false });
             }
             let left = if received == 0 { first_byte_deadline.min(deadline) } else { deadline }
@@ -130,13 +135,17 @@ impl TlsStream {
             }
             let mut slice = &buffer[..read];
             while !slice.is_empty() {
-                let taken = conn.read_tls(&mut slice);
-                let processed = taken
-                    .map_err(|e| e.to_string())
-                    .and_then(|_| conn.process_new_packets().map(drop).map_err(|e| e.to_string()));
+                let processed = match conn.read_tls(&mut slice) {
+                    // rustls takes nothing more after the client's close_notify: the rest is
+                    // dropped (regression: this loop never emptied the slice and spun the
+                    // shard).
+                    Ok(0) => break,
+                    Ok(_) => conn.process_new_packets().map(drop).map_err(|e| e.to_string()),
+                    Err(error) => Err(error.to_string()),
+                };
                 if let Err(reason) = processed {
-                    // The alert rustls queued for the client, if the socket takes it now.
-                    let _ = write_pending(&mut io, &mut conn).await;
+                    // The alert rustls queued for the client, if the socket takes it in time.
+                    let _ = write_pending(&mut io, &mut conn, deadline).await;
                     return Err((io, HandshakeFailure::Protocol(reason)));
                 }
             }
@@ -186,9 +195,15 @@ impl TlsStream {
     }
 }
 
-/// Writes everything rustls has queued, waiting for the socket as needed.
-async fn write_pending(io: &mut TcpStream, conn: &mut ServerConnection) -> io::Result<()> {
+/// Writes everything rustls has queued, waiting for the socket until `deadline` at most (a
+/// client that does not read its handshake flight does not hold the connection longer).
+async fn write_pending(io: &mut TcpStream, conn: &mut ServerConnection, deadline: Instant) -> io::Result<()> {
     while conn.wants_write() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        io.set_write_timeout(Some(left)).map_err(io::Error::from)?;
         let mut out = Vec::new();
         conn.write_tls(&mut out)?;
         io.write_all(&out).await?;
@@ -289,5 +304,160 @@ impl AsyncWrite for TlsStream {
             Poll::Ready(Ok(())) => Pin::new(&mut this.io).poll_close(cx),
             other => other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+    use super::*;
+    use crate::tls::certs;
+
+    /// A server TLS configuration (asking for client certificates, as the MQTT listener does)
+    /// and a client configuration trusting its CA, presenting `client_cert` if given.
+    fn configs(
+        client_cert: Option<(CertificateDer<'static>, PrivateKeyDer<'static>)>,
+    ) -> (Arc<ServerConfig>, Arc<rustls::ClientConfig>) {
+        let dir = tempfile::tempdir().unwrap();
+        let files = certs::ensure_generated(dir.path(), &[]).unwrap();
+        let server = crate::tls::ServerTls::new(certs::load(&files.cert, &files.key).unwrap()).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(&files.ca_cert).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots);
+        let client = match client_cert {
+            Some((cert, key)) => builder.with_client_auth_cert(vec![cert], key).unwrap(),
+            None => builder.with_no_client_auth(),
+        };
+        (server.mqtt(), Arc::new(client))
+    }
+
+    /// Runs `serve` on a glommio executor of its own against one accepted connection; returns
+    /// the address and a handle that yields what `serve` returned.
+    fn server<T: Send + 'static>(
+        serve: impl FnOnce(TcpStream) -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>> + Send + 'static,
+    ) -> (std::net::SocketAddr, std::thread::JoinHandle<T>) {
+        let (ready, address) = std::sync::mpsc::channel();
+        let handle = std::thread::spawn(move || {
+            glommio::LocalExecutorBuilder::default().make().unwrap().run(async move {
+                let listener = glommio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                ready.send(listener.local_addr().unwrap()).unwrap();
+                let stream = listener.accept().await.unwrap();
+                serve(stream).await
+            })
+        });
+        (address.recv().unwrap(), handle)
+    }
+
+    #[test]
+    fn bytes_go_both_ways_through_a_split_stream_and_close_notify_ends_the_read_side() {
+        let (server_config, client_config) = configs(None);
+        let (address, handle) = server(move |stream| {
+            Box::pin(async move {
+                let now = Instant::now();
+                let deadline = now + Duration::from_secs(5);
+                let tls = TlsStream::accept(stream, server_config, deadline, deadline, || {}).await.unwrap();
+                let (mut reader, mut writer) = futures_lite::io::split(tls);
+                let mut request = [0u8; 5];
+                futures_lite::AsyncReadExt::read_exact(&mut reader, &mut request).await.unwrap();
+                writer.write_all(b"pong:").await.unwrap();
+                writer.write_all(&request).await.unwrap();
+                writer.flush().await.unwrap();
+                let mut rest = Vec::new();
+                futures_lite::AsyncReadExt::read_to_end(&mut reader, &mut rest).await.unwrap();
+                writer.close().await.unwrap();
+                rest
+            })
+        });
+        let connection =
+            rustls::ClientConnection::new(client_config, ServerName::try_from("localhost").unwrap()).unwrap();
+        let mut client = rustls::StreamOwned::new(connection, std::net::TcpStream::connect(address).unwrap());
+        client.write_all(b"ping!").unwrap();
+        let mut answer = [0u8; 10];
+        client.read_exact(&mut answer).unwrap();
+        assert_eq!(&answer, b"pong:ping!");
+        client.write_all(b"last words").unwrap();
+        client.conn.send_close_notify();
+        client.flush().unwrap();
+        assert_eq!(handle.join().unwrap(), b"last words", "what came before close_notify is read, then EOF");
+        let mut end = Vec::new();
+        assert!(
+            client.read_to_end(&mut end).is_ok(),
+            "the server's close_notify ends the client's read cleanly"
+        );
+    }
+
+    /// Regression: a final flight with one record larger than rustls takes while it is
+    /// incomplete, then the rest with a close_notify and filler in one read, made the
+    /// handshake loop spin on `read_tls` returning 0 and froze the shard.
+    #[test]
+    fn a_close_notify_in_the_final_flight_does_not_spin_the_handshake() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["device".to_owned()]).unwrap();
+        let mut padding = vec![0x04, 0x82, 0x39, 0x08];
+        padding.extend(std::iter::repeat_n(0x41u8, 0x3908));
+        params
+            .custom_extensions
+            .push(rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 99999, 1], padding));
+        let cert = params.self_signed(&key).unwrap().der().clone();
+        let (server_config, client_config) =
+            configs(Some((cert, PrivateKeyDer::try_from(key.serialize_der()).unwrap())));
+        let (address, handle) = server(move |stream| {
+            Box::pin(async move {
+                let deadline = Instant::now() + Duration::from_secs(3);
+                TlsStream::accept(stream, server_config, deadline, deadline, || {})
+                    .await
+                    .map(drop)
+                    .map_err(|(_, e)| e)
+            })
+        });
+        let mut client =
+            rustls::ClientConnection::new(client_config, ServerName::try_from("localhost").unwrap()).unwrap();
+        let mut socket = std::net::TcpStream::connect(address).unwrap();
+        let mut flight = Vec::new();
+        while client.wants_write() {
+            client.write_tls(&mut flight).unwrap();
+        }
+        socket.write_all(&flight).unwrap();
+        flight.clear();
+        let mut chunk = [0u8; 8192];
+        while client.is_handshaking() {
+            let read = socket.read(&mut chunk).unwrap();
+            assert!(read > 0, "the server closed during the handshake");
+            let mut slice = &chunk[..read];
+            while !slice.is_empty() {
+                client.read_tls(&mut slice).unwrap();
+                client.process_new_packets().unwrap();
+            }
+            while client.wants_write() {
+                client.write_tls(&mut flight).unwrap();
+            }
+        }
+        let big_record_end = flight.len();
+        client.send_close_notify();
+        while client.wants_write() {
+            client.write_tls(&mut flight).unwrap();
+        }
+        flight.extend(std::iter::repeat_n(0u8, 4096));
+        // Most of the certificate's record, a pause, then everything else in one go.
+        let split = big_record_end.min(14_400);
+        socket.write_all(&flight[..split]).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        socket.write_all(&flight[split..]).unwrap();
+        let started = std::time::Instant::now();
+        while !handle.is_finished() {
+            assert!(started.elapsed() < Duration::from_secs(6), "the handshake did not return: it spins");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = handle.join().unwrap();
     }
 }
