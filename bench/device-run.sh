@@ -22,7 +22,7 @@ start_engine() {
   rm -rf /tmp/bench-data /tmp/engine-now.log
   echo "== engine with $1 shards on CPUs $2" | tee -a "$OUT/engine.log" >> "$OUT/bench.err"
   taskset -c "$2" "$BIN/ringiot" --config /tmp/bench.toml --data-dir /tmp/bench-data --shards "$1" \
-    --http-listen 127.0.0.1:18080 --mqtt-listen 127.0.0.1:18883 > /tmp/engine-now.log 2>&1 &
+    --http-listen 127.0.0.1:18080 --mqtt-listen 127.0.0.1:18883 --https-listen off --mqtt-tls-listen off > /tmp/engine-now.log 2>&1 &
   EPID=$!
   for _ in $(seq 100); do grep -q 'ringiot ready' /tmp/engine-now.log && break; sleep 0.1; done
 }

@@ -3,15 +3,16 @@
 //! 1. Load the config (defaults → file → flags); lock the data dir and check its shard count.
 //! 2. Ensure a project exists (the default project on a bare start).
 //! 3. Raise RLIMIT_MEMLOCK / RLIMIT_NOFILE and share the open-files limit out (MQTT gets all
-//!    but a reserve for REST, the log and pushes; `shards::listen::DescriptorPlan`); register
+//!    but a reserve for REST, the log and pushes; `shards::listen::DescriptorPlan`); load or
+//!    generate the TLS certificate (`tls_setup`) and reload it on SIGHUP; register
 //!    SIGINT/SIGTERM on the stop flag.
-//! 4. Start the shards. Each recovers its log, answers mesh requests and listens for MQTT
-//!    (shard 0 checks that no other process listens on the address — lingering connections of
-//!    a previous run do not count — and binds first, resolving port 0; the others join it with
-//!    SO_REUSEPORT); shard 0
-//!    then replicates the products, binds the HTTP listener, and once every shard listens
-//!    prints `ringiot ready: http=ADDR mqtt=ADDR shards=N` on stdout (tests and scripts wait
-//!    for that line), and serves.
+//! 4. Start the shards. Each recovers its log, answers mesh requests and binds the listeners
+//!    that are on — MQTT, MQTT over TLS, HTTP, HTTPS (`listeners`: shard 0 checks that no
+//!    other process listens on the address — lingering connections of a previous run do not
+//!    count — and binds first, resolving port 0; the others join it with SO_REUSEPORT); shard
+//!    0 replicates the products first, and once every shard listens prints
+//!    `ringiot ready: http=ADDR mqtt=ADDR https=ADDR mqtt_tls=ADDR shards=N` (`off` for a
+//!    listener turned off) on stdout (tests and scripts wait for that line), and serves.
 //! 5. On the stop flag: shard 0 stops accepting; every shard flushes its log; exit 0.
 //!    A shard that fails to start flips the stop flag so the others exit too.
 

@@ -187,8 +187,9 @@ impl Engine {
         match ready_receiver.recv_timeout(READY_DEADLINE) {
             Ok(Some(([http, mqtt, https, mqtt_tls], head))) => Ok(Engine {
                 child: Some(child),
-                http: http.parse().expect("ready line carries the HTTP address"),
-                mqtt: mqtt.parse().expect("ready line carries the MQTT address"),
+                // `off` (the listener turned off) reads as 0.0.0.0:0.
+                http: listen_address(&http),
+                mqtt: listen_address(&mqtt),
                 https: https.parse().ok(),
                 mqtt_tls: mqtt_tls.parse().ok(),
                 data_dir: data_dir.to_owned(),
@@ -307,4 +308,12 @@ fn config_text(extra: &str) -> String {
         ));
     }
     text
+}
+
+/// An address of the ready line; `off` is 0.0.0.0:0.
+fn listen_address(field: &str) -> SocketAddr {
+    match field {
+        "off" => SocketAddr::from(([0, 0, 0, 0], 0)),
+        address => address.parse().unwrap_or_else(|_| panic!("the ready line carries no address: {field:?}")),
+    }
 }

@@ -104,3 +104,37 @@ fn a_key_that_does_not_match_its_certificate_is_refused_at_start() {
     };
     assert!(error.contains("TLS certificate") && error.contains("other.key"), "{error}");
 }
+
+/// An operator may run TLS only: both plain listeners off, devices and the REST API over TLS.
+#[test]
+fn tls_only_with_both_plain_listeners_off() {
+    let engine = Engine::start(EngineOptions {
+        args: ["--http-listen", "off", "--mqtt-listen", "off"].map(String::from).to_vec(),
+        ..Default::default()
+    });
+    assert!(
+        engine.stdout_head.contains("ringiot ready: http=off mqtt=off https=127.0.0.1:"),
+        "{}",
+        engine.stdout_head
+    );
+    let tls = TlsClient::new(&engine.data_dir.join("tls/ca.pem"), None);
+    let https = engine.https.unwrap();
+    let product = r#"{"product_id":"meter","name":"meter","device_type":"Meter","protocol_type":"MQTT","service_capabilities":[]}"#;
+    let device = r#"{"node_id":"d1","product_id":"meter","auth_info":{"secret":"cert-secret-01"}}"#;
+    for (path, body) in [("products", product), ("devices", device)] {
+        let headers = [("x-auth-token", tests::PROJECT_A.token), ("content-type", "application/json")];
+        let path = format!("/v5/iot/{}/{path}", tests::PROJECT_A.project_id);
+        let answer = tls.try_https(https, "POST", &path, &headers, body.as_bytes()).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    }
+    drop(MqttDevice::login_tls(engine.mqtt_tls.unwrap(), &tls, "meter_d1", SECRET));
+    // Turning off both listeners of one side is refused with a clear error.
+    let options = EngineOptions {
+        args: ["--mqtt-listen", "off", "--mqtt-tls-listen", "off"].map(String::from).to_vec(),
+        ..Default::default()
+    };
+    let Err(error) = Engine::start_on(&tempfile::tempdir().unwrap().path().join("data"), &options) else {
+        panic!("an engine started with no MQTT listener at all");
+    };
+    assert!(error.contains("mqtt_listen and mqtt_tls_listen are both off"), "{error}");
+}

@@ -123,20 +123,8 @@ fn validate_auth(auth_info: AuthInfo) -> Result<ValidatedAuth, ValidationError> 
         }
     };
     let (secret, secondary_secret, fingerprint, secondary_fingerprint) = match auth_type {
-        AuthType::Secret => {
-            for (field, given) in [
-                ("auth_info.fingerprint", &auth_info.fingerprint),
-                ("auth_info.secondary_fingerprint", &auth_info.secondary_fingerprint),
-            ] {
-                if given.is_some() {
-                    return Err(ValidationError::new(
-                        field,
-                        format!("{field} is only for auth_type CERTIFICATES"),
-                    ));
-                }
-            }
-            (auth_info.secret, auth_info.secondary_secret, None, None)
-        }
+        // A SECRET device ignores fingerprints (as IoTDA does): they are never checked.
+        AuthType::Secret => (auth_info.secret, auth_info.secondary_secret, None, None),
         AuthType::Certificates => {
             if auth_info.secondary_secret.is_some() {
                 return Err(ValidationError::new(

@@ -178,9 +178,39 @@ fn certificate_devices_need_a_fingerprint_and_no_secret() {
 
 #[test]
 fn secret_devices_ignore_a_fingerprint() {
-    let device =
-        with_auth(AuthInfo { fingerprint: Some("not hex".to_owned()), ..Default::default() }).unwrap();
-    assert_eq!((device.auth_type, device.fingerprint), (AuthType::Secret, None));
+    let device = with_auth(AuthInfo {
+        fingerprint: Some("not hex".to_owned()),
+        secondary_fingerprint: Some("nor this".to_owned()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        (device.auth_type, device.fingerprint, device.secondary_fingerprint),
+        (AuthType::Secret, None, None)
+    );
+}
+
+#[test]
+fn secondary_credentials_are_checked_like_the_primary_ones() {
+    let secondary =
+        |secret: &str| AuthInfo { secondary_secret: Some(secret.to_owned()), ..Default::default() };
+    assert_eq!(
+        with_auth(secondary("second-secret-1")).unwrap().secondary_secret.as_deref(),
+        Some("second-secret-1")
+    );
+    assert!(with_auth(secondary("short")).is_err());
+    let certificates = |secondary: &str| AuthInfo {
+        auth_type: Some("CERTIFICATES".to_owned()),
+        fingerprint: Some(SHA1_FINGERPRINT.to_owned()),
+        secondary_fingerprint: Some(secondary.to_owned()),
+        ..Default::default()
+    };
+    let sha256 = "AB".repeat(32);
+    assert_eq!(with_auth(certificates(&sha256)).unwrap().secondary_fingerprint, Some(sha256));
+    assert!(with_auth(certificates("abc")).is_err());
+    let with_secondary_secret =
+        AuthInfo { secondary_secret: Some("second-secret-1".to_owned()), ..certificates(SHA1_FINGERPRINT) };
+    assert!(with_auth(with_secondary_secret).is_err(), "a CERTIFICATES device has no secret");
 }
 
 #[test]
