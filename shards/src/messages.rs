@@ -16,6 +16,8 @@ pub struct DeviceUpdate {
     pub credentials: Option<CredentialChange>,
     /// Disconnect the device's live session once the change is durable.
     pub disconnect: bool,
+    /// Freeze (`true`) or unfreeze (`false`) the device.
+    pub freeze: Option<bool>,
 }
 
 /// A new credential for a device (validated already).
@@ -24,6 +26,8 @@ pub enum CredentialChange {
     /// ResetFingerprint: a CERTIFICATES device's primary or secondary fingerprint; an empty
     /// secondary one removes it.
     Fingerprint { secondary: bool, fingerprint: String },
+    /// resetSecret: a SECRET device's primary or secondary secret.
+    Secret { secondary: bool, secret: String },
 }
 
 /// A device connection handed to its home shard: the socket, what was read from it already
@@ -146,6 +150,10 @@ pub enum ShardError {
     DeviceNotFound,
     #[error("the device is offline")]
     DeviceOffline,
+    #[error("the device is frozen; unfreeze it first")]
+    DeviceFrozen,
+    #[error("the device is not frozen")]
+    NotFrozen,
     #[error("the message does not exist")]
     MessageNotFound,
     #[error("the batch task does not exist")]

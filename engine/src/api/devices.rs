@@ -223,3 +223,60 @@ pub async fn reset_fingerprint(app: &Rc<App>, request: &ApiRequest<'_>, device_i
     };
     Ok(ApiResponse::json(StatusCode::OK, &response))
 }
+
+/// FreezeDevice / UnfreezeDevice (`POST .../devices/{device_id}/freeze|unfreeze`, no body, 204;
+/// spec §7.3): a frozen device is disconnected once the change is durable, its logins get
+/// CONNACK 5 and calls and messages to it are refused (403); unfreezing a device that is not
+/// frozen is 400 IOTDA.014040.
+pub async fn freeze(app: &Rc<App>, request: &ApiRequest<'_>, device_id: &str, freeze: bool) -> ApiResult {
+    let update = DeviceUpdate { freeze: Some(freeze), ..Default::default() };
+    let home = home_shard(device_id, app.shard.shard_count());
+    let call = Request::UpdateDevice {
+        project_id: request.project_id.to_owned(),
+        device_id: device_id.to_owned(),
+        update,
+    };
+    expect_device(app.shard.call(home, call).await)?;
+    Ok(ApiResponse::no_content())
+}
+
+/// `POST .../devices/{device_id}/action?action_id=resetSecret` (ResetDeviceSecret, spec §7.3):
+/// body `{"secret"?, "force_disconnect"?, "secret_type"?: "PRIMARY"|"SECONDARY"}`; without a
+/// secret one is generated. The old secret stops working as soon as the change is durable
+/// (before the 200); `force_disconnect` also ends the live session.
+pub async fn action(app: &Rc<App>, request: &ApiRequest<'_>, device_id: &str) -> ApiResult {
+    match request.query.get("action_id") {
+        Some("resetSecret") => {}
+        other => {
+            return Err(ApiError::Validation(protocol::error::ValidationError::new(
+                "action_id",
+                format!("action_id {other:?} is not supported; the one action is resetSecret"),
+            )))
+        }
+    }
+    let body: device::ResetSecretRequest =
+        if request.body.is_empty() { Default::default() } else { protocol::json::from_bytes(request.body)? };
+    let (secondary, secret, force_disconnect) = device::validate_reset_secret(body)?;
+    let secret = secret.unwrap_or_else(|| crate::random::alphanumeric(GENERATED_SECRET_CHARS));
+    let update = DeviceUpdate {
+        credentials: Some(shards::messages::CredentialChange::Secret { secondary, secret: secret.clone() }),
+        disconnect: force_disconnect,
+        ..Default::default()
+    };
+    let home = home_shard(device_id, app.shard.shard_count());
+    let call = Request::UpdateDevice {
+        project_id: request.project_id.to_owned(),
+        device_id: device_id.to_owned(),
+        update,
+    };
+    let device = expect_device(app.shard.call(home, call).await)?;
+    #[derive(serde::Serialize)]
+    struct ResetSecretResponse<'a> {
+        device_id: &'a str,
+        secret: &'a str,
+        secret_type: &'a str,
+    }
+    let secret_type = if secondary { "SECONDARY" } else { "PRIMARY" };
+    let response = ResetSecretResponse { device_id: &device.device_id, secret: &secret, secret_type };
+    Ok(ApiResponse::json(StatusCode::OK, &response))
+}

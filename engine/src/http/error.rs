@@ -40,6 +40,12 @@ pub enum ApiError {
     DeviceNotFound,
     #[error("The device is offline.")]
     DeviceOffline,
+    /// Same code as offline (a frozen device cannot be online; IoTDA's own code for this is
+    /// unconfirmed), with a message that says why.
+    #[error("The device is frozen; unfreeze it first.")]
+    DeviceFrozen,
+    #[error("The device is not frozen.")]
+    NotFrozen,
     #[error("Not found: {0}")]
     NotFound(String),
     #[error("Too many requests: {0}")]
@@ -79,7 +85,8 @@ impl ApiError {
             ApiError::TimeFormat(_) => (StatusCode::BAD_REQUEST, "IOTDA.000009"),
             ApiError::TimeRange => (StatusCode::BAD_REQUEST, "IOTDA.000010"),
             ApiError::DeviceNotFound => (StatusCode::NOT_FOUND, "IOTDA.014000"),
-            ApiError::DeviceOffline => (StatusCode::FORBIDDEN, "IOTDA.014016"),
+            ApiError::DeviceOffline | ApiError::DeviceFrozen => (StatusCode::FORBIDDEN, "IOTDA.014016"),
+            ApiError::NotFrozen => (StatusCode::BAD_REQUEST, "IOTDA.014040"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "IOTDA.000404"),
             ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "APIG.0308"),
             ApiError::DeviceExists => (StatusCode::BAD_REQUEST, "IOTDA.014031"),
@@ -116,6 +123,8 @@ impl From<ShardError> for ApiError {
             ShardError::DeviceExists => ApiError::DeviceExists,
             ShardError::DeviceNotFound => ApiError::DeviceNotFound,
             ShardError::DeviceOffline => ApiError::DeviceOffline,
+            ShardError::DeviceFrozen => ApiError::DeviceFrozen,
+            ShardError::NotFrozen => ApiError::NotFrozen,
             ShardError::MessageNotFound => ApiError::NotFound("the message does not exist".into()),
             ShardError::BatchTaskNotFound => ApiError::NotFound("the batch task does not exist".into()),
             ShardError::BatchTaskRunning => ApiError::Conflict(error.to_string()),

@@ -105,6 +105,18 @@ pub async fn route(app: &Rc<App>, method: &Method, path: &str, request: ApiReque
             Method::DELETE => devices::delete(app, &request, device_id).await,
             _ => not_allowed(),
         },
+        ["devices", device_id, "freeze"] => match *method {
+            Method::POST => devices::freeze(app, &request, device_id, true).await,
+            _ => not_allowed(),
+        },
+        ["devices", device_id, "unfreeze"] => match *method {
+            Method::POST => devices::freeze(app, &request, device_id, false).await,
+            _ => not_allowed(),
+        },
+        ["devices", device_id, "action"] => match *method {
+            Method::POST => devices::action(app, &request, device_id).await,
+            _ => not_allowed(),
+        },
         ["devices", device_id, "reset-fingerprint"] => match *method {
             Method::POST => devices::reset_fingerprint(app, &request, device_id).await,
             _ => not_allowed(),

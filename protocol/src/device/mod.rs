@@ -40,8 +40,9 @@ use crate::model::field::null_as_default;
 pub use crate::model::is_valid_id_chars;
 pub use response::{DeviceAuthInfo, DeviceResponse, DeviceStatus, DeviceSummary, NodeType, Tag};
 pub use validate::{
-    validate_add, validate_reset_fingerprint, validate_update, ResetFingerprintRequest, DEVICE_ID_MAX_CHARS,
-    EXTENSION_INFO_MAX_BYTES, NODE_ID_MAX_CHARS,
+    validate_add, validate_reset_fingerprint, validate_reset_secret, validate_update,
+    ResetFingerprintRequest, ResetSecretRequest, DEVICE_ID_MAX_CHARS, EXTENSION_INFO_MAX_BYTES,
+    NODE_ID_MAX_CHARS,
 };
 
 /// Length limits of a device secret, in characters.

@@ -307,3 +307,40 @@ pub fn validate_reset_fingerprint(
     };
     Ok((secondary, fingerprint, request.force_disconnect.unwrap_or(false)))
 }
+
+/// The body of ResetDeviceSecret (`POST .../devices/{device_id}/action?action_id=resetSecret`,
+/// spec §7.3).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetSecretRequest {
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub force_disconnect: Option<bool>,
+    #[serde(default)]
+    pub secret_type: Option<String>,
+}
+
+/// A validated resetSecret: `(secondary, secret if given, force_disconnect)`.
+pub fn validate_reset_secret(
+    request: ResetSecretRequest,
+) -> Result<(bool, Option<String>, bool), ValidationError> {
+    let secondary = match request.secret_type.as_deref() {
+        None | Some("PRIMARY") => false,
+        Some("SECONDARY") => true,
+        Some(other) => {
+            return Err(ValidationError::new(
+                "secret_type",
+                format!("secret_type '{other}' is not one of: PRIMARY, SECONDARY"),
+            ))
+        }
+    };
+    if request.secret.as_deref().is_some_and(|secret| !is_valid_secret(secret)) {
+        // The secret itself never goes into the message: error bodies end up in logs.
+        return Err(ValidationError::new(
+            "secret",
+            "secret must be 8 to 32 characters, each a letter, digit, '_' or '-'",
+        ));
+    }
+    Ok((secondary, request.secret, request.force_disconnect.unwrap_or(false)))
+}

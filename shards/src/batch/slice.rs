@@ -116,6 +116,7 @@ fn failure(error: &ShardError) -> TargetOutcome {
     match error {
         ShardError::DeviceNotFound => TargetOutcome::fail("IOTDA.014000", "the device does not exist"),
         ShardError::DeviceOffline => TargetOutcome::fail("IOTDA.014016", "the device is offline"),
+        ShardError::DeviceFrozen => TargetOutcome::fail("IOTDA.014016", "the device is frozen"),
         ShardError::Invalid(error) => TargetOutcome::fail("IOTDA.000006", error.to_string()),
         ShardError::TooManyCalls(_) | ShardError::DeviceBusy(_) => {
             TargetOutcome::fail("APIG.0308", error.to_string())

@@ -332,6 +332,9 @@ impl Shard {
         call.body
             .check(product.as_deref(), &product_id)
             .map_err(|error| (Outcome::Invalid, ShardError::Invalid(error)))?;
+        if self.is_frozen(&call.device_id) {
+            return Err((Outcome::Offline, ShardError::DeviceFrozen));
+        }
         let link = self.session_link(&call.device_id).ok_or((Outcome::Offline, ShardError::DeviceOffline))?;
         let request_id = self.calls.next_request_id();
         let (sender, receiver) = local_channel::new_bounded(1);

@@ -24,6 +24,8 @@ pub enum CloseReason {
     DeviceDeleted,
     /// The application changed the device's credentials and asked for it to be disconnected.
     CredentialsChanged,
+    /// The application froze the device.
+    Frozen,
     /// The device does not read: its outbound queue filled, or a write made no progress.
     Stalled(String),
     /// The device broke the protocol or used a topic it may not use.
@@ -45,6 +47,7 @@ impl std::fmt::Display for CloseReason {
             CloseReason::CredentialsChanged => {
                 write!(f, "the device's credentials were reset (force_disconnect)")
             }
+            CloseReason::Frozen => write!(f, "the device was frozen"),
             CloseReason::Stalled(detail) => write!(f, "stalled: the device does not read ({detail})"),
             CloseReason::ProtocolError(detail) => write!(f, "protocol error: {detail}"),
             CloseReason::Failed(detail) => write!(f, "connection failed: {detail}"),
@@ -62,6 +65,7 @@ impl CloseReason {
             CloseReason::TakenOver => "taken_over",
             CloseReason::DeviceDeleted => "deleted",
             CloseReason::CredentialsChanged => "credentials_changed",
+            CloseReason::Frozen => "frozen",
             CloseReason::Stalled(_) => "stalled",
             CloseReason::ProtocolError(_) => "protocol_error",
             CloseReason::Failed(_) => "failed",
@@ -82,6 +86,7 @@ mod tests {
             CloseReason::TakenOver,
             CloseReason::DeviceDeleted,
             CloseReason::CredentialsChanged,
+            CloseReason::Frozen,
             CloseReason::Stalled("32 packets queued".into()),
             CloseReason::ProtocolError("QoS 2".into()),
             CloseReason::Failed("reset".into()),
@@ -89,6 +94,6 @@ mod tests {
         let labels: std::collections::HashSet<_> = reasons.iter().map(CloseReason::label).collect();
         assert_eq!(labels.len(), reasons.len());
         assert!(reasons[2].to_string().contains("45000 ms"));
-        assert!(reasons[6].to_string().contains("32 packets queued"));
+        assert!(reasons[7].to_string().contains("32 packets queued"));
     }
 }

@@ -55,6 +55,7 @@ pub enum ShutDownBy {
     TakeOver,
     DeviceDeleted,
     CredentialsChanged,
+    Frozen,
     /// The outbound queue was full: the device does not read.
     QueueFull,
     /// A write made no progress for the write timeout.
@@ -71,6 +72,7 @@ impl ShutDownBy {
             ShutDownBy::TakeOver => CloseReason::TakenOver,
             ShutDownBy::DeviceDeleted => CloseReason::DeviceDeleted,
             ShutDownBy::CredentialsChanged => CloseReason::CredentialsChanged,
+            ShutDownBy::Frozen => CloseReason::Frozen,
             ShutDownBy::QueueFull => CloseReason::Stalled(format!("{OUTBOUND_PACKETS_MAX} packets queued")),
             ShutDownBy::WriteStalled => CloseReason::Stalled("a write made no progress for 30 s".into()),
             ShutDownBy::PeerGone => CloseReason::HungUp,

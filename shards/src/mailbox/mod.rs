@@ -180,6 +180,10 @@ impl Shard {
         if !self.has_device(&new.project_id, &new.device_id) {
             return Reply::Failed(ShardError::DeviceNotFound);
         }
+        if self.is_frozen(&new.device_id) {
+            // Refused rather than cached: a frozen device may stay frozen for ever.
+            return Reply::Failed(ShardError::DeviceFrozen);
+        }
         let message_id = new.message_id.unwrap_or_else(|| self.calls.next_request_id());
         if self.mailbox.history.borrow().get(&new.device_id, &message_id).is_some() {
             return Reply::Failed(ShardError::Invalid(protocol::error::ValidationError::new(

@@ -152,6 +152,11 @@ impl Shard {
         self.disconnect_session(device_id, ShutDownBy::DeviceDeleted);
     }
 
+    /// Whether the device is frozen (its logins and calls are refused).
+    pub fn is_frozen(&self, device_id: &str) -> bool {
+        self.devices.borrow().get(device_id).is_some_and(|device| device.status == DeviceStatus::Frozen)
+    }
+
     /// Ends the device's live session, if any, saying why.
     pub(super) fn disconnect_session(&self, device_id: &str, by: ShutDownBy) {
         if let Some(live) = self.access.sessions.borrow().get(device_id) {
@@ -166,6 +171,10 @@ impl Shard {
             return;
         }
         let Some(mut device) = self.device_for_login(device_id) else { return };
+        if device.status == DeviceStatus::Frozen {
+            // Frozen while its session was closing: it stays FROZEN.
+            return;
+        }
         let now_ms = crate::now_unix_ms();
         device.status = status;
         device.connection_status_update_time_ms = Some(now_ms);
@@ -240,6 +249,22 @@ pub(super) fn change_credentials(
 ) -> Result<(), protocol::error::ValidationError> {
     use crate::messages::CredentialChange;
     match change {
+        CredentialChange::Secret { secondary, secret } => {
+            if device.auth_type == "CERTIFICATES" {
+                return Err(protocol::error::ValidationError::new(
+                    "secret",
+                    format!(
+                        "device {} logs in with a certificate (auth_type CERTIFICATES): it has no secret",
+                        device.device_id
+                    ),
+                ));
+            }
+            if secondary {
+                device.secondary_secret = Some(secret);
+            } else {
+                device.secret = Some(secret);
+            }
+        }
         CredentialChange::Fingerprint { secondary, fingerprint } => {
             if device.auth_type != "CERTIFICATES" {
                 return Err(protocol::error::ValidationError::new(
@@ -257,5 +282,27 @@ pub(super) fn change_credentials(
             }
         }
     }
+    Ok(())
+}
+
+/// Freezes or unfreezes `device` (spec §7.3): FROZEN, or back to OFFLINE (INACTIVE if it never
+/// logged in). Freezing a frozen device changes nothing; unfreezing one that is not frozen is
+/// refused (IOTDA.014040, unconfirmed).
+pub(super) fn change_frozen(
+    device: &mut crate::registry::records::DeviceRecord,
+    freeze: bool,
+    now_ms: i64,
+) -> Result<(), crate::messages::ShardError> {
+    let frozen = device.status == DeviceStatus::Frozen;
+    match (freeze, frozen) {
+        (true, true) => return Ok(()),
+        (false, false) => return Err(crate::messages::ShardError::NotFrozen),
+        (true, false) => device.status = DeviceStatus::Frozen,
+        (false, true) => {
+            device.status =
+                if device.active_time_ms.is_some() { DeviceStatus::Offline } else { DeviceStatus::Inactive };
+        }
+    }
+    device.connection_status_update_time_ms = Some(now_ms);
     Ok(())
 }

@@ -333,6 +333,7 @@ impl Shard {
             timeout_s,
             credentials,
             disconnect,
+            freeze,
         } = update;
         device.device_name = device_name.or(device.device_name);
         device.description = description.or(device.description);
@@ -344,9 +345,16 @@ impl Shard {
                 return Reply::Failed(ShardError::Invalid(error));
             }
         }
+        if let Some(freeze) = freeze {
+            if let Err(error) = access::change_frozen(&mut device, freeze, crate::now_unix_ms()) {
+                return Reply::Failed(error);
+            }
+        }
         match self.write_device(device_id, Some(device.clone())).await {
             Ok(()) => {
-                if disconnect {
+                if freeze == Some(true) {
+                    self.disconnect_session(device_id, ShutDownBy::Frozen);
+                } else if disconnect {
                     self.disconnect_session(device_id, ShutDownBy::CredentialsChanged);
                 }
                 Reply::Device(Box::new(device))
