@@ -151,6 +151,7 @@ async fn shard_main(mesh: Rc<Mesh>, context: &StartContext) -> anyhow::Result<()
         packet_bytes_max: config.mqtt_packet_bytes_max,
         connections_per_shard_max: config.mqtt_connections_per_shard_max,
         device_calls_in_flight_max: config.device_calls_in_flight_max,
+        device_call_timeout: Duration::from_millis(config.command_timeout_ms),
     });
     shard.start_serving();
     // Products and routing rules reach every shard before any device or REST call does.

@@ -7,10 +7,17 @@
 //! - A service's `version` increases by one with every change to that service's shadow.
 //! - `event_time` is the report's own (T1) when it is valid, else the receive time (spec §1.5).
 //! - Property maps are flat: values are any JSON, keys follow the model's property-name rule.
+//! - Desired values (UpdateDeviceShadowDesiredData, spec §2.9, §7.3): `desired: {}` clears a
+//!   service's desired values, `{"p": null}` clears one, others are set; a `version` given must
+//!   equal the service's current version or the whole update is refused (nothing applied).
+//!   Desired values equal to the reported ones are cleared whenever a report arrives
+//!   ([`DeviceShadow::clear_met_desired`]); what still differs is what the device is sent
+//!   ([`DeviceShadow::desired_differences`]).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use simd_json::prelude::TypedScalarValue;
 use simd_json::OwnedValue;
 
 use crate::error::ValidationError;
@@ -64,6 +71,85 @@ pub const SHADOW_BYTES_MAX: usize = 256 * 1024;
 pub const SERVICE_PROPERTIES_MAX: usize = 500;
 const ID_CHARS_MAX: usize = 64;
 
+/// The body of UpdateDeviceShadowDesiredData: `{"shadow":[{"service_id","desired":{…},"version"?}]}`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct DesiredUpdate {
+    pub shadow: Vec<DesiredService>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct DesiredService {
+    #[serde(default)]
+    pub service_id: String,
+    /// Required; `{}` clears every desired value of the service.
+    #[serde(default)]
+    pub desired: Option<BTreeMap<String, OwnedValue>>,
+    #[serde(default)]
+    pub version: Option<u64>,
+}
+
+impl DesiredUpdate {
+    /// The shape rules (before the model check): 1 to [`REPORT_SERVICES_MAX`] services of
+    /// 1–64 characters, each once, `desired` present, at most [`SERVICE_PROPERTIES_MAX`]
+    /// property names usable as shadow keys.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.shadow.is_empty() || self.shadow.len() > REPORT_SERVICES_MAX {
+            return Err(ValidationError::new(
+                "shadow",
+                format!("must hold 1 to {REPORT_SERVICES_MAX} services"),
+            ));
+        }
+        for (index, service) in self.shadow.iter().enumerate() {
+            let id = &service.service_id;
+            if id.is_empty() || id.chars().count() > ID_CHARS_MAX {
+                return Err(ValidationError::new(
+                    format!("shadow[{index}].service_id"),
+                    "must be 1 to 64 characters",
+                ));
+            }
+            if self.shadow[..index].iter().any(|earlier| earlier.service_id == *id) {
+                return Err(ValidationError::new(
+                    format!("shadow[{index}].service_id"),
+                    format!("service '{id}' is given twice"),
+                ));
+            }
+            let Some(desired) = &service.desired else {
+                return Err(ValidationError::new(format!("shadow[{index}].desired"), "desired is required"));
+            };
+            if desired.len() > SERVICE_PROPERTIES_MAX {
+                return Err(ValidationError::new(
+                    format!("shadow[{index}].desired"),
+                    format!("more than {SERVICE_PROPERTIES_MAX} properties"),
+                ));
+            }
+            if let Some(name) = desired.keys().find(|k| k.is_empty() || k.contains(['.', '$', '\0'])) {
+                return Err(ValidationError::new(
+                    format!("shadow[{index}].desired"),
+                    format!("property name '{name}' is empty or holds '.', '$' or NUL"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The values to set (nulls left out), per service, for the product-model check.
+    pub fn values_to_set(&self) -> Vec<(String, OwnedValue)> {
+        self.shadow
+            .iter()
+            .filter_map(|service| {
+                let set: simd_json::owned::Object = service
+                    .desired
+                    .iter()
+                    .flatten()
+                    .filter(|(_, value)| !value.is_null())
+                    .map(|(name, value)| (name.clone(), value.clone()))
+                    .collect();
+                (!set.is_empty()).then(|| (service.service_id.clone(), OwnedValue::Object(Box::new(set))))
+            })
+            .collect()
+    }
+}
+
 impl DeviceShadow {
     fn service_mut(&mut self, service_id: &str) -> &mut ServiceShadow {
         let index = match self.services.binary_search_by(|s| s.service_id.as_str().cmp(service_id)) {
@@ -91,6 +177,84 @@ impl DeviceShadow {
             shadow.version += 1;
         }
         Ok(())
+    }
+
+    fn service(&self, service_id: &str) -> Option<&ServiceShadow> {
+        self.services.iter().find(|s| s.service_id == service_id)
+    }
+
+    /// Applies UpdateDeviceShadowDesiredData (validated, model-checked) at `now_t1`. Every
+    /// `version` is checked before anything changes; a stale one is an error naming it.
+    pub fn apply_desired(&mut self, update: DesiredUpdate, now_t1: &str) -> Result<(), ValidationError> {
+        update.validate()?;
+        for (index, service) in update.shadow.iter().enumerate() {
+            let current = self.service(&service.service_id).map_or(0, |s| s.version);
+            if let Some(version) = service.version.filter(|&version| version != current) {
+                return Err(ValidationError::new(
+                    format!("shadow[{index}].version"),
+                    format!(
+                        "version {version} is stale: service '{}' is at version {current}",
+                        service.service_id
+                    ),
+                ));
+            }
+        }
+        for service in update.shadow {
+            let desired = service.desired.unwrap_or_default();
+            let shadow = self.service_mut(&service.service_id);
+            let before = shadow.desired.properties.clone();
+            if desired.is_empty() {
+                shadow.desired.properties.clear();
+            }
+            for (name, value) in desired {
+                if value.is_null() {
+                    shadow.desired.properties.remove(&name);
+                } else {
+                    shadow.desired.properties.insert(name, value);
+                }
+            }
+            if shadow.desired.properties != before {
+                shadow.desired.event_time = Some(now_t1.to_owned());
+                shadow.version += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes desired values the device now reports; `true` if any was removed (each service
+    /// that changed gets a new version).
+    pub fn clear_met_desired(&mut self) -> bool {
+        let mut changed = false;
+        for service in &mut self.services {
+            let reported = &service.reported.properties;
+            let before = service.desired.properties.len();
+            service.desired.properties.retain(|name, value| reported.get(name) != Some(value));
+            if service.desired.properties.len() != before {
+                service.version += 1;
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// Per service, the desired values that differ from the reported ones — what the device
+    /// is sent with the property-set flow.
+    pub fn desired_differences(&self) -> Vec<(String, OwnedValue)> {
+        self.services
+            .iter()
+            .filter_map(|service| {
+                let reported = &service.reported.properties;
+                let differing: simd_json::owned::Object = service
+                    .desired
+                    .properties
+                    .iter()
+                    .filter(|(name, value)| reported.get(*name) != Some(*value))
+                    .map(|(name, value)| (name.clone(), value.clone()))
+                    .collect();
+                (!differing.is_empty())
+                    .then(|| (service.service_id.clone(), OwnedValue::Object(Box::new(differing))))
+            })
+            .collect()
     }
 
     /// Seeds `desired` from AddDevice's `shadow` (`[{"service_id","desired":{…}}]` JSON).
@@ -196,6 +360,70 @@ mod tests {
         }
         assert!(shadow.services.is_empty());
         assert!(crate::json::from_bytes::<PropertyReport>(b"{\"services\":5}").is_err());
+    }
+
+    fn desired(json: &str) -> DesiredUpdate {
+        crate::json::from_bytes(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn desired_values_are_set_cleared_version_checked_and_met_by_reports() {
+        let mut shadow = DeviceShadow::default();
+        shadow
+            .apply_desired(
+                desired(r#"{"shadow":[{"service_id":"water","desired":{"level":5,"mode":"eco"}}]}"#),
+                "20240101T000000Z",
+            )
+            .unwrap();
+        assert_eq!(shadow.services[0].version, 1);
+        let stale = desired(r#"{"shadow":[{"service_id":"water","desired":{"level":6},"version":0}]}"#);
+        let error = shadow.apply_desired(stale, "20240101T000001Z").unwrap_err();
+        assert_eq!(error.field, "shadow[0].version");
+        assert_eq!(shadow.services[0].desired.properties["level"], OwnedValue::from(5), "nothing applied");
+        shadow
+            .apply_desired(
+                desired(r#"{"shadow":[{"service_id":"water","desired":{"mode":null},"version":1}]}"#),
+                "20240101T000002Z",
+            )
+            .unwrap();
+        assert!(!shadow.services[0].desired.properties.contains_key("mode"));
+        assert_eq!(shadow.desired_differences().len(), 1);
+        // The device reports the value: the desired one is met and cleared.
+        shadow
+            .apply_report(
+                report(r#"{"services":[{"service_id":"water","properties":{"level":5}}]}"#),
+                "20240101T000003Z",
+            )
+            .unwrap();
+        assert!(shadow.clear_met_desired());
+        assert!(shadow.services[0].desired.properties.is_empty());
+        assert!(shadow.desired_differences().is_empty());
+        shadow
+            .apply_desired(
+                desired(r#"{"shadow":[{"service_id":"water","desired":{"level":9,"x":1}}]}"#),
+                "20240101T000004Z",
+            )
+            .unwrap();
+        shadow
+            .apply_desired(desired(r#"{"shadow":[{"service_id":"water","desired":{}}]}"#), "20240101T000005Z")
+            .unwrap();
+        assert!(shadow.services[0].desired.properties.is_empty(), "desired {{}} clears all");
+    }
+
+    #[test]
+    fn desired_updates_are_shape_checked() {
+        for (bad, field) in [
+            (r#"{"shadow":[]}"#, "shadow"),
+            (r#"{"shadow":[{"service_id":"s"}]}"#, "shadow[0].desired"),
+            (r#"{"shadow":[{"service_id":"","desired":{}}]}"#, "shadow[0].service_id"),
+            (r#"{"shadow":[{"service_id":"s","desired":{"a$":1}}]}"#, "shadow[0].desired"),
+            (
+                r#"{"shadow":[{"service_id":"s","desired":{}},{"service_id":"s","desired":{}}]}"#,
+                "shadow[1].service_id",
+            ),
+        ] {
+            assert_eq!(desired(bad).validate().unwrap_err().field, field, "{bad}");
+        }
     }
 
     #[test]

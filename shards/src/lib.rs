@@ -42,6 +42,7 @@ pub mod batch;
 pub mod calls;
 pub mod connection;
 pub mod data_dir;
+pub mod desired;
 pub mod device_access;
 pub mod hyper_io;
 pub mod listen;

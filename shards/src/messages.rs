@@ -79,6 +79,12 @@ pub enum Request {
         project_id: String,
         device_id: String,
     },
+    /// UpdateDeviceShadowDesiredData (`crate::desired`).
+    UpdateShadowDesired {
+        project_id: String,
+        device_id: String,
+        update: Box<protocol::shadow::DesiredUpdate>,
+    },
     /// A command, property set or property get for a device of this shard (spec §2.5–§2.6).
     DeviceCall(Box<crate::calls::DeviceCall>),
     /// This shard's figures for `/metrics`.

@@ -102,9 +102,25 @@ pub async fn delete(app: &Rc<App>, request: &ApiRequest<'_>, device_id: &str) ->
 /// ShowDeviceShadow (spec §2.9): `{"device_id", "shadow": [{service_id, desired, reported,
 /// version}]}` — readable while the device is offline.
 pub async fn show_shadow(app: &Rc<App>, request: &ApiRequest<'_>, device_id: &str) -> ApiResult {
-    let home = home_shard(device_id, app.shard.shard_count());
     let call =
         Request::ShowShadow { project_id: request.project_id.to_owned(), device_id: device_id.to_owned() };
+    shadow_call(app, device_id, call).await
+}
+
+/// UpdateDeviceShadowDesiredData (`PUT .../devices/{device_id}/shadow`, spec §2.9, §7.3):
+/// answered with the whole shadow once it is durable; see `shards::desired`.
+pub async fn update_shadow(app: &Rc<App>, request: &ApiRequest<'_>, device_id: &str) -> ApiResult {
+    let update: protocol::shadow::DesiredUpdate = protocol::json::from_bytes(request.body)?;
+    let call = Request::UpdateShadowDesired {
+        project_id: request.project_id.to_owned(),
+        device_id: device_id.to_owned(),
+        update: Box::new(update),
+    };
+    shadow_call(app, device_id, call).await
+}
+
+async fn shadow_call(app: &Rc<App>, device_id: &str, call: Request) -> ApiResult {
+    let home = home_shard(device_id, app.shard.shard_count());
     match app.shard.call(home, call).await {
         Reply::Shadow(shadow) => {
             #[derive(serde::Serialize)]

@@ -177,6 +177,7 @@ pub async fn route(app: &Rc<App>, method: &Method, path: &str, request: ApiReque
         },
         ["devices", device_id, "shadow"] => match *method {
             Method::GET => devices::show_shadow(app, &request, device_id).await,
+            Method::PUT => devices::update_shadow(app, &request, device_id).await,
             _ => not_allowed(),
         },
         _ => Err(ApiError::NoRoute(path.to_owned())),

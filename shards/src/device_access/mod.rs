@@ -55,6 +55,8 @@ pub struct DeviceAccessConfig {
     pub connections_per_shard_max: usize,
     /// Synchronous calls (commands, property set/get) waiting per device; more get 429.
     pub device_calls_in_flight_max: usize,
+    /// How long a call the shard makes itself (desired properties) waits for the answer.
+    pub device_call_timeout: Duration,
 }
 
 /// Bytes asked of the socket per read: device packets are mostly small, and a larger one just

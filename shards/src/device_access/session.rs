@@ -228,6 +228,7 @@ async fn serve(
     let _ = link.send(connack);
     let session_id = shard.begin_session(device_id, link.clone());
     shard.deliver_pending(device_id);
+    shard.push_desired(device_id);
     shard.set_connection_status(device_id, DeviceStatus::Online).await;
     let mut state = SessionState { shard, device_id, version: connect.version, link: &link };
     let seen = match armed {

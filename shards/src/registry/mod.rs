@@ -74,6 +74,8 @@ pub struct Shard {
     reported_dropped: Cell<shadow::DroppedCounts>,
     /// Synchronous calls waiting for their device's answer.
     pub(crate) calls: crate::calls::CallState,
+    /// When devices were last sent their desired properties.
+    pub(crate) desired: crate::desired::DesiredState,
     /// Downlink messages of this shard's devices.
     pub(crate) mailbox: crate::mailbox::MailboxState,
     /// Set by [`Shard::close`]: background work stops.
@@ -154,6 +156,7 @@ impl Shard {
             shadows: RefCell::new(shadows),
             reported_dropped: Cell::new(Default::default()),
             calls: crate::calls::CallState::default(),
+            desired: crate::desired::DesiredState::default(),
             mailbox: crate::mailbox::MailboxState::recovered(replayed.messages),
             closed: Cell::new(false),
             routing: RefCell::new(routing),
@@ -241,6 +244,9 @@ impl Shard {
             }
             Request::AdoptConnection(adoption) => self.adopt(*adoption),
             Request::ShowShadow { project_id, device_id } => self.show_shadow(&project_id, &device_id),
+            Request::UpdateShadowDesired { project_id, device_id, update } => {
+                self.update_desired(&project_id, &device_id, *update).await
+            }
             Request::DeviceCall(call) => self.device_call(*call).await,
             Request::Metrics => Reply::Metrics(Box::new(self.metrics())),
             Request::CreateMessage(message) => {
@@ -373,6 +379,7 @@ impl Shard {
                 self.disconnect_device(device_id);
                 self.cancel_device_calls(device_id);
                 self.forget_messages(device_id);
+                self.forget_desired(device_id);
                 Reply::Done
             }
             Err(error) => Reply::Failed(error),

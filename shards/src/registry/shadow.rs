@@ -93,10 +93,29 @@ impl Shard {
         }
         let received = protocol::time::format_t1(crate::now_unix_ms());
         shadow.apply_report(checked.accepted, &received)?;
+        // Desired values the device now reports are met (`crate::desired`).
+        shadow.clear_met_desired();
+        match self.store_shadow(device_id, shadow).await {
+            Ok(()) => {
+                self.push_desired(device_id);
+                Ok(())
+            }
+            Err(ShardError::Invalid(error)) => Err(ReportError::Invalid(error)),
+            Err(error) => Err(ReportError::Storage(error)),
+        }
+    }
+
+    /// Puts `shadow` in memory and in the log; an error leaves memory as it was (unless a later
+    /// change replaced it already). A shadow larger than `SHADOW_BYTES_MAX` is refused.
+    pub(crate) async fn store_shadow(
+        self: &Rc<Self>,
+        device_id: &str,
+        shadow: DeviceShadow,
+    ) -> Result<(), ShardError> {
         let shadow_json = String::from_utf8(protocol::json::to_vec(&shadow)).expect("JSON is UTF-8");
         if shadow_json.len() > protocol::shadow::SHADOW_BYTES_MAX {
             let message = format!("the shadow would grow past {} bytes", protocol::shadow::SHADOW_BYTES_MAX);
-            return Err(ReportError::Invalid(protocol::error::ValidationError::new("services", message)));
+            return Err(ShardError::Invalid(protocol::error::ValidationError::new("services", message)));
         }
         let previous = self.shadows.borrow_mut().insert(device_id.to_owned(), shadow.clone());
         let record = RegistryRecord::ShadowPut(ShadowRecord { device_id: device_id.to_owned(), shadow_json });
@@ -110,7 +129,7 @@ impl Shard {
                 };
             }
         }
-        Ok(result?)
+        result
     }
 
     /// The part of `report` that conforms to the device's product model now, for the
