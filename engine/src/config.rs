@@ -32,6 +32,7 @@ pub struct Config {
     pub open_files_reserve: usize,
     pub command_timeout_ms: u64,
     pub device_calls_in_flight_max: usize,
+    pub gateway_sub_devices_max: u64,
     pub batch_targets_max: usize,
     pub batch_concurrency_per_shard: usize,
     pub durability: DurabilityMode,

@@ -71,6 +71,10 @@ pub enum Request {
         project_id: String,
         product_id: String,
     },
+    /// Sub-devices of a gateway on this shard (device ids are unique across projects).
+    CountSubDevices {
+        gateway_id: String,
+    },
     /// The highest record id this shard holds (devices and, on shard 0, products), so that
     /// shard 0 hands out ids above every existing one after a restart.
     RecordIdMax,

@@ -23,6 +23,9 @@ pub async fn add(app: &Rc<App>, request: &ApiRequest<'_>) -> ApiResult {
     let body: AddDeviceRequest = protocol::json::from_bytes(request.body)?;
     let device = device::validate_add(body)?;
     let (_, product) = super::products::find(app, request.project_id, &device.product_id)?;
+    if device.gateway_id != device.device_id {
+        check_gateway(app, request.project_id, &device.gateway_id).await?;
+    }
     let now = now_ms();
     let secret = match device.auth_type {
         AuthType::Secret => {
@@ -88,7 +91,17 @@ pub async fn update(app: &Rc<App>, request: &ApiRequest<'_>, device_id: &str) ->
     Ok(ApiResponse::json(StatusCode::OK, &device_response(app, &device, true)))
 }
 
+/// DeleteDevice. A gateway that still has sub-devices is not deleted (400, naming how many):
+/// decided over a cascade, which would delete devices the caller did not name. A sub-device
+/// added while its gateway is being deleted can outlive it; it is then a device whose gateway
+/// is gone, and can be deleted like any other.
 pub async fn delete(app: &Rc<App>, request: &ApiRequest<'_>, device_id: &str) -> ApiResult {
+    let children = count_sub_devices(app, device_id).await?;
+    if children > 0 {
+        return Err(ApiError::Conflict(format!(
+            "the device '{device_id}' is the gateway of {children} sub-devices; delete them first"
+        )));
+    }
     let home = home_shard(device_id, app.shard.shard_count());
     let call =
         Request::DeleteDevice { project_id: request.project_id.to_owned(), device_id: device_id.to_owned() };
@@ -295,4 +308,50 @@ pub async fn action(app: &Rc<App>, request: &ApiRequest<'_>, device_id: &str) ->
     let secret_type = if secondary { "SECONDARY" } else { "PRIMARY" };
     let response = ResetSecretResponse { device_id: &device.device_id, secret: &secret, secret_type };
     Ok(ApiResponse::json(StatusCode::OK, &response))
+}
+
+/// A sub-device's gateway (spec §7.1): a device of the same project, itself direct (depth 2),
+/// with fewer than `gateway_sub_devices_max` sub-devices. Two concurrent AddDevice calls may
+/// both pass the count: the bound can be passed by the calls in flight, never more.
+async fn check_gateway(app: &Rc<App>, project_id: &str, gateway_id: &str) -> Result<(), ApiError> {
+    let invalid =
+        |message: String| ApiError::Validation(protocol::error::ValidationError::new("gateway_id", message));
+    let home = home_shard(gateway_id, app.shard.shard_count());
+    let show = Request::ShowDevice { project_id: project_id.to_owned(), device_id: gateway_id.to_owned() };
+    let gateway = match app.shard.call(home, show).await {
+        Reply::Device(gateway) => gateway,
+        Reply::Failed(shards::messages::ShardError::DeviceNotFound) => {
+            return Err(invalid(format!("the gateway '{gateway_id}' is not a device of this project")))
+        }
+        Reply::Failed(error) => return Err(error.into()),
+        _ => return Err(ApiError::Unavailable("unexpected reply to a device lookup".into())),
+    };
+    if gateway.gateway_id != gateway.device_id {
+        return Err(invalid(format!(
+            "'{gateway_id}' is a sub-device (of '{}'): sub-devices are one level deep",
+            gateway.gateway_id
+        )));
+    }
+    let children = count_sub_devices(app, gateway_id).await?;
+    if children >= app.config.gateway_sub_devices_max {
+        return Err(invalid(format!(
+            "the gateway '{gateway_id}' already has {children} sub-devices (gateway_sub_devices_max)"
+        )));
+    }
+    Ok(())
+}
+
+/// Sub-devices of `gateway_id` over all shards.
+async fn count_sub_devices(app: &Rc<App>, gateway_id: &str) -> Result<u64, ApiError> {
+    let replies =
+        app.shard.call_all(|_| Request::CountSubDevices { gateway_id: gateway_id.to_owned() }).await;
+    let mut children = 0;
+    for reply in replies {
+        match reply {
+            Reply::Count(count) => children += count,
+            Reply::Failed(error) => return Err(error.into()),
+            _ => return Err(ApiError::Unavailable("unexpected reply to a sub-device count".into())),
+        }
+    }
+    Ok(children)
 }

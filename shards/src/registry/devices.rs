@@ -2,7 +2,8 @@
 //! change is logged; this type only keeps the maps consistent.
 //!
 //! Two indexes: by device id (lookups) and by record id (list pages in descending record-id
-//! order, as IoTDA's `marker` paging requires).
+//! order, as IoTDA's `marker` paging requires); and how many sub-devices of each gateway live
+//! here (a sub-device's `gateway_id` is not its own id).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -28,7 +29,8 @@ impl DeviceFilter {
         device.project_id == self.project_id
             && equal(&self.product_id, &device.product_id)
             && equal(&self.node_id, &device.node_id)
-            && equal(&self.gateway_id, &device.gateway_id)
+            // A gateway's children, not the gateway (whose gateway_id is its own id).
+            && self.gateway_id.as_deref().is_none_or(|w| device.gateway_id == w && device.device_id != w)
             && equal(&self.app_id, &device.app_id)
             && self.device_name.as_deref().is_none_or(|w| device.device_name.as_deref() == Some(w))
             && self.created_from_ms.is_none_or(|from| device.create_time_ms >= from)
@@ -50,6 +52,8 @@ pub struct DeviceTable {
     /// Ordered by record id; the device id breaks ties, so even two devices with one record
     /// id (a clock stepped back across restarts) keep separate entries.
     by_record_id: BTreeSet<(u128, String)>,
+    /// Sub-devices on this shard per gateway id.
+    children: HashMap<String, u64>,
 }
 
 impl DeviceTable {
@@ -67,9 +71,11 @@ impl DeviceTable {
 
     /// Inserts or replaces the device with this device id.
     pub fn put(&mut self, device: DeviceRecord) {
-        if let Some(old) = self.by_device_id.get(&device.device_id) {
+        if let Some(old) = self.by_device_id.remove(&device.device_id) {
             self.by_record_id.remove(&(old.record_id, old.device_id.clone()));
+            self.count_child(&old, false);
         }
+        self.count_child(&device, true);
         self.by_record_id.insert((device.record_id, device.device_id.clone()));
         self.by_device_id.insert(device.device_id.clone(), device);
     }
@@ -77,7 +83,28 @@ impl DeviceTable {
     pub fn remove(&mut self, device_id: &str) -> Option<DeviceRecord> {
         let removed = self.by_device_id.remove(device_id)?;
         self.by_record_id.remove(&(removed.record_id, removed.device_id.clone()));
+        self.count_child(&removed, false);
         Some(removed)
+    }
+
+    fn count_child(&mut self, device: &DeviceRecord, added: bool) {
+        if device.gateway_id == device.device_id {
+            return;
+        }
+        let count = self.children.entry(device.gateway_id.clone()).or_default();
+        if added {
+            *count += 1;
+        } else {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.children.remove(&device.gateway_id);
+            }
+        }
+    }
+
+    /// Sub-devices of `gateway_id` on this shard.
+    pub fn count_children(&self, gateway_id: &str) -> u64 {
+        self.children.get(gateway_id).copied().unwrap_or(0)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &DeviceRecord> {
@@ -152,6 +179,26 @@ pub(crate) mod tests {
             connection_status_update_time_ms: None,
             active_time_ms: None,
         }
+    }
+
+    #[test]
+    fn sub_devices_are_counted_per_gateway() {
+        let mut table = DeviceTable::default();
+        table.put(device("gw", 1, "p"));
+        for (id, record_id) in [("s1", 2), ("s2", 3)] {
+            table.put(DeviceRecord { gateway_id: "gw".into(), ..device(id, record_id, "p") });
+        }
+        assert_eq!(table.count_children("gw"), 2);
+        table.put(DeviceRecord {
+            gateway_id: "gw".into(),
+            device_name: Some("renamed".into()),
+            ..device("s1", 2, "p")
+        });
+        assert_eq!(table.count_children("gw"), 2, "an update is not a new child");
+        table.remove("s1");
+        table.remove("s2");
+        assert_eq!(table.count_children("gw"), 0);
+        assert_eq!(table.count_children("s1"), 0);
     }
 
     fn filter() -> DeviceFilter {

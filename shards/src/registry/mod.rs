@@ -234,6 +234,9 @@ impl Shard {
             Request::ListDevices { filter, marker, take } => {
                 Reply::Devices(self.devices.borrow().slice(&filter, marker, take))
             }
+            Request::CountSubDevices { gateway_id } => {
+                Reply::Count(self.devices.borrow().count_children(&gateway_id))
+            }
             Request::CountDevicesOfProduct { project_id, product_id } => {
                 Reply::Count(self.devices.borrow().count_of_product(&project_id, &product_id))
             }
