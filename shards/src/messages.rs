@@ -91,6 +91,8 @@ pub enum Request {
     },
     /// A command, property set or property get for a device of this shard (spec §2.5–§2.6).
     DeviceCall(Box<crate::calls::DeviceCall>),
+    /// A sub-device's call, to the gateway's home shard (`crate::calls::gateway`).
+    GatewayCall(Box<crate::calls::gateway::GatewayCall>),
     /// This shard's figures for `/metrics`.
     Metrics,
     /// CreateMessage for a device of this shard (spec §2.7).

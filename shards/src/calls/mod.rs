@@ -23,9 +23,10 @@
 //!   unacknowledged, like a QoS 1 message); a call that would have to wait for room in the
 //!   session's QoS 1 window is refused as busy (429) rather than queued, so it can never go out
 //!   after its caller timed out.
-//! - The call is published to the device's own connection: routing a sub-device's call through
-//!   its gateway (`object_device_id`) is not built.
+//! - A sub-device's call goes through its gateway's connection with `object_device_id`
+//!   ([`gateway`]).
 
+pub mod gateway;
 pub mod metrics;
 pub mod waiters;
 
@@ -134,10 +135,13 @@ impl CallBody {
         }
     }
 
-    /// The JSON the device receives (spec §1.5).
-    fn payload(&self) -> Vec<u8> {
+    /// The JSON the device receives (spec §1.5); `object_device_id` names the sub-device when
+    /// the call goes to its gateway (spec §7.1).
+    fn payload(&self, object_device_id: Option<&str>) -> Vec<u8> {
         #[derive(serde::Serialize)]
         struct Command<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            object_device_id: Option<&'a str>,
             #[serde(skip_serializing_if = "Option::is_none")]
             service_id: Option<&'a str>,
             #[serde(skip_serializing_if = "Option::is_none")]
@@ -151,25 +155,33 @@ impl CallBody {
         }
         #[derive(serde::Serialize)]
         struct PropertiesSet<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            object_device_id: Option<&'a str>,
             services: Vec<Service<'a>>,
         }
         #[derive(serde::Serialize)]
         struct PropertiesGet<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            object_device_id: Option<&'a str>,
             service_id: &'a str,
         }
         match self {
             CallBody::Command { service_id, command_name, paras } => protocol::json::to_vec(&Command {
+                object_device_id,
                 service_id: service_id.as_deref(),
                 command_name: command_name.as_deref(),
                 paras,
             }),
             CallBody::PropertiesSet { services } => protocol::json::to_vec(&PropertiesSet {
+                object_device_id,
                 services: services
                     .iter()
                     .map(|(service_id, properties)| Service { service_id, properties })
                     .collect(),
             }),
-            CallBody::PropertiesGet { service_id } => protocol::json::to_vec(&PropertiesGet { service_id }),
+            CallBody::PropertiesGet { service_id } => {
+                protocol::json::to_vec(&PropertiesGet { object_device_id, service_id })
+            }
         }
     }
 }
@@ -279,15 +291,31 @@ impl Shard {
     /// Runs a synchronous call to a device of this shard (see the module doc).
     pub(crate) async fn device_call(self: &Rc<Self>, call: DeviceCall) -> Reply {
         let kind = call.body.kind();
-        let (request_id, receiver, sent_at) = match self.start_call(&call) {
-            Ok(started) => started,
+        let started = self.check_call(&call).and_then(|gateway| match gateway {
+            Some(gateway_id) => Ok(Err(gateway_id)),
+            None => self.publish_call(&call.device_id, None, &call.body).map(Ok),
+        });
+        let started = match started {
+            Ok(Ok(started)) => started,
+            Ok(Err(gateway_id)) => return self.call_through_gateway(gateway_id, call).await,
             Err((outcome, error)) => {
                 self.calls.count(kind, outcome);
                 return Reply::Failed(error);
             }
         };
+        self.await_call(kind, started, call.timeout_ms, &call.device_id).await
+    }
+
+    /// Waits for the answer to a published call, its deadline, or the device's delete.
+    async fn await_call(
+        self: &Rc<Self>,
+        kind: CallKind,
+        (request_id, receiver, sent_at): (String, local_channel::LocalReceiver<Wake>, Instant),
+        timeout_ms: u64,
+        device_id: &str,
+    ) -> Reply {
         let mut guard = WaiterGuard { shard: self, request_id: request_id.clone(), kind, counted: false };
-        let deadline = Duration::from_millis(call.timeout_ms);
+        let deadline = Duration::from_millis(timeout_ms);
         let woken = futures_lite::future::or(receiver.recv(), async {
             glommio::timer::sleep(deadline.saturating_sub(sent_at.elapsed())).await;
             None
@@ -309,7 +337,7 @@ impl Shard {
                 self.calls.count(kind, Outcome::Timeout);
                 tracing::debug!(
                     shard = self.id(),
-                    device_id = call.device_id,
+                    device_id,
                     request_id,
                     kind = kind.as_str(),
                     "device call timed out"
@@ -319,13 +347,10 @@ impl Shard {
         }
     }
 
-    /// Everything up to the publish, synchronously: checks, waiter, PUBLISH.
-    #[allow(clippy::type_complexity)]
-    fn start_call(
-        &self,
-        call: &DeviceCall,
-    ) -> Result<(String, local_channel::LocalReceiver<Wake>, Instant), (Outcome, ShardError)> {
-        let kind = call.body.kind();
+    /// The checks on the device's home shard: it exists in the caller's project, the call fits
+    /// its product model, it is not frozen. `Some(gateway)`: a sub-device, whose call goes
+    /// through that gateway.
+    fn check_call(&self, call: &DeviceCall) -> Result<Option<String>, (Outcome, ShardError)> {
         let (product_id, product) = self
             .model_of_device(&call.project_id, &call.device_id)
             .ok_or((Outcome::Unknown, ShardError::DeviceNotFound))?;
@@ -335,21 +360,36 @@ impl Shard {
         if self.is_frozen(&call.device_id) {
             return Err((Outcome::Offline, ShardError::DeviceFrozen));
         }
-        let link = self.session_link(&call.device_id).ok_or((Outcome::Offline, ShardError::DeviceOffline))?;
+        Ok(self.gateway_of(&call.device_id))
+    }
+
+    /// Publishes a checked call on the connection of `session_device` (the device itself, or
+    /// the gateway of `object_device_id`), synchronously: waiter, then PUBLISH.
+    #[allow(clippy::type_complexity)]
+    fn publish_call(
+        &self,
+        session_device: &str,
+        object_device_id: Option<&str>,
+        body: &CallBody,
+    ) -> Result<(String, local_channel::LocalReceiver<Wake>, Instant), (Outcome, ShardError)> {
+        let kind = body.kind();
+        let link = self.session_link(session_device).ok_or((Outcome::Offline, ShardError::DeviceOffline))?;
         let request_id = self.calls.next_request_id();
         let (sender, receiver) = local_channel::new_bounded(1);
-        self.calls.waiters.borrow_mut().register(&request_id, &call.device_id, kind, sender).map_err(
+        self.calls.waiters.borrow_mut().register(&request_id, session_device, kind, sender).map_err(
             |Busy| {
                 let max = self.device_access_config().device_calls_in_flight_max;
                 (Outcome::Busy, ShardError::TooManyCalls(max))
             },
         )?;
         let sent_at = Instant::now();
-        let delivered =
-            link.deliver_now(kind.topic(&call.device_id, &request_id), Bytes::from(call.body.payload()));
+        let delivered = link.deliver_now(
+            kind.topic(session_device, &request_id),
+            Bytes::from(body.payload(object_device_id)),
+        );
         if let Err(error) = delivered {
             self.calls.waiters.borrow_mut().remove(&request_id);
-            tracing::debug!(shard = self.id(), device_id = call.device_id, %error, "device call not delivered");
+            tracing::debug!(shard = self.id(), device_id = session_device, %error, "device call not delivered");
             return Err(match error {
                 DeliverError::Full(error) => (Outcome::Busy, ShardError::DeviceBusy(error.to_string())),
                 DeliverError::NotSubscribed(_) | DeliverError::NotReading => {
@@ -359,7 +399,7 @@ impl Shard {
         }
         if delivered == Ok(1) {
             // Resent with DUP while unacknowledged, like a QoS 1 message (spec §1.6).
-            self.note_qos1_in_flight(&call.device_id);
+            self.note_qos1_in_flight(session_device);
         }
         Ok((request_id, receiver, sent_at))
     }
@@ -452,15 +492,15 @@ mod tests {
         let paras: OwnedValue = simd_json::json!({"value": 1});
         let command = CallBody::Command { service_id: None, command_name: Some("ON".into()), paras };
         assert_eq!(
-            String::from_utf8(command.payload()).unwrap(),
+            String::from_utf8(command.payload(None)).unwrap(),
             r#"{"command_name":"ON","paras":{"value":1}}"#
         );
         let get = CallBody::PropertiesGet { service_id: "water".into() };
-        assert_eq!(String::from_utf8(get.payload()).unwrap(), r#"{"service_id":"water"}"#);
+        assert_eq!(String::from_utf8(get.payload(None)).unwrap(), r#"{"service_id":"water"}"#);
         let set =
             CallBody::PropertiesSet { services: vec![("water".into(), simd_json::json!({"level": 3}))] };
         assert_eq!(
-            String::from_utf8(set.payload()).unwrap(),
+            String::from_utf8(set.payload(None)).unwrap(),
             r#"{"services":[{"service_id":"water","properties":{"level":3}}]}"#
         );
     }

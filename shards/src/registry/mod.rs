@@ -251,6 +251,7 @@ impl Shard {
                 self.update_desired(&project_id, &device_id, *update).await
             }
             Request::DeviceCall(call) => self.device_call(*call).await,
+            Request::GatewayCall(routed) => self.gateway_call(*routed).await,
             Request::Metrics => Reply::Metrics(Box::new(self.metrics())),
             Request::CreateMessage(message) => {
                 // In its own task: a caller that goes away (an HTTP client disconnecting) must

@@ -1,0 +1,112 @@
+//! A sub-device's commands and property calls go through its gateway (spec §7.1): published on
+//! the gateway's topics with `object_device_id`, completed by the gateway's answer on its own
+//! response topic — with sub-devices and gateway on different shards, and 200 concurrent
+//! commands to 200 sub-devices each answered once, to its own caller.
+
+use std::thread;
+use std::time::Duration;
+
+use mqttbytes::QoS;
+use protocol::routing::home_shard;
+use serde_json::{json, Value};
+use tests::mqtt::{request_id_of, MqttDevice};
+use tests::{Engine, EngineOptions};
+
+const SECRET: &str = "gateway-secret-1";
+const SUB_DEVICES: usize = 1000;
+const CONCURRENT: usize = 200;
+
+fn register(client: &tests::Client) {
+    let product = json!({
+        "product_id": "meter", "name": "meter", "device_type": "Meter", "protocol_type": "MQTT",
+        "service_capabilities": [{"service_id": "water", "service_type": "Water",
+            "properties": [{"property_name": "level", "data_type": "int", "method": "RW"}],
+            "commands": [{"command_name": "OPEN", "paras": [{"para_name": "n", "data_type": "int"}]}]}]
+    });
+    assert_eq!(client.post("products", &product).status, 201);
+    let gateway = json!({"node_id": "gw", "product_id": "meter", "auth_info": {"secret": SECRET}});
+    assert_eq!(client.post("devices", &gateway).status, 201);
+    for n in 0..SUB_DEVICES {
+        let body = json!({"node_id": format!("s{n}"), "product_id": "meter", "gateway_id": "meter_gw"});
+        let added = client.post("devices", &body);
+        assert_eq!(added.status, 201, "{}", added.text());
+    }
+}
+
+/// The gateway: answers every call with the `object_device_id` it named and the request, until
+/// `count` calls were answered or nothing comes for a while. Returns what it was sent.
+fn serve_gateway(mut gateway: MqttDevice, count: usize) -> Vec<Value> {
+    let mut seen = Vec::new();
+    while seen.len() < count {
+        let Some(publish) = gateway.next_publish(Duration::from_secs(15)) else { break };
+        let body: Value = serde_json::from_slice(&publish.payload).unwrap();
+        let request_id = request_id_of(&publish.topic).to_owned();
+        let answer_topic = publish.topic.replacen("/request_id=", "/response/request_id=", 1);
+        let answer = if publish.topic.contains("/properties/get/") {
+            json!({"object_device_id": body["object_device_id"], "services": [{"service_id": "water", "properties": {"level": 3}}]})
+        } else {
+            json!({"result_code": 0, "paras": {"for": body["object_device_id"], "request": request_id}})
+        };
+        gateway.publish(&answer_topic, answer.to_string().as_bytes(), QoS::AtMostOnce, 0);
+        seen.push(json!({"topic": publish.topic, "body": body}));
+    }
+    seen
+}
+
+#[test]
+fn sub_device_calls_go_through_the_gateway_across_shards() {
+    let engine = Engine::start(EngineOptions { shards: 2, ..Default::default() });
+    let client = engine.client_a();
+    register(&client);
+    let gateway_home = home_shard("meter_gw", 2);
+    let elsewhere = (0..SUB_DEVICES).find(|n| home_shard(&format!("meter_s{n}"), 2) != gateway_home).unwrap();
+    let same = (0..SUB_DEVICES).find(|n| home_shard(&format!("meter_s{n}"), 2) == gateway_home).unwrap();
+
+    // The gateway is offline: its sub-devices are unreachable.
+    let offline = client.post(&format!("devices/meter_s{elsewhere}/commands"), &json!({"paras": {"n": 1}}));
+    tests::assert_error(&offline, 403, "IOTDA.014016");
+
+    let gateway = MqttDevice::login(engine.mqtt, "meter_gw", SECRET);
+    let served = thread::spawn(move || serve_gateway(gateway, 3 + CONCURRENT));
+    for n in [elsewhere, same] {
+        let answer = client.post(
+            &format!("devices/meter_s{n}/commands"),
+            &json!({"command_name": "OPEN", "paras": {"n": 7}}),
+        );
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        assert_eq!(answer.json()["response"]["paras"]["for"], format!("meter_s{n}"));
+    }
+    let got = client.get(&format!("devices/meter_s{elsewhere}/properties?service_id=water"));
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.json()["response"]["services"][0]["properties"]["level"], 3, "{}", got.text());
+
+    // 200 concurrent commands to 200 different sub-devices.
+    let calls: Vec<_> = (0..CONCURRENT)
+        .map(|n| {
+            let client = client.clone();
+            thread::spawn(move || {
+                let answer =
+                    client.post(&format!("devices/meter_s{n}/commands"), &json!({"paras": {"n": n}}));
+                assert_eq!(answer.status, 200, "sub-device {n}: {}", answer.text());
+                let body = answer.json();
+                assert_eq!(body["response"]["paras"]["for"], format!("meter_s{n}"), "{body}");
+                assert_eq!(body["response"]["paras"]["request"], body["command_id"], "{body}");
+            })
+        })
+        .collect();
+    for call in calls {
+        call.join().unwrap();
+    }
+    let seen = served.join().unwrap();
+    assert_eq!(seen.len(), 3 + CONCURRENT);
+    for sent in &seen {
+        let topic = sent["topic"].as_str().unwrap();
+        assert!(topic.starts_with("$oc/devices/meter_gw/sys/"), "not on the gateway's topics: {topic}");
+        assert!(sent["body"]["object_device_id"].as_str().unwrap().starts_with("meter_s"), "{sent}");
+    }
+    let mut targets: Vec<&str> =
+        seen[3..].iter().map(|s| s["body"]["object_device_id"].as_str().unwrap()).collect();
+    targets.sort();
+    targets.dedup();
+    assert_eq!(targets.len(), CONCURRENT, "each sub-device got its command exactly once");
+}
