@@ -264,11 +264,12 @@ fn json_text<T: serde::Serialize>(value: &T) -> String {
     String::from_utf8(crate::json::to_vec(value)).expect("JSON output is UTF-8")
 }
 
-/// The body of ResetFingerprint (`POST .../devices/{device_id}/reset-fingerprint`). IoTDA's
-/// page names `fingerprint` and `force_disconnect`; `fingerprint_type` (`PRIMARY`, the default,
-/// or `SECONDARY`) is ringiot's way to rotate the secondary one — decided here, unconfirmed
-/// on IoTDA. An empty `fingerprint` removes the secondary fingerprint; the primary one is
-/// required.
+/// The body of ResetFingerprint (`POST .../devices/{device_id}/reset-fingerprint`):
+/// `fingerprint`, `fingerprint_type` (`PRIMARY`, the default, or `SECONDARY`) and
+/// `force_disconnect`. An empty `fingerprint` removes the secondary fingerprint. Divergence,
+/// decided here: IoTDA also accepts no primary `fingerprint` and then adopts the certificate
+/// of the device's next first login; ringiot has no adopt-on-first-login and requires one
+/// (400), so a device is never left without a fingerprint that would refuse every login.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResetFingerprintRequest {

@@ -67,6 +67,9 @@ impl AnyClientCertificate {
         let mapping = self.provider.signature_verification_algorithms.mapping;
         let candidates =
             mapping.iter().find(|(scheme, _)| *scheme == dss.scheme).map_or(&[][..], |(_, algs)| *algs);
+        // TLS 1.3 ties an ECDSA scheme to one curve (RFC 8446 §4.2.3): only the scheme's own
+        // algorithm, the first of the mapping, as rustls's own check does.
+        let candidates = if tls13 { &candidates[..candidates.len().min(1)] } else { candidates };
         let Some(algorithm) = candidates.iter().find(|alg| alg.public_key_alg_id().as_ref() == algorithm_id)
         else {
             return bad(CertificateError::BadSignature);

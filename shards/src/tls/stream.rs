@@ -107,7 +107,6 @@ impl TlsStream {
             }
             if !conn.is_handshaking() {
                 let _ = io.set_read_timeout(None);
-                let _ = io.set_write_timeout(None);
                 return Ok(TlsStream { io, conn, closing: false });
             }
             let left = if received == 0 { first_byte_deadline.min(deadline) } else { deadline }
@@ -203,10 +202,14 @@ async fn write_pending(io: &mut TcpStream, conn: &mut ServerConnection, deadline
         if left.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
-        io.set_write_timeout(Some(left)).map_err(io::Error::from)?;
         let mut out = Vec::new();
         conn.write_tls(&mut out)?;
-        io.write_all(&out).await?;
+        // The deadline races the write (a socket timeout would re-arm on every partial write).
+        let deadline_passes = async {
+            glommio::timer::sleep(left).await;
+            Err(io::ErrorKind::TimedOut.into())
+        };
+        futures_lite::future::or(io.write_all(&out), deadline_passes).await?;
     }
     Ok(())
 }
