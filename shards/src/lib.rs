@@ -44,6 +44,7 @@ pub mod connection;
 pub mod data_dir;
 pub mod desired;
 pub mod device_access;
+pub mod gateway;
 pub mod hyper_io;
 pub mod listen;
 pub mod log;

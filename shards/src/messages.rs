@@ -93,6 +93,8 @@ pub enum Request {
     DeviceCall(Box<crate::calls::DeviceCall>),
     /// A sub-device's call, to the gateway's home shard (`crate::calls::gateway`).
     GatewayCall(Box<crate::calls::gateway::GatewayCall>),
+    /// A gateway's uplink for one of its sub-devices, or its going offline (`crate::gateway`).
+    Gateway(Box<crate::gateway::GatewayRequest>),
     /// This shard's figures for `/metrics`.
     Metrics,
     /// CreateMessage for a device of this shard (spec §2.7).

@@ -110,3 +110,82 @@ fn sub_device_calls_go_through_the_gateway_across_shards() {
     targets.dedup();
     assert_eq!(targets.len(), CONCURRENT, "each sub-device got its command exactly once");
 }
+
+fn status(client: &tests::Client, device_id: &str) -> Value {
+    client.get(&format!("devices/{device_id}")).json()["status"].clone()
+}
+
+fn await_status(client: &tests::Client, device_id: &str, wanted: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while status(client, device_id) != wanted {
+        assert!(std::time::Instant::now() < deadline, "{device_id} never became {wanted}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sub-device statuses and batch property reports from a gateway land on each sub-device's
+/// home shard (only for its own children), and the gateway going offline takes them offline.
+#[test]
+fn a_gateway_reports_its_sub_devices_statuses_and_properties() {
+    let engine = Engine::start(EngineOptions { shards: 2, ..Default::default() });
+    let client = engine.client_a();
+    register(&client);
+    let other = json!({"node_id": "gw2", "product_id": "meter", "auth_info": {"secret": SECRET}});
+    assert_eq!(client.post("devices", &other).status, 201);
+    let foreign = json!({"node_id": "x1", "product_id": "meter", "gateway_id": "meter_gw2"});
+    assert_eq!(client.post("devices", &foreign).status, 201);
+    let mut gateway = MqttDevice::login(engine.mqtt, "meter_gw", SECRET);
+
+    let statuses = json!({"services": [{"service_id": "$sub_device_manager", "event_type": "sub_device_update_status",
+        "paras": {"device_statuses": [
+            {"device_id": "meter_s0", "status": "ONLINE"}, {"device_id": "meter_s1", "status": "ONLINE"},
+            {"device_id": "meter_s2", "status": "ONLINE"}, {"device_id": "meter_x1", "status": "ONLINE"},
+            {"device_id": "meter_nobody", "status": "ONLINE"}, {"device_id": "meter_s3", "status": "ASLEEP"}]}}]});
+    gateway.publish(
+        "$oc/devices/meter_gw/sys/events/up",
+        statuses.to_string().as_bytes(),
+        QoS::AtMostOnce,
+        0,
+    );
+    let response = gateway.next_publish(Duration::from_secs(10)).expect("the status response");
+    assert_eq!(response.topic, "$oc/devices/meter_gw/sys/events/down");
+    let response: Value = serde_json::from_slice(&response.payload).unwrap();
+    let event = &response["services"][0];
+    assert_eq!(event["event_type"], "sub_device_update_status_response", "{response}");
+    let ids = |list: &Value| -> Vec<String> {
+        list.as_array().unwrap().iter().map(|d| d["device_id"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(ids(&event["paras"]["successful_devices"]), ["meter_s0", "meter_s1", "meter_s2"]);
+    assert_eq!(ids(&event["paras"]["failed_devices"]), ["meter_x1", "meter_nobody", "meter_s3"]);
+    assert_eq!(event["paras"]["failed_devices"][0]["error_code"], "IOTDA.000021");
+    assert_eq!(event["paras"]["failed_devices"][1]["error_code"], "IOTDA.014000");
+    for n in 0..3 {
+        assert_eq!(status(&client, &format!("meter_s{n}")), "ONLINE");
+    }
+    assert_eq!(status(&client, "meter_x1"), "INACTIVE", "another gateway's child was changed");
+
+    // The batch report: into each child's shadow; another gateway's child is ignored.
+    let report = json!({"devices": [
+        {"device_id": "meter_s0", "services": [{"service_id": "water", "properties": {"level": 10}}]},
+        {"device_id": "meter_s1", "services": [{"service_id": "water", "properties": {"level": 11}}]},
+        {"device_id": "meter_x1", "services": [{"service_id": "water", "properties": {"level": 99}}]}]});
+    gateway.publish(
+        "$oc/devices/meter_gw/sys/gateway/sub_devices/properties/report",
+        report.to_string().as_bytes(),
+        QoS::AtLeastOnce,
+        5,
+    );
+    let level = |device: &str| {
+        client.get(&format!("devices/{device}/shadow")).json()["shadow"][0]["reported"]["properties"]["level"]
+            .clone()
+    };
+    assert_eq!(level("meter_s0"), 10);
+    assert_eq!(level("meter_s1"), 11);
+    assert_eq!(level("meter_x1"), Value::Null, "another gateway's child's shadow was written");
+
+    // The gateway goes away: its sub-devices go OFFLINE.
+    gateway.disconnect();
+    for n in 0..3 {
+        await_status(&client, &format!("meter_s{n}"), "OFFLINE");
+    }
+}

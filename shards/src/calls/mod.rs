@@ -376,12 +376,19 @@ impl Shard {
         let link = self.session_link(session_device).ok_or((Outcome::Offline, ShardError::DeviceOffline))?;
         let request_id = self.calls.next_request_id();
         let (sender, receiver) = local_channel::new_bounded(1);
-        self.calls.waiters.borrow_mut().register(&request_id, session_device, kind, sender).map_err(
-            |Busy| {
-                let max = self.device_access_config().device_calls_in_flight_max;
-                (Outcome::Busy, ShardError::TooManyCalls(max))
-            },
-        )?;
+        // Bounded per device the call is for; completed by the connection's answer.
+        let bounded = object_device_id.unwrap_or(session_device);
+        let registered = self.calls.waiters.borrow_mut().register_answered_by(
+            &request_id,
+            bounded,
+            session_device,
+            kind,
+            sender,
+        );
+        registered.map_err(|Busy| {
+            let max = self.device_access_config().device_calls_in_flight_max;
+            (Outcome::Busy, ShardError::TooManyCalls(max))
+        })?;
         let sent_at = Instant::now();
         let delivered = link.deliver_now(
             kind.topic(session_device, &request_id),

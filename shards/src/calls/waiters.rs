@@ -13,7 +13,10 @@ use super::CallKind;
 
 #[derive(Debug)]
 struct Waiter<T> {
+    /// The device the call is for (the per-device bound counts it).
     device_id: String,
+    /// The connection whose answer completes it: the device, or a sub-device's gateway.
+    answerer: String,
     kind: CallKind,
     completion: T,
 }
@@ -49,6 +52,19 @@ impl<T> Waiters<T> {
         kind: CallKind,
         completion: T,
     ) -> Result<(), Busy> {
+        self.register_answered_by(request_id, device_id, device_id, kind, completion)
+    }
+
+    /// [`Waiters::register`] for a call `answerer` answers (a sub-device's, by its gateway):
+    /// bounded per `device_id`, completed by `answerer`'s answer.
+    pub fn register_answered_by(
+        &mut self,
+        request_id: &str,
+        device_id: &str,
+        answerer: &str,
+        kind: CallKind,
+        completion: T,
+    ) -> Result<(), Busy> {
         let waiting = self.by_device.entry(device_id.to_owned()).or_default();
         if waiting.len() >= self.per_device_max {
             if waiting.is_empty() {
@@ -57,18 +73,19 @@ impl<T> Waiters<T> {
             return Err(Busy);
         }
         waiting.push(request_id.to_owned());
-        let previous = self
-            .by_request
-            .insert(request_id.to_owned(), Waiter { device_id: device_id.to_owned(), kind, completion });
+        let previous = self.by_request.insert(
+            request_id.to_owned(),
+            Waiter { device_id: device_id.to_owned(), answerer: answerer.to_owned(), kind, completion },
+        );
         debug_assert!(previous.is_none(), "request ids are unique");
         Ok(())
     }
 
     /// The waiter an answer belongs to, removed; `None` if the id is unknown (late, or never
     /// issued) or belongs to another device or another kind of call.
-    pub fn complete(&mut self, device_id: &str, kind: CallKind, request_id: &str) -> Option<T> {
+    pub fn complete(&mut self, answerer: &str, kind: CallKind, request_id: &str) -> Option<T> {
         let waiter = self.by_request.get(request_id)?;
-        if waiter.device_id != device_id || waiter.kind != kind {
+        if waiter.answerer != answerer || waiter.kind != kind {
             return None;
         }
         self.remove(request_id)

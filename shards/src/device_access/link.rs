@@ -18,10 +18,15 @@ use protocol::mqtt::codec::{self, MqttVersion, Publish};
 use super::close::CloseReason;
 use super::downlink::{self, Downlink, DownlinkError};
 
-/// Encoded packets waiting for the writer. glommio preallocates the queue (32 bytes a slot),
-/// and idle connections are what a fleet is made of, so it stays short. Nothing waits for
-/// room: a device that lets the queue fill is not reading, and is disconnected.
-pub const OUTBOUND_PACKETS_MAX: usize = 32;
+/// Encoded packets waiting for the writer, at most. The queue holds nothing while idle (it
+/// grows with a burst), and a gateway gets bursts: every call to any of its sub-devices is
+/// published on its connection (regression: 200 concurrent commands to a gateway's
+/// sub-devices filled a 32-packet queue and cut the gateway off). Nothing waits for room: a
+/// device that lets the queue fill — in packets or in [`OUTBOUND_BYTES_MAX`] — is not
+/// reading, and is disconnected (a write without progress for 30 s is caught too).
+pub const OUTBOUND_PACKETS_MAX: usize = 1024;
+/// Encoded bytes waiting for the writer, at most: two of the largest packets.
+pub const OUTBOUND_BYTES_MAX: usize = 2 * 1024 * 1024 + 64 * 1024;
 
 /// Why a publish did not go out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,6 +49,8 @@ pub struct SessionLink {
     subscriptions: RefCell<Vec<(String, u8)>>,
     downlink: RefCell<Downlink>,
     outbound: RefCell<Option<LocalSender<Bytes>>>,
+    /// Bytes in `outbound` (the writer subtracts what it takes, [`SessionLink::taken`]).
+    queued_bytes: Cell<usize>,
     closed: Cell<bool>,
     /// Why the socket was shut down from outside the reader, first reason first.
     shut_down_by: Cell<Option<ShutDownBy>>,
@@ -73,7 +80,9 @@ impl ShutDownBy {
             ShutDownBy::DeviceDeleted => CloseReason::DeviceDeleted,
             ShutDownBy::CredentialsChanged => CloseReason::CredentialsChanged,
             ShutDownBy::Frozen => CloseReason::Frozen,
-            ShutDownBy::QueueFull => CloseReason::Stalled(format!("{OUTBOUND_PACKETS_MAX} packets queued")),
+            ShutDownBy::QueueFull => CloseReason::Stalled(format!(
+                "{OUTBOUND_PACKETS_MAX} packets or {OUTBOUND_BYTES_MAX} bytes queued"
+            )),
             ShutDownBy::WriteStalled => CloseReason::Stalled("a write made no progress for 30 s".into()),
             ShutDownBy::PeerGone => CloseReason::HungUp,
             ShutDownBy::WriteFailed => CloseReason::Failed("writing to the device failed".into()),
@@ -90,6 +99,7 @@ impl SessionLink {
             subscriptions: RefCell::new(Vec::new()),
             downlink: RefCell::new(Downlink::default()),
             outbound: RefCell::new(Some(outbound)),
+            queued_bytes: Cell::new(0),
             closed: Cell::new(false),
             shut_down_by: Cell::new(None),
         }
@@ -99,17 +109,31 @@ impl SessionLink {
     /// is ending for its own reason, which a full queue must not overwrite.
     pub fn send_farewell(&self, packet: BytesMut) {
         if let Some(queue) = self.outbound.borrow().as_ref() {
-            let _ = queue.try_send(packet.freeze());
+            if queue.len() < OUTBOUND_PACKETS_MAX {
+                self.queued_bytes.set(self.queued_bytes.get() + packet.len());
+                let _ = queue.try_send(packet.freeze());
+            }
         }
+    }
+
+    /// The writer took a packet of `bytes` off the queue.
+    pub fn taken(&self, bytes: usize) {
+        self.queued_bytes.set(self.queued_bytes.get().saturating_sub(bytes));
     }
 
     /// Queues an encoded packet for the writer without waiting. A full queue (or a writer that
     /// failed) ends the connection: the socket is shut down and the reader sees EOF.
     pub fn send(&self, packet: BytesMut) -> Result<(), DeliverError> {
         let outbound = self.outbound.borrow();
-        let sent = outbound.as_ref().is_some_and(|queue| queue.try_send(packet.freeze()).is_ok());
+        let bytes = packet.len();
+        let room = self.queued_bytes.get() + bytes <= OUTBOUND_BYTES_MAX;
+        let sent = room
+            && outbound.as_ref().is_some_and(|queue| {
+                queue.len() < OUTBOUND_PACKETS_MAX && queue.try_send(packet.freeze()).is_ok()
+            });
         drop(outbound);
         if sent {
+            self.queued_bytes.set(self.queued_bytes.get() + bytes);
             Ok(())
         } else {
             self.shut_down(ShutDownBy::QueueFull);

@@ -36,7 +36,7 @@ use protocol::mqtt::{login, topic};
 use protocol::shadow::PropertyReport;
 
 use super::close::CloseReason;
-use super::link::{DeliverError, SessionLink, ShutDownBy, OUTBOUND_PACKETS_MAX};
+use super::link::{DeliverError, SessionLink, ShutDownBy};
 use super::{read_into, shrink_if_idle};
 use crate::calls::CallKind;
 use crate::connection::{Connection, Transport};
@@ -190,13 +190,16 @@ async fn serve(
     let raw_fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
     let armed = stream.set_read_timeout(Some(keep_alive)).and(stream.set_write_timeout(Some(WRITE_TIMEOUT)));
     let (mut reader, mut writer) = futures_lite::io::split(stream);
-    let (outbound, queue) = local_channel::new_bounded::<Bytes>(OUTBOUND_PACKETS_MAX);
+    // Unbounded in glommio's terms (nothing preallocated for an idle connection); the link
+    // bounds it (`OUTBOUND_PACKETS_MAX`, `OUTBOUND_BYTES_MAX`).
+    let (outbound, queue) = local_channel::new_unbounded::<Bytes>();
     let link = Rc::new(SessionLink::new(device_id, connect.version, raw_fd, outbound));
     // The writer holds the link only to say why it stopped; `link.close()` drops the queue's
     // sender, which ends the loop.
     let writer_link = link.clone();
     let writer_task = glommio::spawn_local(async move {
         while let Some(packet) = queue.recv().await {
+            writer_link.taken(packet.len());
             // A flush after each packet: over TLS, encrypted bytes the socket did not take yet
             // wait in rustls until then (for plain TCP it does nothing).
             let written = async {
@@ -230,7 +233,8 @@ async fn serve(
     shard.deliver_pending(device_id);
     shard.push_desired(device_id);
     shard.set_connection_status(device_id, DeviceStatus::Online).await;
-    let mut state = SessionState { shard, device_id, version: connect.version, link: &link };
+    let mut state =
+        SessionState { shard, device_id, version: connect.version, link: &link, reported_sub_devices: false };
     let seen = match armed {
         Ok(()) => state.run(&mut reader, &mut buffer, keep_alive).await,
         Err(error) => CloseReason::Failed(format!("could not arm the socket timeouts: {error}")),
@@ -244,6 +248,10 @@ async fn serve(
     // Leave the live-session table while the descriptor is still open (`reader` owns it): a
     // takeover can never shut down a descriptor that was closed, and perhaps reused, already.
     let was_current = shard.end_session(device_id, session_id);
+    if was_current && state.reported_sub_devices {
+        let (shard, gateway_id) = (shard.clone(), device_id.to_owned());
+        glommio::spawn_local(async move { shard.gateway_went_offline(&gateway_id).await }).detach();
+    }
     // The writer sends what is queued (a v5 DISCONNECT) and stops; a device that does not take
     // it within the grace time is cut off (dropping the task cancels its write).
     link.close();
@@ -273,6 +281,9 @@ struct SessionState<'a> {
     device_id: &'a str,
     version: MqttVersion,
     link: &'a Rc<SessionLink>,
+    /// The device reported sub-device statuses (it is a gateway): when its session ends, its
+    /// ONLINE sub-devices become OFFLINE (`crate::gateway`).
+    reported_sub_devices: bool,
 }
 
 impl SessionState<'_> {
@@ -388,7 +399,19 @@ impl SessionState<'_> {
                 self.shard.count_uplink(UplinkKind::Message);
                 self.shard.notify_message_report(self.device_id, &publish.topic, &publish.payload);
             }
-            Uplink::EventsUp => self.shard.count_uplink(UplinkKind::Event),
+            Uplink::EventsUp => {
+                self.shard.count_uplink(UplinkKind::Event);
+                // A gateway's sub-device status event is answered on its events/down topic.
+                if let Some(response) = self.shard.gateway_event(self.device_id, &publish.payload).await {
+                    self.reported_sub_devices = true;
+                    let topic_name = format!("$oc/devices/{}/sys/events/down", self.device_id);
+                    self.deliver(topic_name, response)?;
+                }
+            }
+            Uplink::GatewaySubDevicesPropertiesReport => {
+                self.shard.count_uplink(UplinkKind::PropertyReport);
+                self.shard.gateway_sub_devices_report(self.device_id, &publish.payload).await;
+            }
             Uplink::ShadowGet { request_id } => self.answer_shadow_get(request_id, &publish.payload)?,
             Uplink::CommandResponse { request_id } => {
                 self.shard.device_answered(self.device_id, CallKind::Command, request_id, &publish.payload)

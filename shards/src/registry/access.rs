@@ -152,6 +152,11 @@ impl Shard {
         self.disconnect_session(device_id, ShutDownBy::DeviceDeleted);
     }
 
+    /// The sub-devices of `gateway_id` on this shard.
+    pub(crate) fn devices_of_gateway(&self, gateway_id: &str) -> Vec<String> {
+        self.devices.borrow().children_of(gateway_id)
+    }
+
     /// Whether the device is frozen (its logins and calls are refused).
     pub fn is_frozen(&self, device_id: &str) -> bool {
         self.devices.borrow().get(device_id).is_some_and(|device| device.status == DeviceStatus::Frozen)

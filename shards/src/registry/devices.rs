@@ -53,7 +53,7 @@ pub struct DeviceTable {
     /// id (a clock stepped back across restarts) keep separate entries.
     by_record_id: BTreeSet<(u128, String)>,
     /// Sub-devices on this shard per gateway id.
-    children: HashMap<String, u64>,
+    children: HashMap<String, BTreeSet<String>>,
 }
 
 impl DeviceTable {
@@ -91,12 +91,12 @@ impl DeviceTable {
         if device.gateway_id == device.device_id {
             return;
         }
-        let count = self.children.entry(device.gateway_id.clone()).or_default();
+        let children = self.children.entry(device.gateway_id.clone()).or_default();
         if added {
-            *count += 1;
+            children.insert(device.device_id.clone());
         } else {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
+            children.remove(&device.device_id);
+            if children.is_empty() {
                 self.children.remove(&device.gateway_id);
             }
         }
@@ -104,7 +104,12 @@ impl DeviceTable {
 
     /// Sub-devices of `gateway_id` on this shard.
     pub fn count_children(&self, gateway_id: &str) -> u64 {
-        self.children.get(gateway_id).copied().unwrap_or(0)
+        self.children.get(gateway_id).map_or(0, |children| children.len() as u64)
+    }
+
+    /// The ids of the sub-devices of `gateway_id` on this shard.
+    pub fn children_of(&self, gateway_id: &str) -> Vec<String> {
+        self.children.get(gateway_id).map(|children| children.iter().cloned().collect()).unwrap_or_default()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &DeviceRecord> {

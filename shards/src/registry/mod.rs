@@ -252,6 +252,7 @@ impl Shard {
             }
             Request::DeviceCall(call) => self.device_call(*call).await,
             Request::GatewayCall(routed) => self.gateway_call(*routed).await,
+            Request::Gateway(request) => self.gateway_request(*request).await,
             Request::Metrics => Reply::Metrics(Box::new(self.metrics())),
             Request::CreateMessage(message) => {
                 // In its own task: a caller that goes away (an HTTP client disconnecting) must

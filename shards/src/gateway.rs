@@ -1,0 +1,282 @@
+//! Gateways on the device side (spec §7.1): what a gateway publishes for its sub-devices, and
+//! what its going offline does to them. (Their downlink calls are `crate::calls::gateway`.)
+//!
+//! - `sub_device_update_status` (`.../sys/events/up`, service `$sub_device_manager`): 1 to
+//!   [`STATUS_ENTRIES_MAX`] `{device_id, status}`; each sub-device's home shard sets its status
+//!   (durably, with its `device.status` push) if it is this gateway's child. The gateway gets
+//!   `sub_device_update_status_response` on `.../sys/events/down` listing
+//!   `successful_devices` and `failed_devices` (`{device_id, error_code, error_msg}`).
+//! - The batch report `.../sys/gateway/sub_devices/properties/report`
+//!   (`{"devices":[{"device_id","services":[…]}]}`): each entry goes to its sub-device's home
+//!   shard and into its shadow like the sub-device's own report (model-checked, durable,
+//!   `device.property` push); an entry for a device that is not this gateway's child is
+//!   counted (`refused` uplinks) and ignored.
+//! - A gateway whose session ends while some of its sub-devices are ONLINE makes them OFFLINE,
+//!   on every shard that holds one.
+//!
+//! Decisions where the spec is silent:
+//! - Failure codes in the status response: `IOTDA.014000` (no such device), `IOTDA.000021`
+//!   (not this gateway's sub-device), `IOTDA.000006` (a status other than ONLINE/OFFLINE).
+//! - Only the first `STATUS_ENTRIES_MAX` entries of an oversized event are considered; the
+//!   rest are listed as failed.
+//! - A sub-device's `ONLINE` says its gateway reached it; it stays ONLINE until the gateway
+//!   says OFFLINE or goes offline itself.
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use protocol::routing::home_shard;
+use protocol::shadow::PropertyReport;
+use serde::{Deserialize, Serialize};
+use simd_json::OwnedValue;
+
+use crate::messages::{Reply, Request, ShardError};
+use crate::registry::access::UplinkKind;
+use crate::registry::records::DeviceStatus;
+use crate::registry::Shard;
+
+/// The service of the sub-device management events.
+pub const SUB_DEVICE_MANAGER: &str = "$sub_device_manager";
+/// Entries of one `sub_device_update_status` event.
+pub const STATUS_ENTRIES_MAX: usize = 100;
+
+/// What a gateway asks of one of its sub-devices' home shard.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GatewayRequest {
+    /// Set a sub-device ONLINE or OFFLINE.
+    Status { gateway_id: String, device_id: String, online: bool },
+    /// A sub-device's part of a batch property report.
+    Report { gateway_id: String, device_id: String, report: PropertyReport },
+    /// The gateway went offline: its ONLINE sub-devices here become OFFLINE.
+    Offline { gateway_id: String },
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsUp {
+    #[serde(default)]
+    services: Vec<Event>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Event {
+    #[serde(default)]
+    service_id: String,
+    #[serde(default)]
+    event_type: String,
+    #[serde(default)]
+    paras: OwnedValue,
+}
+
+#[derive(Debug, Deserialize)]
+struct StatusParas {
+    #[serde(default)]
+    device_statuses: Vec<StatusEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct StatusEntry {
+    #[serde(default)]
+    device_id: String,
+    #[serde(default)]
+    status: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Succeeded {
+    device_id: String,
+    status: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Failed {
+    device_id: String,
+    error_code: &'static str,
+    error_msg: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct SubDevicesReport {
+    #[serde(default)]
+    devices: Vec<SubDeviceReport>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SubDeviceReport {
+    #[serde(default)]
+    device_id: String,
+    #[serde(default)]
+    services: Vec<protocol::shadow::ReportedService>,
+}
+
+impl Shard {
+    /// A gateway's `.../sys/events/up`: the sub-device status events are handled; the response
+    /// to publish on `.../sys/events/down` comes back. Other events are only counted.
+    pub async fn gateway_event(self: &Rc<Self>, gateway_id: &str, payload: &[u8]) -> Option<Bytes> {
+        let Ok(events) = protocol::json::from_bytes::<EventsUp>(payload) else {
+            self.count_uplink(UplinkKind::Malformed);
+            return None;
+        };
+        let event = events
+            .services
+            .into_iter()
+            .find(|e| e.service_id == SUB_DEVICE_MANAGER && e.event_type == "sub_device_update_status")?;
+        let paras: StatusParas = simd_json::serde::from_owned_value(event.paras).ok()?;
+        let (mut succeeded, mut failed) = (Vec::new(), Vec::new());
+        for (index, entry) in paras.device_statuses.into_iter().enumerate() {
+            let online = match entry.status.as_str() {
+                _ if index >= STATUS_ENTRIES_MAX => {
+                    failed.push(failure(
+                        entry.device_id,
+                        "IOTDA.000006",
+                        "more than 100 entries in one event",
+                    ));
+                    continue;
+                }
+                "ONLINE" => true,
+                "OFFLINE" => false,
+                other => {
+                    let message = format!("status '{other}' is not ONLINE or OFFLINE");
+                    failed.push(failure(entry.device_id, "IOTDA.000006", &message));
+                    continue;
+                }
+            };
+            let request = GatewayRequest::Status {
+                gateway_id: gateway_id.to_owned(),
+                device_id: entry.device_id.clone(),
+                online,
+            };
+            match self.to_sub_device(&entry.device_id, request).await {
+                Reply::Done => succeeded.push(Succeeded { device_id: entry.device_id, status: entry.status }),
+                Reply::Failed(error) => failed.push(refusal(entry.device_id, &error)),
+                other => failed.push(failure(entry.device_id, "IOTDA.000503", &format!("{other:?}"))),
+            }
+        }
+        #[derive(Serialize)]
+        struct Response {
+            services: Vec<ResponseEvent>,
+        }
+        #[derive(Serialize)]
+        struct ResponseEvent {
+            service_id: &'static str,
+            event_type: &'static str,
+            event_time: String,
+            paras: ResponseParas,
+        }
+        #[derive(Serialize)]
+        struct ResponseParas {
+            successful_devices: Vec<Succeeded>,
+            failed_devices: Vec<Failed>,
+        }
+        let response = Response {
+            services: vec![ResponseEvent {
+                service_id: SUB_DEVICE_MANAGER,
+                event_type: "sub_device_update_status_response",
+                event_time: protocol::time::format_t1(crate::now_unix_ms()),
+                paras: ResponseParas { successful_devices: succeeded, failed_devices: failed },
+            }],
+        };
+        Some(Bytes::from(protocol::json::to_vec(&response)))
+    }
+
+    /// A gateway's `.../sys/gateway/sub_devices/properties/report` (see the module doc).
+    pub async fn gateway_sub_devices_report(self: &Rc<Self>, gateway_id: &str, payload: &[u8]) {
+        let Ok(batch) = protocol::json::from_bytes::<SubDevicesReport>(payload) else {
+            self.count_uplink(UplinkKind::Malformed);
+            return;
+        };
+        for entry in batch.devices {
+            let report = PropertyReport { services: entry.services };
+            let request = GatewayRequest::Report {
+                gateway_id: gateway_id.to_owned(),
+                device_id: entry.device_id.clone(),
+                report,
+            };
+            if let Reply::Failed(error) = self.to_sub_device(&entry.device_id, request).await {
+                self.count_uplink(UplinkKind::Refused);
+                tracing::debug!(shard = self.id(), gateway_id, device_id = entry.device_id, %error, "sub-device report ignored");
+            }
+        }
+    }
+
+    /// The gateway's session ended: every shard makes its ONLINE sub-devices OFFLINE.
+    pub async fn gateway_went_offline(self: &Rc<Self>, gateway_id: &str) {
+        let replies = self
+            .call_all(|_| {
+                Request::Gateway(Box::new(GatewayRequest::Offline { gateway_id: gateway_id.to_owned() }))
+            })
+            .await;
+        if replies.iter().any(|reply| !matches!(reply, Reply::Done)) {
+            tracing::warn!(shard = self.id(), gateway_id, "some sub-devices could not be marked OFFLINE");
+        }
+    }
+
+    async fn to_sub_device(self: &Rc<Self>, device_id: &str, request: GatewayRequest) -> Reply {
+        let home = home_shard(device_id, self.shard_count());
+        // Boxed: `call` runs requests, and this is one of their handlers.
+        Box::pin(self.call(home, Request::Gateway(Box::new(request)))).await
+    }
+
+    /// On the sub-device's home shard (the dispatcher of [`GatewayRequest`]).
+    pub(crate) async fn gateway_request(self: &Rc<Self>, request: GatewayRequest) -> Reply {
+        match request {
+            GatewayRequest::Status { gateway_id, device_id, online } => {
+                if let Err(error) = self.check_child(&gateway_id, &device_id) {
+                    return Reply::Failed(error);
+                }
+                let status = if online { DeviceStatus::Online } else { DeviceStatus::Offline };
+                self.set_connection_status(&device_id, status).await;
+                Reply::Done
+            }
+            GatewayRequest::Report { gateway_id, device_id, report } => {
+                if let Err(error) = self.check_child(&gateway_id, &device_id) {
+                    return Reply::Failed(error);
+                }
+                let payload = protocol::json::to_vec(&report);
+                match self.report_properties(&device_id, report).await {
+                    Ok(()) => {
+                        self.notify_property_report(&device_id, &payload);
+                        Reply::Done
+                    }
+                    Err(error) => Reply::Failed(ShardError::Invalid(protocol::error::ValidationError::new(
+                        "services",
+                        error.to_string(),
+                    ))),
+                }
+            }
+            GatewayRequest::Offline { gateway_id } => {
+                let children = self.devices_of_gateway(&gateway_id);
+                for device_id in children {
+                    if self.device_for_login(&device_id).is_some_and(|d| d.status == DeviceStatus::Online) {
+                        self.set_connection_status(&device_id, DeviceStatus::Offline).await;
+                    }
+                }
+                Reply::Done
+            }
+        }
+    }
+
+    /// `device_id` is a sub-device of `gateway_id` on this shard.
+    fn check_child(&self, gateway_id: &str, device_id: &str) -> Result<(), ShardError> {
+        let device = self.device_for_login(device_id).ok_or(ShardError::DeviceNotFound)?;
+        if device.gateway_id != gateway_id || device.device_id == gateway_id {
+            return Err(ShardError::Invalid(protocol::error::ValidationError::new(
+                "device_id",
+                format!("{device_id} is not a sub-device of gateway {gateway_id}"),
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn failure(device_id: String, error_code: &'static str, error_msg: &str) -> Failed {
+    Failed { device_id, error_code, error_msg: error_msg.to_owned() }
+}
+
+fn refusal(device_id: String, error: &ShardError) -> Failed {
+    let code = match error {
+        ShardError::DeviceNotFound => "IOTDA.014000",
+        ShardError::Invalid(_) => "IOTDA.000021",
+        _ => "IOTDA.000503",
+    };
+    failure(device_id, code, &error.to_string())
+}
