@@ -13,6 +13,20 @@
 //!   counted (`refused` uplinks) and ignored.
 //! - A gateway whose session ends while some of its sub-devices are ONLINE makes them OFFLINE,
 //!   on every shard that holds one.
+//! - `add_sub_device_request` (`paras.devices: [{node_id, product_id, name?, description?,
+//!   extension_info?, device_id?}]`, at most [`MANAGE_ENTRIES_MAX`]) and
+//!   `delete_sub_device_request` (`paras.devices: ["id", …]`): each is an AddDevice /
+//!   DeleteDevice run by the front desk on shard 0 (a forwarded call, so every REST rule
+//!   holds: validation, the gateway checks, the sub-device bound, a delete only of this
+//!   gateway's own child), answered with `add_sub_device_response` (successful devices with
+//!   their `device_id`; failed ones with `node_id`, `product_id`, `error_code`, `error_msg`)
+//!   or `delete_sub_device_response` (ids; failed ones with `device_id`, `error_code`,
+//!   `error_msg`), `event_id` echoed.
+//! - `add_sub_device_notify` / `delete_sub_device_notify` go to an online gateway when the
+//!   application adds or deletes one of its sub-devices through the REST API
+//!   ([`GatewayRequest::Notify`]); `paras.version` is the notify's time in unix ms (the spec
+//!   leaves the version's meaning open; it only grows). A gateway's own add/delete requests
+//!   are answered with their response instead.
 //!
 //! Decisions where the spec is silent:
 //! - Failure codes in the status response: `IOTDA.014000` (no such device), `IOTDA.000021`
@@ -28,6 +42,7 @@ use bytes::Bytes;
 use protocol::routing::home_shard;
 use protocol::shadow::PropertyReport;
 use serde::{Deserialize, Serialize};
+use simd_json::prelude::*;
 use simd_json::OwnedValue;
 
 use crate::messages::{Reply, Request, ShardError};
@@ -37,6 +52,11 @@ use crate::registry::Shard;
 
 /// The service of the sub-device management events.
 pub const SUB_DEVICE_MANAGER: &str = "$sub_device_manager";
+/// Devices one add or delete request may name.
+pub const MANAGE_ENTRIES_MAX: usize = 50;
+/// The query of a front-desk AddDevice / DeleteDevice made for a gateway's own request: no
+/// notify goes back to the gateway (it gets the response).
+pub const FROM_GATEWAY_QUERY: &str = "origin=gateway";
 /// Entries of one `sub_device_update_status` event.
 pub const STATUS_ENTRIES_MAX: usize = 100;
 
@@ -49,6 +69,9 @@ pub enum GatewayRequest {
     Report { gateway_id: String, device_id: String, report: PropertyReport },
     /// The gateway went offline: its ONLINE sub-devices here become OFFLINE.
     Offline { gateway_id: String },
+    /// On the gateway's home shard: tell the gateway, if online, that the application added
+    /// (`add_sub_device_notify`) or deleted (`delete_sub_device_notify`) sub-devices.
+    Notify { gateway_id: String, event_type: &'static str, devices: Vec<OwnedValue> },
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,7 +87,42 @@ struct Event {
     #[serde(default)]
     event_type: String,
     #[serde(default)]
+    event_id: Option<String>,
+    #[serde(default)]
     paras: OwnedValue,
+}
+
+/// An event on `.../sys/events/down`.
+#[derive(Debug, Serialize)]
+struct EventsDown<P: Serialize> {
+    services: Vec<DownEvent<P>>,
+}
+
+#[derive(Debug, Serialize)]
+struct DownEvent<P: Serialize> {
+    service_id: &'static str,
+    event_type: &'static str,
+    event_time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_id: Option<String>,
+    paras: P,
+}
+
+fn events_down<P: Serialize>(event_type: &'static str, event_id: Option<String>, paras: P) -> Bytes {
+    let event = DownEvent {
+        service_id: SUB_DEVICE_MANAGER,
+        event_type,
+        event_time: protocol::time::format_t1(crate::now_unix_ms()),
+        event_id,
+        paras,
+    };
+    Bytes::from(protocol::json::to_vec(&EventsDown { services: vec![event] }))
+}
+
+#[derive(Debug, Deserialize)]
+struct ManageParas {
+    #[serde(default)]
+    devices: Vec<OwnedValue>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,10 +174,16 @@ impl Shard {
             self.count_uplink(UplinkKind::Malformed);
             return None;
         };
-        let event = events
-            .services
-            .into_iter()
-            .find(|e| e.service_id == SUB_DEVICE_MANAGER && e.event_type == "sub_device_update_status")?;
+        let event = events.services.into_iter().find(|e| e.service_id == SUB_DEVICE_MANAGER)?;
+        match event.event_type.as_str() {
+            "sub_device_update_status" => self.update_statuses(gateway_id, event).await,
+            "add_sub_device_request" => self.add_sub_devices(gateway_id, event).await,
+            "delete_sub_device_request" => self.delete_sub_devices(gateway_id, event).await,
+            _ => None,
+        }
+    }
+
+    async fn update_statuses(self: &Rc<Self>, gateway_id: &str, event: Event) -> Option<Bytes> {
         let paras: StatusParas = simd_json::serde::from_owned_value(event.paras).ok()?;
         let (mut succeeded, mut failed) = (Vec::new(), Vec::new());
         for (index, entry) in paras.device_statuses.into_iter().enumerate() {
@@ -152,30 +216,134 @@ impl Shard {
             }
         }
         #[derive(Serialize)]
-        struct Response {
-            services: Vec<ResponseEvent>,
-        }
-        #[derive(Serialize)]
-        struct ResponseEvent {
-            service_id: &'static str,
-            event_type: &'static str,
-            event_time: String,
-            paras: ResponseParas,
-        }
-        #[derive(Serialize)]
         struct ResponseParas {
             successful_devices: Vec<Succeeded>,
             failed_devices: Vec<Failed>,
         }
-        let response = Response {
-            services: vec![ResponseEvent {
-                service_id: SUB_DEVICE_MANAGER,
-                event_type: "sub_device_update_status_response",
-                event_time: protocol::time::format_t1(crate::now_unix_ms()),
-                paras: ResponseParas { successful_devices: succeeded, failed_devices: failed },
-            }],
+        let paras = ResponseParas { successful_devices: succeeded, failed_devices: failed };
+        Some(events_down("sub_device_update_status_response", event.event_id, paras))
+    }
+
+    /// `add_sub_device_request`: each device is an AddDevice under this gateway, run by the
+    /// front desk.
+    async fn add_sub_devices(self: &Rc<Self>, gateway_id: &str, event: Event) -> Option<Bytes> {
+        let paras: ManageParas = simd_json::serde::from_owned_value(event.paras).ok()?;
+        let project_id = self.device_for_login(gateway_id)?.project_id;
+        let (mut succeeded, mut failed) = (Vec::new(), Vec::new());
+        for (index, wanted) in paras.devices.into_iter().enumerate() {
+            let field = |name: &str| wanted.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+            let (node_id, product_id) =
+                (field("node_id").unwrap_or_default(), field("product_id").unwrap_or_default());
+            if index >= MANAGE_ENTRIES_MAX {
+                failed.push(simd_json::json!({"node_id": node_id, "product_id": product_id,
+                    "error_code": "IOTDA.000006", "error_msg": "more than 50 devices in one request"}));
+                continue;
+            }
+            let mut body =
+                simd_json::json!({"node_id": node_id, "product_id": product_id, "gateway_id": gateway_id});
+            for (from, to) in
+                [("name", "device_name"), ("description", "description"), ("device_id", "device_id")]
+            {
+                if let Some(value) = field(from) {
+                    body.insert(to, value).ok()?;
+                }
+            }
+            if let Some(extension) = wanted.get("extension_info").filter(|v| !v.is_null()) {
+                body.insert("extension_info", extension.clone()).ok()?;
+            }
+            let answer = self
+                .front_desk_call("POST", format!("/v5/iot/{project_id}/devices"), &project_id, body)
+                .await;
+            match answer {
+                Ok((201, device)) => succeeded.push(simd_json::json!({
+                    "parent_device_id": gateway_id,
+                    "node_id": device.get("node_id").cloned(),
+                    "device_id": device.get("device_id").cloned(),
+                    "name": device.get("device_name").cloned(),
+                    "description": device.get("description").cloned(),
+                    "product_id": device.get("product_id").cloned(),
+                    "status": device.get("status").cloned(),
+                    "extension_info": device.get("extension_info").cloned(),
+                })),
+                Ok((_, error)) | Err(error) => failed.push(simd_json::json!({
+                    "node_id": node_id, "product_id": product_id,
+                    "error_code": error.get("error_code").cloned(), "error_msg": error.get("error_msg").cloned(),
+                })),
+            }
+        }
+        let paras = simd_json::json!({"successful_devices": succeeded, "failed_devices": failed});
+        Some(events_down("add_sub_device_response", event.event_id, paras))
+    }
+
+    /// `delete_sub_device_request`: each of this gateway's own sub-devices named is deleted
+    /// by the front desk.
+    async fn delete_sub_devices(self: &Rc<Self>, gateway_id: &str, event: Event) -> Option<Bytes> {
+        let paras: ManageParas = simd_json::serde::from_owned_value(event.paras).ok()?;
+        let project_id = self.device_for_login(gateway_id)?.project_id;
+        let (mut succeeded, mut failed) = (Vec::new(), Vec::new());
+        for (index, device_id) in paras.devices.into_iter().enumerate() {
+            let device_id = device_id.as_str().unwrap_or_default().to_owned();
+            let refused = |code: &str, message: String| simd_json::json!({"device_id": device_id.clone(), "error_code": code, "error_msg": message});
+            if index >= MANAGE_ENTRIES_MAX {
+                failed.push(refused("IOTDA.000006", "more than 50 devices in one request".into()));
+                continue;
+            }
+            // Only this gateway's own sub-devices (checked on their home shard).
+            let home = home_shard(&device_id, self.shard_count());
+            let show = Request::ShowDevice { project_id: project_id.clone(), device_id: device_id.clone() };
+            match Box::pin(self.call(home, show)).await {
+                Reply::Device(device)
+                    if device.gateway_id == gateway_id && device.device_id != gateway_id => {}
+                Reply::Device(_) => {
+                    failed.push(refused(
+                        "IOTDA.000021",
+                        format!("{device_id} is not a sub-device of gateway {gateway_id}"),
+                    ));
+                    continue;
+                }
+                _ => {
+                    failed.push(refused("IOTDA.014000", "the device does not exist".into()));
+                    continue;
+                }
+            }
+            let path = format!("/v5/iot/{project_id}/devices/{device_id}");
+            match self.front_desk_call("DELETE", path, &project_id, OwnedValue::null()).await {
+                Ok((204, _)) => succeeded.push(OwnedValue::from(device_id.clone())),
+                Ok((_, error)) | Err(error) => failed.push(simd_json::json!({"device_id": device_id.clone(),
+                    "error_code": error.get("error_code").cloned(), "error_msg": error.get("error_msg").cloned()})),
+            }
+        }
+        let paras = simd_json::json!({"successful_devices": succeeded, "failed_devices": failed});
+        Some(events_down("delete_sub_device_response", event.event_id, paras))
+    }
+
+    /// A REST call run by shard 0's front desk on behalf of a gateway: `(status, JSON body)`.
+    async fn front_desk_call(
+        self: &Rc<Self>,
+        method: &str,
+        path: String,
+        project_id: &str,
+        body: OwnedValue,
+    ) -> Result<(u16, OwnedValue), OwnedValue> {
+        let call = crate::messages::ForwardedCall {
+            method: method.to_owned(),
+            path,
+            query: Some(FROM_GATEWAY_QUERY.to_owned()),
+            project_id: project_id.to_owned(),
+            body: if body.is_null() { Vec::new() } else { protocol::json::to_vec(&body) },
         };
-        Some(Bytes::from(protocol::json::to_vec(&response)))
+        match Box::pin(self.call(0, Request::FrontDesk(Box::new(call)))).await {
+            Reply::FrontDesk(answer) => {
+                let json = if answer.body.is_empty() {
+                    OwnedValue::null()
+                } else {
+                    protocol::json::from_bytes::<OwnedValue>(&answer.body)
+                        .unwrap_or_else(|_| OwnedValue::null())
+                };
+                Ok((answer.status, json))
+            }
+            other => Err(simd_json::json!({"error_code": "IOTDA.000503", "error_msg": format!("{other:?}")})),
+        }
     }
 
     /// A gateway's `.../sys/gateway/sub_devices/properties/report` (see the module doc).
@@ -242,6 +410,16 @@ impl Shard {
                         error.to_string(),
                     ))),
                 }
+            }
+            GatewayRequest::Notify { gateway_id, event_type, devices } => {
+                if let Some(link) = self.session_link(&gateway_id) {
+                    let paras = simd_json::json!({"version": crate::now_unix_ms(), "devices": devices});
+                    let topic_name = format!("$oc/devices/{gateway_id}/sys/events/down");
+                    if let Err(error) = link.deliver(topic_name, events_down(event_type, None, paras)) {
+                        tracing::debug!(shard = self.id(), gateway_id, %error, "sub-device notify not sent");
+                    }
+                }
+                Reply::Done
             }
             GatewayRequest::Offline { gateway_id } => {
                 let children = self.devices_of_gateway(&gateway_id);

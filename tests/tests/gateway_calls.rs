@@ -189,3 +189,86 @@ fn a_gateway_reports_its_sub_devices_statuses_and_properties() {
         await_status(&client, &format!("meter_s{n}"), "OFFLINE");
     }
 }
+
+/// A gateway adds and deletes its sub-devices by event (the registry follows, every REST rule
+/// holds), and is told when the application adds or deletes one of them.
+#[test]
+fn a_gateway_manages_its_sub_devices_and_hears_of_the_applications_changes() {
+    let engine = Engine::start(EngineOptions { shards: 2, ..Default::default() });
+    let client = engine.client_a();
+    let product = json!({"product_id": "meter", "name": "meter", "device_type": "Meter", "protocol_type": "MQTT", "service_capabilities": []});
+    assert_eq!(client.post("products", &product).status, 201);
+    for node in ["gw", "gw2"] {
+        let body = json!({"node_id": node, "product_id": "meter", "auth_info": {"secret": SECRET}});
+        assert_eq!(client.post("devices", &body).status, 201);
+    }
+    assert_eq!(
+        client
+            .post("devices", &json!({"node_id": "x1", "product_id": "meter", "gateway_id": "meter_gw2"}))
+            .status,
+        201
+    );
+    let mut gateway = MqttDevice::login(engine.mqtt, "meter_gw", SECRET);
+    let event = |gateway: &mut MqttDevice, event_type: &str, paras: Value| -> Value {
+        let body = json!({"services": [{"service_id": "$sub_device_manager", "event_type": event_type, "event_id": "e-1", "paras": paras}]});
+        gateway.publish(
+            "$oc/devices/meter_gw/sys/events/up",
+            body.to_string().as_bytes(),
+            QoS::AtMostOnce,
+            0,
+        );
+        let down = gateway.next_publish(Duration::from_secs(10)).expect("the response");
+        assert_eq!(down.topic, "$oc/devices/meter_gw/sys/events/down");
+        serde_json::from_slice::<Value>(&down.payload).unwrap()["services"][0].clone()
+    };
+
+    let added = event(
+        &mut gateway,
+        "add_sub_device_request",
+        json!({"devices": [
+        {"node_id": "new1", "product_id": "meter", "name": "pump", "parent_device_id": "meter_gw"},
+        {"node_id": "bad", "product_id": "no_such_product"}]}),
+    );
+    assert_eq!(added["event_type"], "add_sub_device_response", "{added}");
+    assert_eq!(added["event_id"], "e-1");
+    assert_eq!(added["paras"]["successful_devices"][0]["device_id"], "meter_new1", "{added}");
+    assert_eq!(added["paras"]["failed_devices"][0]["node_id"], "bad", "{added}");
+    assert!(added["paras"]["failed_devices"][0]["error_code"].is_string(), "{added}");
+    let shown = client.get("devices/meter_new1").json();
+    assert_eq!((&shown["gateway_id"], &shown["device_name"]), (&json!("meter_gw"), &json!("pump")));
+
+    let deleted = event(
+        &mut gateway,
+        "delete_sub_device_request",
+        json!({"devices": ["meter_new1", "meter_x1", "meter_nobody"]}),
+    );
+    assert_eq!(deleted["event_type"], "delete_sub_device_response", "{deleted}");
+    assert_eq!(deleted["paras"]["successful_devices"], json!(["meter_new1"]), "{deleted}");
+    let failed: Vec<&str> = deleted["paras"]["failed_devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["device_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["meter_x1", "meter_nobody"]);
+    assert_eq!(client.get("devices/meter_new1").status, 404);
+    assert_eq!(client.get("devices/meter_x1").status, 200, "another gateway's child was deleted");
+
+    // The application adds and deletes a sub-device: the gateway is told.
+    assert_eq!(
+        client
+            .post("devices", &json!({"node_id": "app1", "product_id": "meter", "gateway_id": "meter_gw"}))
+            .status,
+        201
+    );
+    let notify = gateway.next_publish(Duration::from_secs(10)).expect("an add notify");
+    let notify: Value = serde_json::from_slice(&notify.payload).unwrap();
+    assert_eq!(notify["services"][0]["event_type"], "add_sub_device_notify", "{notify}");
+    assert_eq!(notify["services"][0]["paras"]["devices"][0]["device_id"], "meter_app1");
+    assert_eq!(notify["services"][0]["paras"]["devices"][0]["parent_device_id"], "meter_gw");
+    assert_eq!(client.delete("devices/meter_app1").status, 204);
+    let notify = gateway.next_publish(Duration::from_secs(10)).expect("a delete notify");
+    let notify: Value = serde_json::from_slice(&notify.payload).unwrap();
+    assert_eq!(notify["services"][0]["event_type"], "delete_sub_device_notify", "{notify}");
+    assert_eq!(notify["services"][0]["paras"]["devices"][0]["device_id"], "meter_app1");
+}

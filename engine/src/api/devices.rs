@@ -59,7 +59,38 @@ pub async fn add(app: &Rc<App>, request: &ApiRequest<'_>) -> ApiResult {
     };
     let home = home_shard(&device.device_id, app.shard.shard_count());
     let added = expect_device(app.shard.call(home, Request::AddDevice(Box::new(record))).await)?;
+    notify_gateway(app, request, &added, "add_sub_device_notify").await;
     Ok(ApiResponse::json(StatusCode::CREATED, &device_response(app, &added, true)))
+}
+
+/// Tells a sub-device's gateway (if online) that the application added or deleted it
+/// (`shards::gateway`); not for the gateway's own requests, which get their response.
+async fn notify_gateway(
+    app: &Rc<App>,
+    request: &ApiRequest<'_>,
+    device: &DeviceRecord,
+    event_type: &'static str,
+) {
+    if device.gateway_id == device.device_id || request.raw_query == Some(shards::gateway::FROM_GATEWAY_QUERY)
+    {
+        return;
+    }
+    let info = simd_json::json!({
+        "parent_device_id": device.gateway_id.as_str(),
+        "node_id": device.node_id.as_str(),
+        "device_id": device.device_id.as_str(),
+        "name": device.device_name.as_deref(),
+        "description": device.description.as_deref(),
+        "product_id": device.product_id.as_str(),
+        "status": device.status.as_str(),
+    });
+    let notify = shards::gateway::GatewayRequest::Notify {
+        gateway_id: device.gateway_id.clone(),
+        event_type,
+        devices: vec![info],
+    };
+    let home = home_shard(&device.gateway_id, app.shard.shard_count());
+    let _ = app.shard.call(home, Request::Gateway(Box::new(notify))).await;
 }
 
 pub async fn show(app: &Rc<App>, request: &ApiRequest<'_>, device_id: &str) -> ApiResult {
@@ -103,10 +134,16 @@ pub async fn delete(app: &Rc<App>, request: &ApiRequest<'_>, device_id: &str) ->
         )));
     }
     let home = home_shard(device_id, app.shard.shard_count());
+    let show =
+        Request::ShowDevice { project_id: request.project_id.to_owned(), device_id: device_id.to_owned() };
+    let device = expect_device(app.shard.call(home, show).await)?;
     let call =
         Request::DeleteDevice { project_id: request.project_id.to_owned(), device_id: device_id.to_owned() };
     match app.shard.call(home, call).await {
-        Reply::Done => Ok(ApiResponse::no_content()),
+        Reply::Done => {
+            notify_gateway(app, request, &device, "delete_sub_device_notify").await;
+            Ok(ApiResponse::no_content())
+        }
         Reply::Failed(error) => Err(error.into()),
         _ => Err(ApiError::Unavailable("unexpected reply to a device delete".into())),
     }
