@@ -69,6 +69,9 @@ pub enum GatewayRequest {
     Report { gateway_id: String, device_id: String, report: PropertyReport },
     /// The gateway went offline: its ONLINE sub-devices here become OFFLINE.
     Offline { gateway_id: String },
+    /// On the gateway's home shard: publish a sub-device's message on the gateway's connection
+    /// (`crate::mailbox::via_gateway`); refused when the gateway is not connected.
+    Publish { gateway_id: String, topic_name: String, payload: Bytes },
     /// On the gateway's home shard: tell the gateway, if online, that the application added
     /// (`add_sub_device_notify`) or deleted (`delete_sub_device_notify`) sub-devices.
     Notify { gateway_id: String, event_type: &'static str, devices: Vec<OwnedValue> },
@@ -393,6 +396,10 @@ impl Shard {
                 }
                 let status = if online { DeviceStatus::Online } else { DeviceStatus::Offline };
                 self.set_connection_status(&device_id, status).await;
+                if online {
+                    // Its cached messages go out through the gateway now.
+                    self.deliver_pending(&device_id);
+                }
                 Reply::Done
             }
             GatewayRequest::Report { gateway_id, device_id, report } => {
@@ -409,6 +416,12 @@ impl Shard {
                         "services",
                         error.to_string(),
                     ))),
+                }
+            }
+            GatewayRequest::Publish { gateway_id, topic_name, payload } => {
+                match self.session_link(&gateway_id).map(|link| link.deliver(topic_name, payload)) {
+                    Some(Ok(_)) => Reply::Done,
+                    _ => Reply::Failed(ShardError::DeviceOffline),
                 }
             }
             GatewayRequest::Notify { gateway_id, event_type, devices } => {

@@ -272,3 +272,73 @@ fn a_gateway_manages_its_sub_devices_and_hears_of_the_applications_changes() {
     assert_eq!(notify["services"][0]["event_type"], "delete_sub_device_notify", "{notify}");
     assert_eq!(notify["services"][0]["paras"]["devices"][0]["device_id"], "meter_app1");
 }
+
+/// Messages to a sub-device: cached until its gateway reports it ONLINE, then published on the
+/// gateway's messages/down with `object_device_id`; at once while it is ONLINE.
+#[test]
+fn messages_to_a_sub_device_go_out_through_its_gateway() {
+    let engine = Engine::start(EngineOptions { shards: 2, ..Default::default() });
+    let client = engine.client_a();
+    let product = json!({"product_id": "meter", "name": "meter", "device_type": "Meter", "protocol_type": "MQTT", "service_capabilities": []});
+    assert_eq!(client.post("products", &product).status, 201);
+    assert_eq!(
+        client
+            .post(
+                "devices",
+                &json!({"node_id": "gw", "product_id": "meter", "auth_info": {"secret": SECRET}})
+            )
+            .status,
+        201
+    );
+    assert_eq!(
+        client
+            .post("devices", &json!({"node_id": "s0", "product_id": "meter", "gateway_id": "meter_gw"}))
+            .status,
+        201
+    );
+    let cached = client.post("devices/meter_s0/messages", &json!({"message": "first", "message_id": "m1"}));
+    assert_eq!(cached.status, 201, "{}", cached.text());
+    assert_eq!(cached.json()["result"]["status"], "PENDING");
+    let custom = client.post("devices/meter_s0/messages", &json!({"message": "x", "topic": "alerts"}));
+    tests::assert_invalid(&custom, "message");
+
+    let mut gateway = MqttDevice::login(engine.mqtt, "meter_gw", SECRET);
+    let online = json!({"services": [{"service_id": "$sub_device_manager", "event_type": "sub_device_update_status",
+        "paras": {"device_statuses": [{"device_id": "meter_s0", "status": "ONLINE"}]}}]});
+    gateway.publish("$oc/devices/meter_gw/sys/events/up", online.to_string().as_bytes(), QoS::AtMostOnce, 0);
+    let mut received = Vec::new();
+    while received.len() < 2 {
+        let publish =
+            gateway.next_publish(Duration::from_secs(10)).expect("the status response and the message");
+        if publish.topic.ends_with("/sys/messages/down") {
+            received.push(serde_json::from_slice::<Value>(&publish.payload).unwrap());
+        } else {
+            received.push(json!({"other": publish.topic}));
+        }
+    }
+    let message = received.iter().find(|m| m.get("id").is_some()).expect("the cached message");
+    assert_eq!(
+        (&message["object_device_id"], &message["content"]),
+        (&json!("meter_s0"), &json!("first")),
+        "{message}"
+    );
+    let status = |id: &str| client.get(&format!("devices/meter_s0/messages/{id}")).json()["status"].clone();
+    assert_eq!(status("m1"), "DELIVERED");
+
+    let direct = client.post("devices/meter_s0/messages", &json!({"message": "second", "message_id": "m2"}));
+    assert_eq!(direct.json()["result"]["status"], "DELIVERED", "{}", direct.text());
+    let publish = gateway.next_publish(Duration::from_secs(10)).expect("the second message");
+    assert_eq!(publish.topic, "$oc/devices/meter_gw/sys/messages/down");
+    let body: Value = serde_json::from_slice(&publish.payload).unwrap();
+    assert_eq!((&body["id"], &body["object_device_id"]), (&json!("m2"), &json!("meter_s0")));
+
+    // The gateway goes: the sub-device goes OFFLINE, and a message without cache time fails.
+    gateway.disconnect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while client.get("devices/meter_s0").json()["status"] != "OFFLINE" {
+        assert!(std::time::Instant::now() < deadline, "the sub-device stayed ONLINE");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let lost = client.post("devices/meter_s0/messages", &json!({"message": "third", "ttl": 0}));
+    assert_eq!(lost.json()["result"]["status"], "FAILED", "{}", lost.text());
+}

@@ -31,6 +31,7 @@
 //! - A duplicate `message_id` (among the device's kept messages) is refused.
 
 pub mod history;
+mod via_gateway;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -210,6 +211,9 @@ impl Shard {
             created_ms: crate::now_unix_ms(),
             finished_ms: None,
         };
+        if let Some(gateway_id) = self.gateway_of(&new.device_id) {
+            return self.create_sub_device_message(gateway_id, pending).await;
+        }
         let Some((session_id, link)) = self.session_with_id(&new.device_id) else {
             let record = if pending.ttl_minutes == 0 {
                 let text = "the device is offline and the message has no cache time (ttl 0)".to_owned();
@@ -444,6 +448,9 @@ impl Shard {
     }
 
     async fn deliver_pending_once(self: &Rc<Self>, device_id: &str) {
+        if let Some(gateway_id) = self.gateway_of(device_id) {
+            return self.deliver_pending_via_gateway(&gateway_id, device_id).await;
+        }
         let pending = self.mailbox.history.borrow().pending(device_id);
         let Some((session_id, link)) = self.session_with_id(device_id) else { return };
         // QoS 0 messages are gathered and made DELIVERED together (one group commit rather
