@@ -228,7 +228,10 @@ impl DeviceShadow {
         for service in &mut self.services {
             let reported = &service.reported.properties;
             let before = service.desired.properties.len();
-            service.desired.properties.retain(|name, value| reported.get(name) != Some(value));
+            service
+                .desired
+                .properties
+                .retain(|name, value| !reported.get(name).is_some_and(|r| same_value(r, value)));
             if service.desired.properties.len() != before {
                 service.version += 1;
                 changed = true;
@@ -248,7 +251,7 @@ impl DeviceShadow {
                     .desired
                     .properties
                     .iter()
-                    .filter(|(name, value)| reported.get(*name) != Some(*value))
+                    .filter(|(name, value)| !reported.get(*name).is_some_and(|r| same_value(r, value)))
                     .map(|(name, value)| (name.clone(), value.clone()))
                     .collect();
                 (!differing.is_empty())
@@ -313,6 +316,29 @@ fn validate_report(report: &PropertyReport) -> Result<(), ValidationError> {
         }
     }
     Ok(())
+}
+
+/// JSON equality with numbers compared as numbers: a device that reports `20.0` for a desired
+/// `20` (floats are what many device languages send) has met it.
+pub fn same_value(a: &OwnedValue, b: &OwnedValue) -> bool {
+    use simd_json::prelude::{ValueAsArray, ValueAsObject, ValueAsScalar};
+    match (a.cast_f64(), b.cast_f64()) {
+        (Some(x), Some(y)) => {
+            // Integers beyond f64's exact range are compared as integers.
+            match (a.as_i64(), b.as_i64(), a.as_u64(), b.as_u64()) {
+                (Some(i), Some(j), ..) => i == j,
+                (.., Some(i), Some(j)) => i == j,
+                _ => x == y,
+            }
+        }
+        _ => match (a.as_array(), b.as_array(), a.as_object(), b.as_object()) {
+            (Some(x), Some(y), ..) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_value(p, q)),
+            (.., Some(x), Some(y)) => {
+                x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w)))
+            }
+            _ => a == b,
+        },
+    }
 }
 
 /// `yyyyMMdd'T'HHmmss'Z'`.
@@ -408,6 +434,17 @@ mod tests {
             .apply_desired(desired(r#"{"shadow":[{"service_id":"water","desired":{}}]}"#), "20240101T000005Z")
             .unwrap();
         assert!(shadow.services[0].desired.properties.is_empty(), "desired {{}} clears all");
+    }
+
+    #[test]
+    fn numbers_are_equal_as_numbers() {
+        let value = |json: &str| -> OwnedValue { crate::json::from_bytes(json.as_bytes()).unwrap() };
+        assert!(same_value(&value("20"), &value("20.0")));
+        assert!(same_value(&value(r#"{"a":[1,2.0]}"#), &value(r#"{"a":[1.0,2]}"#)));
+        assert!(!same_value(&value("20"), &value("20.5")));
+        assert!(!same_value(&value(r#""20""#), &value("20")));
+        assert!(same_value(&value("18446744073709551615"), &value("18446744073709551615")));
+        assert!(!same_value(&value("9007199254740993"), &value("9007199254740992")));
     }
 
     #[test]

@@ -90,15 +90,26 @@ impl Shard {
     /// and was not sent them within [`RESEND_INTERVAL`]. Never waits: the call runs on a task
     /// of its own.
     pub fn push_desired(self: &Rc<Self>, device_id: &str) {
-        if self.session_link(device_id).is_none() {
+        // Online: its own session, or — a sub-device — reported ONLINE by its gateway (the call
+        // then goes through the gateway, `crate::calls::gateway`).
+        let reachable = self.session_link(device_id).is_some()
+            || self.device_for_login(device_id).is_some_and(|device| {
+                device.gateway_id != device.device_id
+                    && device.status == crate::registry::records::DeviceStatus::Online
+            });
+        if !reachable {
             return;
         }
         if self.desired.sent.borrow().get(device_id).is_some_and(|at| at.elapsed() < RESEND_INTERVAL) {
             return;
         }
-        let differences = self.shadow_of(device_id).map(|shadow: DeviceShadow| shadow.desired_differences());
-        let Some(differences) = differences.filter(|d| !d.is_empty()) else { return };
         let Some(project_id) = self.device_for_login(device_id).map(|d| d.project_id) else { return };
+        let differences = self.shadow_of(device_id).map(|shadow: DeviceShadow| shadow.desired_differences());
+        // Only what the product model allows now (a property may have stopped being writable
+        // since it was desired): one such value must not block the others for ever.
+        let model = self.model_of_device(&project_id, device_id).and_then(|(_, product)| product);
+        let differences = differences.map(|differences| allowed(model.as_deref(), differences));
+        let Some(differences) = differences.filter(|d| !d.is_empty()) else { return };
         self.desired.sent.borrow_mut().insert(device_id.to_owned(), Instant::now());
         let call = DeviceCall {
             project_id,
@@ -123,4 +134,29 @@ impl Shard {
     pub(crate) fn forget_desired(&self, device_id: &str) {
         self.desired.sent.borrow_mut().remove(device_id);
     }
+}
+
+/// The desired values the product model allows to be set, per service.
+fn allowed(
+    product: Option<&protocol::model::Product>,
+    differences: Vec<(String, simd_json::OwnedValue)>,
+) -> Vec<(String, simd_json::OwnedValue)> {
+    use simd_json::prelude::ValueAsObject;
+    let Some(product) = product else { return Vec::new() };
+    differences
+        .into_iter()
+        .filter_map(|(service_id, properties)| {
+            let kept: simd_json::owned::Object = properties
+                .as_object()?
+                .iter()
+                .filter(|(name, value)| {
+                    let one = simd_json::owned::Object::from_iter([((*name).clone(), (*value).clone())]);
+                    let single = [(service_id.clone(), simd_json::OwnedValue::Object(Box::new(one)))];
+                    protocol::model::check::check_property_set(product, &single).is_ok()
+                })
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect();
+            (!kept.is_empty()).then(|| (service_id, simd_json::OwnedValue::Object(Box::new(kept))))
+        })
+        .collect()
 }

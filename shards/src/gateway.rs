@@ -60,6 +60,14 @@ pub const FROM_GATEWAY_QUERY: &str = "origin=gateway";
 /// Entries of one `sub_device_update_status` event.
 pub const STATUS_ENTRIES_MAX: usize = 100;
 
+/// On a gateway's home shard: the gateways that reported a sub-device ONLINE, so that the end
+/// of their current session (whichever session reported it — a takeover keeps the mark)
+/// takes their sub-devices offline.
+#[derive(Debug, Default)]
+pub struct GatewayState {
+    reported_online: std::cell::RefCell<std::collections::HashSet<String>>,
+}
+
 /// What a gateway asks of one of its sub-devices' home shard.
 #[derive(Debug, Clone, PartialEq)]
 pub enum GatewayRequest {
@@ -67,8 +75,9 @@ pub enum GatewayRequest {
     Status { gateway_id: String, device_id: String, online: bool },
     /// A sub-device's part of a batch property report.
     Report { gateway_id: String, device_id: String, report: PropertyReport },
-    /// The gateway went offline: its ONLINE sub-devices here become OFFLINE.
-    Offline { gateway_id: String },
+    /// The gateway's session ended at `ended_ms`: its sub-devices here that are ONLINE since
+    /// before then become OFFLINE (one set ONLINE later, by a new session, stays).
+    Offline { gateway_id: String, ended_ms: i64 },
     /// On the gateway's home shard: publish a sub-device's message on the gateway's connection
     /// (`crate::mailbox::via_gateway`); refused when the gateway is not connected.
     Publish { gateway_id: String, topic_name: String, payload: Bytes },
@@ -213,7 +222,12 @@ impl Shard {
                 online,
             };
             match self.to_sub_device(&entry.device_id, request).await {
-                Reply::Done => succeeded.push(Succeeded { device_id: entry.device_id, status: entry.status }),
+                Reply::Done => {
+                    if online {
+                        self.gateways.reported_online.borrow_mut().insert(gateway_id.to_owned());
+                    }
+                    succeeded.push(Succeeded { device_id: entry.device_id, status: entry.status })
+                }
                 Reply::Failed(error) => failed.push(refusal(entry.device_id, &error)),
                 other => failed.push(failure(entry.device_id, "IOTDA.000503", &format!("{other:?}"))),
             }
@@ -369,11 +383,23 @@ impl Shard {
         }
     }
 
-    /// The gateway's session ended: every shard makes its ONLINE sub-devices OFFLINE.
-    pub async fn gateway_went_offline(self: &Rc<Self>, gateway_id: &str) {
+    /// The device's current session ended: if it is a gateway that reported sub-devices ONLINE,
+    /// every shard makes those OFFLINE (in a task of its own).
+    pub fn gateway_session_ended(self: &Rc<Self>, gateway_id: &str) {
+        if !self.gateways.reported_online.borrow_mut().remove(gateway_id) {
+            return;
+        }
+        let (shard, gateway_id, ended_ms) = (self.clone(), gateway_id.to_owned(), crate::now_unix_ms());
+        glommio::spawn_local(async move { shard.gateway_went_offline(&gateway_id, ended_ms).await }).detach();
+    }
+
+    async fn gateway_went_offline(self: &Rc<Self>, gateway_id: &str, ended_ms: i64) {
         let replies = self
             .call_all(|_| {
-                Request::Gateway(Box::new(GatewayRequest::Offline { gateway_id: gateway_id.to_owned() }))
+                Request::Gateway(Box::new(GatewayRequest::Offline {
+                    gateway_id: gateway_id.to_owned(),
+                    ended_ms,
+                }))
             })
             .await;
         if replies.iter().any(|reply| !matches!(reply, Reply::Done)) {
@@ -397,8 +423,9 @@ impl Shard {
                 let status = if online { DeviceStatus::Online } else { DeviceStatus::Offline };
                 self.set_connection_status(&device_id, status).await;
                 if online {
-                    // Its cached messages go out through the gateway now.
+                    // Its cached messages and desired properties go out through the gateway now.
                     self.deliver_pending(&device_id);
+                    self.push_desired(&device_id);
                 }
                 Reply::Done
             }
@@ -434,10 +461,14 @@ impl Shard {
                 }
                 Reply::Done
             }
-            GatewayRequest::Offline { gateway_id } => {
+            GatewayRequest::Offline { gateway_id, ended_ms } => {
                 let children = self.devices_of_gateway(&gateway_id);
                 for device_id in children {
-                    if self.device_for_login(&device_id).is_some_and(|d| d.status == DeviceStatus::Online) {
+                    let online_before = self.device_for_login(&device_id).is_some_and(|d| {
+                        d.status == DeviceStatus::Online
+                            && d.connection_status_update_time_ms.is_none_or(|at| at <= ended_ms)
+                    });
+                    if online_before {
                         self.set_connection_status(&device_id, DeviceStatus::Offline).await;
                     }
                 }

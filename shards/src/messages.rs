@@ -20,8 +20,8 @@ pub struct DeviceUpdate {
     pub freeze: Option<bool>,
 }
 
-/// A new credential for a device (validated already).
-#[derive(Debug, Clone, PartialEq)]
+/// A new credential for a device (validated already). `Debug` leaves the secret out.
+#[derive(Clone, PartialEq)]
 pub enum CredentialChange {
     /// ResetFingerprint: a CERTIFICATES device's primary or secondary fingerprint; an empty
     /// secondary one removes it.
@@ -41,6 +41,21 @@ pub struct Adoption {
     pub slot: crate::listen::BudgetSlot,
     /// rustls's state of a TLS connection (handshake done, CONNECT read through it).
     pub tls: Option<Box<rustls::ServerConnection>>,
+}
+
+impl std::fmt::Debug for CredentialChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CredentialChange::Fingerprint { secondary, fingerprint } => f
+                .debug_struct("Fingerprint")
+                .field("secondary", secondary)
+                .field("fingerprint", fingerprint)
+                .finish(),
+            CredentialChange::Secret { secondary, .. } => {
+                f.debug_struct("Secret").field("secondary", secondary).field("secret", &"<redacted>").finish()
+            }
+        }
+    }
 }
 
 /// Not `Clone`: an [`Adoption`] owns a file descriptor.

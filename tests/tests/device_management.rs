@@ -37,7 +37,18 @@ fn a_frozen_device_is_cut_off_refused_and_stays_frozen_across_kill_9_until_unfro
     let mut other = MqttDevice::login(engine.mqtt, "meter_other", SECRET);
     await_status(&client, "meter_ice", "ONLINE");
 
-    let frozen = client.post("devices/meter_ice/freeze", &json!(null));
+    // A command waiting for the device's answer when it is frozen fails at once (403 frozen).
+    let frozen = std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| client.post("devices/meter_ice/commands", &json!({"paras": {}})));
+        let command = device.next_publish(Duration::from_secs(10)).expect("the command");
+        assert!(command.topic.contains("/sys/commands/"), "{}", command.topic);
+        let started = Instant::now();
+        let frozen = client.post("devices/meter_ice/freeze", &json!(null));
+        let waiting = waiting.join().unwrap();
+        assert_error(&waiting, 403, "IOTDA.014016");
+        assert!(started.elapsed() < Duration::from_secs(5), "the waiting call ran to its deadline");
+        frozen
+    });
     assert_eq!(frozen.status, 204, "{}", frozen.text());
     assert!(device.is_closed_within(Duration::from_secs(5)), "the frozen device's session is still up");
     engine

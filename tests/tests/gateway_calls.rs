@@ -183,11 +183,17 @@ fn a_gateway_reports_its_sub_devices_statuses_and_properties() {
     assert_eq!(level("meter_s1"), 11);
     assert_eq!(level("meter_x1"), Value::Null, "another gateway's child's shadow was written");
 
-    // The gateway goes away: its sub-devices go OFFLINE.
-    gateway.disconnect();
+    // A new session of the gateway takes over (it does not report the statuses again); when
+    // that session ends, the sub-devices go OFFLINE all the same.
+    let mut again = MqttDevice::login(engine.mqtt, "meter_gw", SECRET);
+    assert!(gateway.is_closed_within(Duration::from_secs(5)));
+    assert_eq!(status(&client, "meter_s0"), "ONLINE", "a takeover is not the gateway going offline");
+    again.disconnect();
     for n in 0..3 {
         await_status(&client, &format!("meter_s{n}"), "OFFLINE");
     }
+    // A sub-device is not frozen (its gateway is).
+    tests::assert_invalid(&client.post("devices/meter_s0/freeze", &json!(null)), "device_id");
 }
 
 /// A gateway adds and deletes its sub-devices by event (the registry follows, every REST rule

@@ -127,16 +127,17 @@ pub async fn update(app: &Rc<App>, request: &ApiRequest<'_>, device_id: &str) ->
 /// added while its gateway is being deleted can outlive it; it is then a device whose gateway
 /// is gone, and can be deleted like any other.
 pub async fn delete(app: &Rc<App>, request: &ApiRequest<'_>, device_id: &str) -> ApiResult {
+    // The project's device first: another project's device is 404, never "a gateway".
+    let home = home_shard(device_id, app.shard.shard_count());
+    let show =
+        Request::ShowDevice { project_id: request.project_id.to_owned(), device_id: device_id.to_owned() };
+    let device = expect_device(app.shard.call(home, show).await)?;
     let children = count_sub_devices(app, device_id).await?;
     if children > 0 {
         return Err(ApiError::Conflict(format!(
             "the device '{device_id}' is the gateway of {children} sub-devices; delete them first"
         )));
     }
-    let home = home_shard(device_id, app.shard.shard_count());
-    let show =
-        Request::ShowDevice { project_id: request.project_id.to_owned(), device_id: device_id.to_owned() };
-    let device = expect_device(app.shard.call(home, show).await)?;
     let call =
         Request::DeleteDevice { project_id: request.project_id.to_owned(), device_id: device_id.to_owned() };
     match app.shard.call(home, call).await {

@@ -310,8 +310,8 @@ pub fn validate_reset_fingerprint(
 }
 
 /// The body of ResetDeviceSecret (`POST .../devices/{device_id}/action?action_id=resetSecret`,
-/// spec §7.3).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+/// spec §7.3). `Debug` leaves the secret out.
+#[derive(Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResetSecretRequest {
     #[serde(default)]
@@ -320,6 +320,16 @@ pub struct ResetSecretRequest {
     pub force_disconnect: Option<bool>,
     #[serde(default)]
     pub secret_type: Option<String>,
+}
+
+impl std::fmt::Debug for ResetSecretRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResetSecretRequest")
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("force_disconnect", &self.force_disconnect)
+            .field("secret_type", &self.secret_type)
+            .finish()
+    }
 }
 
 /// A validated resetSecret: `(secondary, secret if given, force_disconnect)`.

@@ -23,6 +23,7 @@ use std::rc::Rc;
 
 use protocol::routing::home_shard;
 
+use super::metrics::Outcome;
 use super::DeviceCall;
 use crate::messages::{Reply, Request};
 use crate::registry::Shard;
@@ -59,6 +60,12 @@ impl Shard {
     pub(crate) async fn gateway_call(self: &Rc<Self>, routed: GatewayCall) -> Reply {
         let GatewayCall { gateway_id, call } = routed;
         let kind = call.body.kind();
+        // The gateway must be of the sub-device's project (an orphan whose gateway id was
+        // registered again elsewhere must not reach another project's device).
+        if self.device_for_login(&gateway_id).is_none_or(|gateway| gateway.project_id != call.project_id) {
+            self.calls.count(kind, Outcome::Offline);
+            return Reply::Failed(crate::messages::ShardError::DeviceOffline);
+        }
         match self.publish_call(&gateway_id, Some(&call.device_id), &call.body) {
             Ok(started) => self.await_call(kind, started, call.timeout_ms, &call.device_id).await,
             Err((outcome, error)) => {

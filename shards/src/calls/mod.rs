@@ -201,6 +201,7 @@ pub struct DeviceCall {
 enum Wake {
     Answered { response: Vec<u8>, at: Instant },
     DeviceDeleted,
+    DeviceFrozen,
 }
 
 /// Per-shard state of the calls: the waiters, the request-id generator, the figures.
@@ -333,6 +334,10 @@ impl Shard {
                 self.calls.count(kind, Outcome::Unknown);
                 Reply::Failed(ShardError::DeviceNotFound)
             }
+            Some(Wake::DeviceFrozen) => {
+                self.calls.count(kind, Outcome::Offline);
+                Reply::Failed(ShardError::DeviceFrozen)
+            }
             None => {
                 self.calls.count(kind, Outcome::Timeout);
                 tracing::debug!(
@@ -447,6 +452,14 @@ impl Shard {
         let removed = self.calls.waiters.borrow_mut().remove_device(device_id);
         for sender in removed {
             let _ = sender.try_send(Wake::DeviceDeleted);
+        }
+    }
+
+    /// The device was frozen: its waiting calls fail now (403 frozen), not at their deadline.
+    pub(crate) fn fail_calls_of_frozen(&self, device_id: &str) {
+        let removed = self.calls.waiters.borrow_mut().remove_device(device_id);
+        for sender in removed {
+            let _ = sender.try_send(Wake::DeviceFrozen);
         }
     }
 }

@@ -31,11 +31,24 @@ pub struct Waiters<T> {
     /// The waiting request ids of each device with at least one.
     by_device: HashMap<String, Vec<String>>,
     per_device_max: usize,
+    /// Calls a gateway answers for its sub-devices, per gateway: every one of them is a packet
+    /// on the gateway's one connection, whose queue is bounded.
+    by_gateway: HashMap<String, usize>,
 }
+
+/// Calls that may wait at once for one gateway's answers (for all its sub-devices together):
+/// half the connection's outbound queue, so a burst is refused (429) before it can fill the
+/// queue and cut the gateway off.
+pub const GATEWAY_CALLS_MAX: usize = crate::device_access::link::OUTBOUND_PACKETS_MAX / 2;
 
 impl<T> Waiters<T> {
     pub fn new(per_device_max: usize) -> Self {
-        Waiters { by_request: HashMap::new(), by_device: HashMap::new(), per_device_max }
+        Waiters {
+            by_request: HashMap::new(),
+            by_device: HashMap::new(),
+            per_device_max,
+            by_gateway: HashMap::new(),
+        }
     }
 
     /// Changes the bound; waiters already registered stay.
@@ -65,6 +78,10 @@ impl<T> Waiters<T> {
         kind: CallKind,
         completion: T,
     ) -> Result<(), Busy> {
+        let through_gateway = answerer != device_id;
+        if through_gateway && self.by_gateway.get(answerer).is_some_and(|&calls| calls >= GATEWAY_CALLS_MAX) {
+            return Err(Busy);
+        }
         let waiting = self.by_device.entry(device_id.to_owned()).or_default();
         if waiting.len() >= self.per_device_max {
             if waiting.is_empty() {
@@ -73,6 +90,9 @@ impl<T> Waiters<T> {
             return Err(Busy);
         }
         waiting.push(request_id.to_owned());
+        if through_gateway {
+            *self.by_gateway.entry(answerer.to_owned()).or_default() += 1;
+        }
         let previous = self.by_request.insert(
             request_id.to_owned(),
             Waiter { device_id: device_id.to_owned(), answerer: answerer.to_owned(), kind, completion },
@@ -94,6 +114,7 @@ impl<T> Waiters<T> {
     /// Removes a waiter (its deadline passed, or its caller went away).
     pub fn remove(&mut self, request_id: &str) -> Option<T> {
         let waiter = self.by_request.remove(request_id)?;
+        self.forget_gateway_call(&waiter);
         if let Some(waiting) = self.by_device.get_mut(&waiter.device_id) {
             waiting.retain(|id| id != request_id);
             if waiting.is_empty() {
@@ -106,7 +127,26 @@ impl<T> Waiters<T> {
     /// Removes every waiter of the device (it was deleted).
     pub fn remove_device(&mut self, device_id: &str) -> Vec<T> {
         let Some(waiting) = self.by_device.remove(device_id) else { return Vec::new() };
-        waiting.iter().filter_map(|id| self.by_request.remove(id)).map(|w| w.completion).collect()
+        let removed: Vec<Waiter<T>> = waiting.iter().filter_map(|id| self.by_request.remove(id)).collect();
+        removed
+            .into_iter()
+            .map(|waiter| {
+                self.forget_gateway_call(&waiter);
+                waiter.completion
+            })
+            .collect()
+    }
+
+    fn forget_gateway_call(&mut self, waiter: &Waiter<T>) {
+        if waiter.answerer == waiter.device_id {
+            return;
+        }
+        if let Some(calls) = self.by_gateway.get_mut(&waiter.answerer) {
+            *calls -= 1;
+            if *calls == 0 {
+                self.by_gateway.remove(&waiter.answerer);
+            }
+        }
     }
 
     pub fn waiting_for(&self, device_id: &str) -> usize {
@@ -141,6 +181,23 @@ mod tests {
         assert_eq!(waiters.complete("d1", CallKind::PropertiesSet, "r2"), Some(2));
         assert_eq!(waiters.waiting_for("d1"), 0);
         assert_eq!(waiters.len(), 1);
+    }
+
+    #[test]
+    fn a_gateways_calls_are_bounded_together_and_freed() {
+        let mut waiters = Waiters::new(4);
+        for n in 0..GATEWAY_CALLS_MAX {
+            waiters
+                .register_answered_by(&format!("r{n}"), &format!("s{n}"), "gw", CallKind::Command, ())
+                .unwrap();
+        }
+        assert_eq!(waiters.register_answered_by("over", "s-new", "gw", CallKind::Command, ()), Err(Busy));
+        waiters.register_answered_by("other", "s-new", "gw2", CallKind::Command, ()).unwrap();
+        assert!(waiters.remove("r0").is_some());
+        waiters.register_answered_by("again", "s-new", "gw", CallKind::Command, ()).unwrap();
+        assert_eq!(waiters.remove_device("s1").len(), 1);
+        waiters.register_answered_by("after-delete", "s-other", "gw", CallKind::Command, ()).unwrap();
+        assert!(waiters.complete("gw", CallKind::Command, "again").is_some(), "the gateway answers");
     }
 
     #[test]

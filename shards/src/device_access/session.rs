@@ -233,8 +233,7 @@ async fn serve(
     shard.deliver_pending(device_id);
     shard.push_desired(device_id);
     shard.set_connection_status(device_id, DeviceStatus::Online).await;
-    let mut state =
-        SessionState { shard, device_id, version: connect.version, link: &link, reported_sub_devices: false };
+    let mut state = SessionState { shard, device_id, version: connect.version, link: &link };
     let seen = match armed {
         Ok(()) => state.run(&mut reader, &mut buffer, keep_alive).await,
         Err(error) => CloseReason::Failed(format!("could not arm the socket timeouts: {error}")),
@@ -248,9 +247,8 @@ async fn serve(
     // Leave the live-session table while the descriptor is still open (`reader` owns it): a
     // takeover can never shut down a descriptor that was closed, and perhaps reused, already.
     let was_current = shard.end_session(device_id, session_id);
-    if was_current && state.reported_sub_devices {
-        let (shard, gateway_id) = (shard.clone(), device_id.to_owned());
-        glommio::spawn_local(async move { shard.gateway_went_offline(&gateway_id).await }).detach();
+    if was_current {
+        shard.gateway_session_ended(device_id);
     }
     // The writer sends what is queued (a v5 DISCONNECT) and stops; a device that does not take
     // it within the grace time is cut off (dropping the task cancels its write).
@@ -281,9 +279,6 @@ struct SessionState<'a> {
     device_id: &'a str,
     version: MqttVersion,
     link: &'a Rc<SessionLink>,
-    /// The device reported sub-device statuses (it is a gateway): when its session ends, its
-    /// ONLINE sub-devices become OFFLINE (`crate::gateway`).
-    reported_sub_devices: bool,
 }
 
 impl SessionState<'_> {
@@ -403,7 +398,6 @@ impl SessionState<'_> {
                 self.shard.count_uplink(UplinkKind::Event);
                 // A gateway's sub-device status event is answered on its events/down topic.
                 if let Some(response) = self.shard.gateway_event(self.device_id, &publish.payload).await {
-                    self.reported_sub_devices = true;
                     let topic_name = format!("$oc/devices/{}/sys/events/down", self.device_id);
                     self.deliver(topic_name, response)?;
                 }

@@ -298,6 +298,13 @@ pub(super) fn change_frozen(
     freeze: bool,
     now_ms: i64,
 ) -> Result<(), crate::messages::ShardError> {
+    if freeze && device.gateway_id != device.device_id {
+        // Spec §7.1: a sub-device is not frozen (its gateway is; IOTDA.014038 on IoTDA).
+        return Err(crate::messages::ShardError::Invalid(protocol::error::ValidationError::new(
+            "device_id",
+            format!("{} is a sub-device: freeze its gateway {} instead", device.device_id, device.gateway_id),
+        )));
+    }
     let frozen = device.status == DeviceStatus::Frozen;
     match (freeze, frozen) {
         (true, true) => return Ok(()),

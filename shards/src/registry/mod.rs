@@ -76,6 +76,8 @@ pub struct Shard {
     pub(crate) calls: crate::calls::CallState,
     /// When devices were last sent their desired properties.
     pub(crate) desired: crate::desired::DesiredState,
+    /// Gateways of this shard that reported sub-devices ONLINE.
+    pub(crate) gateways: crate::gateway::GatewayState,
     /// Downlink messages of this shard's devices.
     pub(crate) mailbox: crate::mailbox::MailboxState,
     /// Set by [`Shard::close`]: background work stops.
@@ -157,6 +159,7 @@ impl Shard {
             reported_dropped: Cell::new(Default::default()),
             calls: crate::calls::CallState::default(),
             desired: crate::desired::DesiredState::default(),
+            gateways: crate::gateway::GatewayState::default(),
             mailbox: crate::mailbox::MailboxState::recovered(replayed.messages),
             closed: Cell::new(false),
             routing: RefCell::new(routing),
@@ -365,6 +368,7 @@ impl Shard {
             Ok(()) => {
                 if freeze == Some(true) {
                     self.disconnect_session(device_id, ShutDownBy::Frozen);
+                    self.fail_calls_of_frozen(device_id);
                 } else if disconnect {
                     self.disconnect_session(device_id, ShutDownBy::CredentialsChanged);
                 }
