@@ -479,3 +479,51 @@ fn an_active_rule_and_its_action_survive_kill_9() {
         assert_eq!(statuses_of(&pushes, device_id).len(), 1, "{device_id}: pushed after the restart");
     }
 }
+
+/// Pushes fire for sub-devices as for direct ones: their status as their gateway reports it
+/// (and as it goes when the gateway does), and their part of a batch property report.
+#[test]
+fn sub_device_statuses_and_reports_are_pushed() {
+    let engine = Engine::start(EngineOptions { shards: SHARDS, ..Default::default() });
+    let client = engine.client_a();
+    let product = json!({
+        "product_id": "meter", "name": "meter", "device_type": "Meter", "protocol_type": "MQTT",
+        "service_capabilities": [{"service_id": "water", "service_type": "Water", "properties": [
+            {"property_name": "level", "data_type": "int", "method": "RE"}]}]
+    });
+    tests::register_devices(&client, &product, &["gw"], SECRET);
+    let sub = json!({"node_id": "s1", "product_id": "meter", "gateway_id": "meter_gw"});
+    assert_eq!(client.post("devices", &sub).status, 201);
+    let receiver = Receiver::start();
+    active_rule(&client, "device.status", "update", &receiver.url());
+    active_rule(&client, "device.property", "report", &receiver.url());
+    let mut gateway = MqttDevice::login(engine.mqtt, "meter_gw", SECRET);
+    let online = json!({"services": [{"service_id": "$sub_device_manager", "event_type": "sub_device_update_status",
+        "paras": {"device_statuses": [{"device_id": "meter_s1", "status": "ONLINE"}]}}]});
+    gateway.publish("$oc/devices/meter_gw/sys/events/up", online.to_string().as_bytes(), QoS::AtMostOnce, 0);
+    assert!(gateway.next_publish(WAIT).is_some(), "the status response");
+    let report = json!({"devices": [{"device_id": "meter_s1", "services": [{"service_id": "water", "properties": {"level": 4}}]}]});
+    gateway.publish(
+        "$oc/devices/meter_gw/sys/gateway/sub_devices/properties/report",
+        report.to_string().as_bytes(),
+        QoS::AtLeastOnce,
+        1,
+    );
+    gateway.disconnect();
+
+    // The gateway's own ONLINE and OFFLINE, the sub-device's ONLINE, report and OFFLINE.
+    let pushes = receiver.wait_for(5, WAIT);
+    let of_sub: Vec<Value> =
+        pushes.iter().filter(|push| device_of(push) == "meter_s1").map(|push| push.json()).collect();
+    let states: Vec<&str> = of_sub
+        .iter()
+        .filter(|body| body["resource"] == "device.status")
+        .map(|body| body["notify_data"]["body"]["status"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(states, ["ONLINE", "OFFLINE"], "{of_sub:?}");
+    let property = of_sub
+        .iter()
+        .find(|body| body["resource"] == "device.property")
+        .expect("the sub-device's property push");
+    assert_eq!(notify_body(property, "meter_s1")["services"][0]["properties"]["level"], 4, "{property}");
+}
