@@ -248,7 +248,10 @@ impl Shard {
         let project_id = self.device_for_login(gateway_id)?.project_id;
         let (mut succeeded, mut failed) = (Vec::new(), Vec::new());
         for (index, wanted) in paras.devices.into_iter().enumerate() {
-            let field = |name: &str| wanted.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+            // The official SDK sends every field, unset ones as "": those are absent.
+            let field = |name: &str| {
+                wanted.get(name).and_then(|v| v.as_str()).filter(|v| !v.is_empty()).map(str::to_owned)
+            };
             let (node_id, product_id) =
                 (field("node_id").unwrap_or_default(), field("product_id").unwrap_or_default());
             if index >= MANAGE_ENTRIES_MAX {
@@ -265,7 +268,9 @@ impl Shard {
                     body.insert(to, value).ok()?;
                 }
             }
-            if let Some(extension) = wanted.get("extension_info").filter(|v| !v.is_null()) {
+            if let Some(extension) =
+                wanted.get("extension_info").filter(|v| !v.is_null() && v.as_str() != Some(""))
+            {
                 body.insert("extension_info", extension.clone()).ok()?;
             }
             let answer = self
