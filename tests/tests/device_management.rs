@@ -85,7 +85,10 @@ fn a_frozen_device_is_cut_off_refused_and_stays_frozen_across_kill_9_until_unfro
 
 #[test]
 fn reset_secret_replaces_or_adds_a_secret_and_honours_force_disconnect() {
-    let engine = Engine::start(EngineOptions { shards: 2, ..Default::default() });
+    let temp = tempfile::tempdir().unwrap();
+    let data_dir = temp.path().join("data");
+    let options = EngineOptions { shards: 2, ..Default::default() };
+    let mut engine = Engine::start_on(&data_dir, &options).unwrap();
     let client = engine.client_a();
     register_meter_devices(&client, &["key"], SECRET);
     let reset =
@@ -134,4 +137,11 @@ fn reset_secret_replaces_or_adds_a_secret_and_honours_force_disconnect() {
         404,
         "IOTDA.014000",
     );
+
+    // Answered 200 means durable: after kill -9 the new secrets work and the old one does not.
+    engine.kill9();
+    let engine = Engine::start_on(&data_dir, &options).unwrap();
+    drop(MqttDevice::login(engine.mqtt, "meter_key", &generated));
+    drop(MqttDevice::login(engine.mqtt, "meter_key", "standby-secret-3"));
+    assert_eq!(login_code(&engine, "meter_key", "second-secret-2"), 4);
 }
