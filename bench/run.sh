@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The standard benchmark set (about 10 minutes on a 2-core machine with REPEATS=5):
+# The standard benchmark set (about 12 minutes on a 2-core machine with REPEATS=5):
 #   command-rtt D=1,000  C=64 S=10, with the Mosquitto baseline
 #   command-rtt D=10,000 C=64 S=10, with the Mosquitto baseline
 #   command-rtt D=1,000  C=64 S=10 over TLS (full handshakes, TLS 1.3), with the baseline
@@ -7,6 +7,7 @@
 #   connect     D=10,000 over TLS, with the Mosquitto baseline (logins/s, CPU per handshake)
 #   messages    D=1,000  M=20 C=64   (durable accepts/s, then delivered/s at login; ~2 s)
 #   batch       D=10,000             (one createCommands task over the fleet; ~2 s)
+#   gateway     G=100 S=100 C=64 S=10 (commands to sub-devices, then to the gateways; ~25 s)
 # repeated REPEATS times, interleaved (this kind of VM drifts in speed, so runs of one
 # configuration are spread over the whole session and the report quotes medians).
 # Writes the JSON result lines to bench/results/latest.jsonl and a markdown table to stdout;
@@ -47,6 +48,7 @@ for round in $(seq 1 "$REPEATS"); do
     "${bench[@]}" --tls connect --devices 10000 --baseline mosquitto >> "$partial"
     "${bench[@]}" messages --devices 1000 --per-device 20 >> "$partial"
     "${bench[@]}" batch --devices 10000 >> "$partial"
+    "${bench[@]}" gateway --gateways 100 --sub-devices 100 --clients 64 --duration-s 10 >> "$partial"
 done
 mv "$partial" "$results"
 

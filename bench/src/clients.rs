@@ -20,7 +20,7 @@ use bytes::BytesMut;
 use mqttbytes::v4::{self, Packet};
 use mqttbytes::QoS;
 
-use crate::fleet::{device_id, next_packet};
+use crate::fleet::{device_id, next_packet, DeviceSet};
 use crate::http::HttpConnection;
 use crate::schedule::{DevicePicker, OpenLoopSchedule};
 use crate::stats::LatencyHistogram;
@@ -55,6 +55,8 @@ pub struct RestCaller {
     connection: HttpConnection,
     path_prefix: String,
     token: String,
+    /// What a drawn device index names.
+    devices: DeviceSet,
 }
 
 impl RestCaller {
@@ -63,11 +65,17 @@ impl RestCaller {
             connection: HttpConnection::connect(&target.http).await?,
             path_prefix: format!("/v5/iot/{}/devices/", target.project_id),
             token: target.token.clone(),
+            devices: DeviceSet::Direct,
         })
     }
 
+    /// Calls the devices of `devices` (the fleet's own by default).
+    pub fn calling(self, devices: DeviceSet) -> RestCaller {
+        RestCaller { devices, ..self }
+    }
+
     async fn call(&mut self, device_index: u64) -> Result<(), String> {
-        let path = format!("{}{}/commands", self.path_prefix, device_id(device_index));
+        let path = format!("{}{}/commands", self.path_prefix, self.devices.device_id(device_index));
         let headers = [("X-Auth-Token", self.token.as_str()), ("Content-Type", "application/json")];
         match self.connection.request("POST", &path, &headers, COMMAND_BODY).await {
             Ok(response) if response.status == 200 && !contains(&response.body, b"\"error_code\"") => Ok(()),

@@ -56,6 +56,49 @@ pub fn device_id(index: u64) -> String {
     format!("{PRODUCT_ID}_n{index}")
 }
 
+/// A set of devices named by index, the index a client draws per call.
+///
+/// `Direct`: the fleet's own devices, index `k` being `bench_n{k}`. `SubDevices`: the
+/// sub-devices behind the fleet's first G devices (their gateways), `per_gateway` each: index
+/// `k` is sub-device `k % per_gateway` of gateway `k / per_gateway`, node `g{gateway}s{sub}`,
+/// so a sub-device's id names its gateway and a rerun with other sizes never moves one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceSet {
+    Direct,
+    SubDevices { per_gateway: u64 },
+}
+
+impl DeviceSet {
+    pub fn node_id(self, index: u64) -> String {
+        match self {
+            DeviceSet::Direct => node_id(index),
+            DeviceSet::SubDevices { per_gateway } => {
+                format!("g{}s{}", index / per_gateway, index % per_gateway)
+            }
+        }
+    }
+
+    pub fn device_id(self, index: u64) -> String {
+        format!("{PRODUCT_ID}_{}", self.node_id(index))
+    }
+
+    /// The fleet index of the gateway device `index` hangs under (sub-devices only).
+    pub fn gateway_index(self, index: u64) -> Option<u64> {
+        match self {
+            DeviceSet::Direct => None,
+            DeviceSet::SubDevices { per_gateway } => Some(index / per_gateway),
+        }
+    }
+
+    /// `direct` or `sub_device`, as the result lines name it.
+    pub fn kind(self) -> &'static str {
+        match self {
+            DeviceSet::Direct => "direct",
+            DeviceSet::SubDevices { .. } => "sub_device",
+        }
+    }
+}
+
 /// The loopback source address of device `index`.
 pub fn source_address(index: u64) -> Ipv4Addr {
     let offset = index / DEVICES_PER_SOURCE_ADDRESS;
@@ -411,6 +454,16 @@ mod tests {
     #[test]
     fn publishes_without_a_request_id_are_not_answered() {
         assert_eq!(answer_for("$oc/devices/d/sys/messages/down", b"hello"), None);
+    }
+
+    #[test]
+    fn sub_devices_are_numbered_gateway_by_gateway() {
+        let sub_devices = DeviceSet::SubDevices { per_gateway: 100 };
+        assert_eq!(sub_devices.device_id(0), "bench_g0s0");
+        assert_eq!(sub_devices.device_id(199), "bench_g1s99");
+        assert_eq!(sub_devices.gateway_index(199).map(device_id), Some("bench_n1".to_owned()));
+        assert_eq!(DeviceSet::Direct.device_id(7), device_id(7));
+        assert_eq!(DeviceSet::Direct.gateway_index(7), None);
     }
 
     #[test]

@@ -22,7 +22,7 @@
 //! | [`mosquitto`] | the Mosquitto baseline broker |
 //! | [`observe`] | `/metrics` parsing, RSS and per-thread CPU from `/proc` |
 //! | [`stats`] | histograms, merging, the JSON result line |
-//! | [`scenarios`] | `command-rtt`, `connect`, `messages`, `batch` |
+//! | [`scenarios`] | `command-rtt`, `connect`, `messages`, `batch`, `gateway` |
 //! | [`report`] | medians over repeated runs as markdown |
 //! | [`limits`] | the open-files budget |
 //!

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use bench::limits::{check_fits, raise_open_files_limit};
-use bench::scenarios::{batch, command_rtt, connect, messages};
+use bench::scenarios::{batch, command_rtt, connect, gateway, messages};
 use bench::stats::ResultLine;
 use bench::target::{
     parse_http_url, parse_https_url, parse_tls_authority, EngineLaunch, EngineProcess, Target,
@@ -133,6 +133,23 @@ enum Scenario {
         #[arg(long, default_value_t = 20)]
         poll_ms: u64,
     },
+    /// Command round trips to sub-devices through their gateways, then to the gateways
+    /// themselves as direct devices, in the same run.
+    Gateway {
+        /// Gateways: direct devices that log in and answer for their sub-devices.
+        #[arg(long, default_value_t = 100)]
+        gateways: u64,
+        /// Sub-devices registered under each gateway (they never connect).
+        #[arg(long, default_value_t = 100)]
+        sub_devices: u64,
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Length of each of the two recorded windows (sub-devices, then direct).
+        #[arg(long, default_value_t = 10.0)]
+        duration_s: f64,
+        #[arg(long, default_value_t = 1.0)]
+        warmup_s: f64,
+    },
     /// Fold a JSON-lines results file into markdown tables (medians over repeated runs).
     Report { file: PathBuf },
 }
@@ -241,9 +258,11 @@ fn main() -> anyhow::Result<()> {
         Scenario::Connect { devices, .. } => (*devices, 0),
         Scenario::Messages { devices, clients, .. } => (*devices, *clients as u64),
         Scenario::Batch { devices, .. } => (*devices, 1),
+        // Only the gateways connect.
+        Scenario::Gateway { gateways, clients, .. } => (*gateways, *clients as u64),
     };
     if devices == 0 {
-        bail!("--devices must be at least 1");
+        bail!("--devices (--gateways) must be at least 1");
     }
     let open_files_max = raise_open_files_limit().context("reading RLIMIT_NOFILE")?;
     // The registration connections and the /metrics poller are open alongside the fleet.
@@ -313,6 +332,23 @@ fn main() -> anyhow::Result<()> {
                 logins_in_flight_max: cli.logins_in_flight,
             };
             vec![runtime.block_on(batch::run(&options, &target))?]
+        }
+        Scenario::Gateway { gateways, sub_devices, clients, duration_s, warmup_s } => {
+            // More than the engine's gateway_sub_devices_max (50,000) fails at registration.
+            if sub_devices == 0 || clients == 0 {
+                bail!("--sub-devices and --clients must be at least 1");
+            }
+            let options = gateway::GatewayOptions {
+                gateways,
+                sub_devices_per_gateway: sub_devices,
+                clients,
+                duration: seconds(duration_s, "--duration-s")?,
+                warmup: seconds(warmup_s, "--warmup-s")?,
+                think: Duration::from_micros(cli.think_us),
+                keep_alive_s: cli.keep_alive_s,
+                logins_in_flight_max: cli.logins_in_flight,
+            };
+            runtime.block_on(gateway::run(&options, &target))?
         }
         Scenario::Report { .. } => unreachable!("handled above"),
     };

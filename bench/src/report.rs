@@ -93,6 +93,7 @@ pub fn markdown(lines: &[ResultLine]) -> String {
     connect_table(&mut out, of("connect"));
     messages_table(&mut out, of("messages-accept").chain(of("messages-deliver")));
     batch_table(&mut out, of("batch"));
+    gateway_tables(&mut out, of("gateway"));
     out
 }
 
@@ -270,6 +271,67 @@ fn batch_table<'a>(out: &mut String, lines: impl Iterator<Item = &'a ResultLine>
     out.push_str("\nReached: from the POST until each device had its command request.\n");
 }
 
+/// (gateways, sub-devices per gateway, clients, transport, target) identifies comparable
+/// gateway runs; each has a `sub_device` and a `direct` line.
+type GatewayKey = (u64, u64, u64, String, String);
+/// What the calls went to, in the order the table lists it.
+const GATEWAY_TARGET_KINDS: [&str; 2] = ["sub_device", "direct"];
+
+fn gateway_tables<'a>(out: &mut String, lines: impl Iterator<Item = &'a ResultLine>) {
+    let mut gateway_runs: BTreeMap<GatewayKey, BTreeMap<String, Vec<&ResultLine>>> = BTreeMap::new();
+    for line in lines {
+        let key = (
+            line.gateways.unwrap_or(0),
+            line.sub_devices_per_gateway.unwrap_or(0),
+            line.clients,
+            line.transport_label(),
+            target_label(line),
+        );
+        let kind = line.target_kind.clone().unwrap_or_default();
+        gateway_runs.entry(key).or_default().entry(kind).or_default().push(line);
+    }
+    if gateway_runs.is_empty() {
+        return;
+    }
+    out.push_str("\n### gateway: commands to sub-devices and to direct devices (medians over runs)\n\n");
+    out.push_str("| gateways | sub-devices per gateway | clients | transport | target | calls to | devices | runs | calls/s | p50 µs | p90 µs | p99 µs | p99.9 µs | errors | target CPU (cores) | target CPU µs per call | bench CPU (cores) |\n");
+    out.push_str("|---:|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for ((gateways, per_gateway, clients, transport, name), kinds) in &gateway_runs {
+        for kind in GATEWAY_TARGET_KINDS {
+            let Some(runs) = kinds.get(kind) else { continue };
+            let _ = writeln!(
+                out,
+                "| {gateways} | {per_gateway} | {clients} | {transport} | {name} | {kind} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                show(median_of(runs, |l| Some(l.devices as f64)), 0),
+                runs.len(),
+                show(median_of(runs, |l| Some(l.throughput_per_s)), 0),
+                show(median_of(runs, |l| Some(l.p50_us as f64)), 0),
+                show(median_of(runs, |l| Some(l.p90_us as f64)), 0),
+                show(median_of(runs, |l| Some(l.p99_us as f64)), 0),
+                show(median_of(runs, |l| Some(l.p999_us as f64)), 0),
+                runs.iter().map(|l| l.errors).sum::<u64>(),
+                show(median_of(runs, |l| cores(l, l.target_cpu_s)), 2),
+                show(median_of(runs, cpu_us_per_op), 1),
+                show(median_of(runs, |l| cores(l, l.bench_cpu_s)), 2),
+            );
+        }
+    }
+    out.push_str("\n| gateways | sub-devices per gateway | clients | transport | target | sub-devices off their gateway's shard | throughput sub_device / direct | p99 sub_device / direct | CPU per call sub_device / direct |\n");
+    out.push_str("|---:|---:|---:|---|---|---:|---:|---:|---:|\n");
+    for ((gateways, per_gateway, clients, transport, name), kinds) in &gateway_runs {
+        let (Some(sub_device), Some(direct)) = (kinds.get("sub_device"), kinds.get("direct")) else {
+            continue;
+        };
+        let hop_share = median_of(sub_device, |l| l.gateway_hop_share.map(|share| share * 100.0));
+        let _ = writeln!(
+            out,
+            "| {gateways} | {per_gateway} | {clients} | {transport} | {name} | {} | {} |",
+            hop_share.map_or("–".to_owned(), |percent| format!("{percent:.0} %")),
+            ratios(sub_device, direct),
+        );
+    }
+}
+
 /// Parses a JSON-lines file, skipping blank lines; names the first bad line.
 pub fn parse_lines(text: &str) -> anyhow::Result<Vec<ResultLine>> {
     text.lines()
@@ -419,6 +481,41 @@ mod tests {
         let mosquitto_tls = text.find("| 100 | tls1.2 | mosquitto | 1 | 200 |").expect(&text);
         assert!(text.contains("| 100 | tcp | ringiot | 1 |"), "{text}");
         assert!(ringiot_tls < mosquitto_tls, "ringiot is listed first\n{text}");
+    }
+
+    #[test]
+    fn gateway_runs_list_sub_device_then_direct_and_compare_them() {
+        let gateway_line = |kind: &str, devices: u64, throughput: f64, p99_us: u64| {
+            let mut line = command_line("ringiot", throughput, p99_us);
+            line.scenario = "gateway".to_owned();
+            line.devices = devices;
+            line.engine_shards = Some(2);
+            line.target_kind = Some(kind.to_owned());
+            line.gateways = Some(100);
+            line.sub_devices_per_gateway = Some(100);
+            line.gateway_hop_share = (kind == "sub_device").then_some(0.5);
+            line
+        };
+        let text = markdown(&[
+            gateway_line("direct", 100, 30_000.0, 2_000),
+            gateway_line("sub_device", 10_000, 24_000.0, 3_000),
+            gateway_line("direct", 100, 20_000.0, 2_000),
+            gateway_line("sub_device", 10_000, 16_000.0, 3_000),
+        ]);
+        assert!(!text.contains("### command-rtt"), "gateway lines have their own table\n{text}");
+        let sub_device = text
+            .find("| 100 | 100 | 64 | tcp | ringiot (2 shards) | sub_device | 10000 | 2 | 20000 | 100 | 200 | 3000 |")
+            .expect(&text);
+        let direct = text
+            .find("| 100 | 100 | 64 | tcp | ringiot (2 shards) | direct | 100 | 2 | 25000 |")
+            .expect(&text);
+        assert!(sub_device < direct, "sub-devices are listed first\n{text}");
+        // CPU per call: the median of 10 s / 240,000 and / 160,000 calls (52.1 µs) against that
+        // of 10 s / 300,000 and / 200,000 (41.7 µs).
+        assert!(
+            text.contains("| 100 | 100 | 64 | tcp | ringiot (2 shards) | 50 % | ×0.80 | ×1.50 | ×1.25 |"),
+            "{text}"
+        );
     }
 
     #[test]

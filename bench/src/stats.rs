@@ -147,6 +147,19 @@ pub struct ResultLine {
     /// batch: ShowBatchTask polls made until the final status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub polls: Option<u64>,
+    /// gateway: what the calls went to, `sub_device` or `direct` (the gateways themselves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_kind: Option<String>,
+    /// gateway: the gateways logged in (G).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateways: Option<u64>,
+    /// gateway: sub-devices registered under each gateway (S).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_devices_per_gateway: Option<u64>,
+    /// gateway, `sub_device` line: the share of the sub-devices whose home shard is not their
+    /// gateway's (each of their calls takes one more mesh hop); from the engine's shard count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_hop_share: Option<f64>,
 }
 
 impl ResultLine {
@@ -184,6 +197,10 @@ impl ResultLine {
             task_success: None,
             task_fail: None,
             polls: None,
+            target_kind: None,
+            gateways: None,
+            sub_devices_per_gateway: None,
+            gateway_hop_share: None,
         }
     }
 

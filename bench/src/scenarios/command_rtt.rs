@@ -16,19 +16,18 @@
 //! of them made one full handshake before the measured window, so the window measures
 //! encrypted round trips, not handshakes.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::clients::{drive, BrokerCaller, Caller, ClientPlan, LiveCounters, RestCaller};
+use crate::clients::{BrokerCaller, Caller, RestCaller};
 use crate::fleet::{Fleet, FleetConfig};
 use crate::mosquitto::{self, Mosquitto};
 use crate::observe;
 use crate::registration::register_fleet;
 use crate::report::{cpu_us_per_op, target_label};
-use crate::scenarios::{mosquitto_binary, spawn_progress, thousands, wait_all_online, CpuWindow};
-use crate::stats::{merge_all, ResultLine, RunShape};
+use crate::scenarios::{measure_calls, mosquitto_binary, thousands, wait_all_online, CallWindow};
+use crate::stats::ResultLine;
 use crate::target::{EngineProcess, Target};
 use crate::transport::ServerIdentity;
 
@@ -82,7 +81,7 @@ pub async fn run(
     for _ in 0..options.clients {
         callers.push(Caller::Rest(RestCaller::connect(target).await.context("opening an HTTP client")?));
     }
-    let mut line = measure("ringiot", options, callers, target.pid).await;
+    let mut line = measure_calls("ringiot", &call_window(options, "ringiot"), callers, target.pid).await;
     line.engine_rss_bytes = target.pid.and_then(observe::resident_bytes);
     line.set_transport(&target.mqtt);
     // main sets this on every scenario's lines too; the table below prints before that.
@@ -132,69 +131,24 @@ async fn run_mosquitto(
     for client_index in 0..options.clients {
         callers.push(Caller::Broker(BrokerCaller::connect(&endpoint, client_index).await?));
     }
-    let mut line = measure("mosquitto", options, callers, Some(broker.pid())).await;
+    let window = call_window(options, "mosquitto");
+    let mut line = measure_calls("mosquitto", &window, callers, Some(broker.pid())).await;
     line.engine_rss_bytes = observe::resident_bytes(broker.pid());
     line.set_transport(&endpoint);
     fleet.stop().await;
     Ok(line)
 }
 
-/// Runs the clients through warm-up and the recorded window; CPU is sampled over the window.
-async fn measure(
-    label: &str,
-    options: &CommandRttOptions,
-    callers: Vec<Caller>,
-    pid: Option<u32>,
-) -> ResultLine {
-    let clients = callers.len();
-    let start = Instant::now() + Duration::from_millis(10);
-    let warmup_end = start + options.warmup;
-    let end = warmup_end + options.duration;
-    let live = Arc::new(LiveCounters::default());
-    let progress = spawn_progress(label.to_owned(), live.clone(), start);
-    let tasks: Vec<_> = callers
-        .into_iter()
-        .enumerate()
-        .map(|(client_index, caller)| {
-            let plan = ClientPlan {
-                client_index,
-                clients,
-                devices: options.devices,
-                start,
-                warmup_end,
-                end,
-                total_rate_per_s: options.total_rate_per_s,
-            };
-            tokio::spawn(drive(caller, plan, live.clone()))
-        })
-        .collect();
-    tokio::time::sleep_until(tokio::time::Instant::from_std(warmup_end)).await;
-    let window = CpuWindow::open(pid);
-    tokio::time::sleep_until(tokio::time::Instant::from_std(end)).await;
-    let cpu = window.close();
-    let mut results = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        results.push(task.await.expect("a client task panicked"));
-    }
-    progress.abort();
-    cpu.print(if label == "ringiot" { "engine" } else { label });
-    if let Some(error) = results.iter().find_map(|result| result.first_error.as_ref()) {
-        eprintln!("[{label}] first error: {error}");
-    }
-    let latency = merge_all(results.iter().map(|result| &result.latency));
-    let shape = RunShape {
+/// The measured window of `options` for `target_name`.
+fn call_window(options: &CommandRttOptions, target_name: &str) -> CallWindow {
+    CallWindow {
+        scenario: SCENARIO,
+        progress_label: target_name.to_owned(),
         devices: options.devices,
-        clients: clients as u64,
-        duration_s: options.duration.as_secs_f64(),
-        ops: results.iter().map(|result| result.ops).sum(),
-        errors: results.iter().map(|result| result.errors).sum(),
-    };
-    let mut line = ResultLine::new(SCENARIO, label, shape, latency.summary());
-    line.loop_mode = Some(if options.total_rate_per_s.is_some() { "open" } else { "closed" }.to_owned());
-    line.rate_per_s = options.total_rate_per_s;
-    line.target_cpu_s = cpu.target.as_ref().map(|usage| crate::stats::round3(usage.total.as_secs_f64()));
-    line.bench_cpu_s = Some(crate::stats::round3(cpu.bench.total.as_secs_f64()));
-    line
+        warmup: options.warmup,
+        duration: options.duration,
+        total_rate_per_s: options.total_rate_per_s,
+    }
 }
 
 fn print_table(lines: &[ResultLine]) {

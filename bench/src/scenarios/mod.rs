@@ -1,9 +1,11 @@
 //! The scenarios, one file each, and what they share: waiting for the fleet to be online
-//! according to the engine itself, the once-a-second progress line, CPU sampling.
+//! according to the engine itself, the once-a-second progress line, CPU sampling, and the
+//! measured window of application clients calling devices (`command-rtt`, `gateway`).
 
 pub mod batch;
 pub mod command_rtt;
 pub mod connect;
+pub mod gateway;
 pub mod messages;
 
 use std::path::PathBuf;
@@ -13,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
-use crate::clients::LiveCounters;
+use crate::clients::{drive, Caller, ClientPlan, LiveCounters};
 use crate::http::HttpConnection;
 use crate::observe::{self, CpuUsage, ThreadCpu};
+use crate::stats::{merge_all, round3, ResultLine, RunShape};
 use crate::target::Target;
 
 /// The Mosquitto binary for a baseline, or `None` after saying why the baseline is skipped.
@@ -125,6 +128,79 @@ impl CpuSpent {
         }
         eprintln!("bench CPU: {}", self.bench.describe(self.wall));
     }
+}
+
+/// One measured run of application clients, each drawing devices uniformly from `0..devices`.
+#[derive(Debug, Clone)]
+pub struct CallWindow {
+    /// The scenario its result line names.
+    pub scenario: &'static str,
+    /// What the progress lines say in brackets.
+    pub progress_label: String,
+    pub devices: u64,
+    pub warmup: Duration,
+    pub duration: Duration,
+    /// Open loop at this total rate; `None` = closed loop.
+    pub total_rate_per_s: Option<f64>,
+}
+
+/// Runs `callers` through the warm-up and the recorded window, CPU sampled over the window;
+/// returns the line of `target_name` (`ringiot`, `mosquitto`) with latency, CPU and loop mode.
+pub async fn measure_calls(
+    target_name: &str,
+    window: &CallWindow,
+    callers: Vec<Caller>,
+    pid: Option<u32>,
+) -> ResultLine {
+    let clients = callers.len();
+    let start = Instant::now() + Duration::from_millis(10);
+    let warmup_end = start + window.warmup;
+    let end = warmup_end + window.duration;
+    let live = Arc::new(LiveCounters::default());
+    let progress = spawn_progress(window.progress_label.clone(), live.clone(), start);
+    let tasks: Vec<_> = callers
+        .into_iter()
+        .enumerate()
+        .map(|(client_index, caller)| {
+            let plan = ClientPlan {
+                client_index,
+                clients,
+                devices: window.devices,
+                start,
+                warmup_end,
+                end,
+                total_rate_per_s: window.total_rate_per_s,
+            };
+            tokio::spawn(drive(caller, plan, live.clone()))
+        })
+        .collect();
+    tokio::time::sleep_until(tokio::time::Instant::from_std(warmup_end)).await;
+    let cpu_window = CpuWindow::open(pid);
+    tokio::time::sleep_until(tokio::time::Instant::from_std(end)).await;
+    let cpu = cpu_window.close();
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(task.await.expect("a client task panicked"));
+    }
+    progress.abort();
+    cpu.print(if target_name == "ringiot" { "engine" } else { target_name });
+    if let Some(error) = results.iter().find_map(|result| result.first_error.as_ref()) {
+        eprintln!("[{}] first error: {error}", window.progress_label);
+    }
+    let latency = merge_all(results.iter().map(|result| &result.latency));
+    let shape = RunShape {
+        devices: window.devices,
+        clients: clients as u64,
+        duration_s: window.duration.as_secs_f64(),
+        ops: results.iter().map(|result| result.ops).sum(),
+        errors: results.iter().map(|result| result.errors).sum(),
+    };
+    let mut line = ResultLine::new(window.scenario, target_name, shape, latency.summary());
+    line.loop_mode = Some(if window.total_rate_per_s.is_some() { "open" } else { "closed" }.to_owned());
+    line.rate_per_s = window.total_rate_per_s;
+    line.target_cpu_s = cpu.target.as_ref().map(|usage| round3(usage.total.as_secs_f64()));
+    line.bench_cpu_s = Some(round3(cpu.bench.total.as_secs_f64()));
+    line
 }
 
 /// `1234567` → `1,234,567`.
