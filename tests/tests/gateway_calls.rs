@@ -1,7 +1,8 @@
 //! A sub-device's commands and property calls go through its gateway (spec §7.1): published on
 //! the gateway's topics with `object_device_id`, completed by the gateway's answer on its own
 //! response topic — with sub-devices and gateway on different shards, and 200 concurrent
-//! commands to 200 sub-devices each answered once, to its own caller.
+//! commands to 200 sub-devices each answered once, to its own caller; batch tasks over
+//! sub-devices the same way.
 
 use std::thread;
 use std::time::Duration;
@@ -347,4 +348,88 @@ fn messages_to_a_sub_device_go_out_through_its_gateway() {
     }
     let lost = client.post("devices/meter_s0/messages", &json!({"message": "third", "ttl": 0}));
     assert_eq!(lost.json()["result"]["status"], "FAILED", "{}", lost.text());
+}
+
+#[test]
+fn batch_tasks_reach_sub_devices_through_their_gateway() {
+    use tests::batch::{self, assert_failed, assert_success, create, create_commands, details, set_level};
+    let engine = Engine::start(batch::options(5_000, ""));
+    let client = engine.client_a();
+    assert_eq!(client.post("products", &batch::water_meter()).status, 201);
+    let gateway = json!({"node_id": "gw", "product_id": "meter", "auth_info": {"secret": SECRET}});
+    assert_eq!(client.post("devices", &gateway).status, 201);
+    let nodes = ["s0", "s1", "s2", "s3", "s4", "s5"];
+    for node in nodes {
+        let body = json!({"node_id": node, "product_id": "meter", "gateway_id": "meter_gw"});
+        assert_eq!(client.post("devices", &body).status, 201);
+    }
+    let subs = batch::device_ids(&nodes);
+
+    // The gateway is offline: every sub-device fails as offline.
+    let shown = batch::wait_finished(&client, &create_commands(&client, &subs, set_level(4)));
+    assert_eq!(batch::status_of(&shown), "Fail", "{shown}");
+    for sub in &subs {
+        assert_failed(&details(&shown)[sub], "IOTDA.014016");
+    }
+
+    // Online, with its sub-devices reported ONLINE: commands are answered by the gateway for
+    // each sub-device, and messages go out on the gateway's topic.
+    let mut gateway = MqttDevice::login(engine.mqtt, "meter_gw", SECRET);
+    let statuses: Vec<Value> = subs.iter().map(|id| json!({"device_id": id, "status": "ONLINE"})).collect();
+    let online = json!({"services": [{"service_id": "$sub_device_manager", "event_type": "sub_device_update_status",
+        "paras": {"device_statuses": statuses}}]});
+    gateway.publish("$oc/devices/meter_gw/sys/events/up", online.to_string().as_bytes(), QoS::AtMostOnce, 0);
+    let response = gateway.next_publish(Duration::from_secs(10)).expect("the status response");
+    assert!(response.topic.ends_with("/sys/events/down"), "{}", response.topic);
+    for sub in &subs {
+        await_status(&client, sub, "ONLINE");
+    }
+    let expected = subs.len() * 2;
+    let served = thread::spawn(move || {
+        let mut seen = Vec::new();
+        while seen.len() < expected {
+            let Some(publish) = gateway.next_publish(Duration::from_secs(15)) else { break };
+            let body: Value = serde_json::from_slice(&publish.payload).unwrap();
+            if publish.topic.contains("/sys/commands/request_id=") {
+                let answer_topic = publish.topic.replacen("/request_id=", "/response/request_id=", 1);
+                let answer = json!({"result_code": 0, "paras": {"for": body["object_device_id"]}});
+                gateway.publish(&answer_topic, answer.to_string().as_bytes(), QoS::AtMostOnce, 0);
+            }
+            seen.push(json!({"topic": publish.topic, "body": body}));
+        }
+        seen
+    });
+    let shown = batch::wait_finished(&client, &create_commands(&client, &subs, set_level(5)));
+    assert_eq!(batch::status_of(&shown), "Success", "{shown}");
+    for sub in &subs {
+        assert_success(&details(&shown)[sub], &json!({"result_code": 0, "paras": {"for": sub}}));
+    }
+    let messages = json!({"task_name": "m", "task_type": "createMessages", "targets": subs,
+        "document": {"message": "hello"}});
+    let shown = batch::wait_finished(&client, &create(&client, &messages));
+    assert_eq!(batch::status_of(&shown), "Success", "{shown}");
+    for sub in &subs {
+        let detail = &details(&shown)[sub];
+        assert_eq!(
+            (&detail["status"], &detail["output"]),
+            (&json!("Success"), &json!("DELIVERED")),
+            "{detail}"
+        );
+    }
+    let seen = served.join().unwrap();
+    assert_eq!(seen.len(), expected, "a command and a message per sub-device: {seen:?}");
+    for kind in ["/sys/commands/request_id=", "/sys/messages/down"] {
+        let mut reached: Vec<&str> = seen
+            .iter()
+            .filter(|sent| sent["topic"].as_str().unwrap().contains(kind))
+            .map(|sent| sent["body"]["object_device_id"].as_str().unwrap())
+            .collect();
+        reached.sort();
+        assert_eq!(
+            reached,
+            subs.iter().map(String::as_str).collect::<Vec<_>>(),
+            "{kind} once per sub-device"
+        );
+    }
+    assert!(seen.iter().all(|sent| sent["topic"].as_str().unwrap().starts_with("$oc/devices/meter_gw/sys/")));
 }

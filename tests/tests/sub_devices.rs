@@ -1,8 +1,13 @@
 //! Sub-devices in the registry (spec §7.1): AddDevice with `gateway_id` makes an ENDPOINT of
 //! an existing direct device of the same project, up to `gateway_sub_devices_max`; ListDevices
-//! filters by gateway; a gateway with sub-devices is not deleted.
+//! filters by gateway; a gateway with sub-devices is not deleted; what a gateway's events and
+//! the application created or deleted survives kill -9.
 
+use std::time::Duration;
+
+use mqttbytes::QoS;
 use serde_json::{json, Value};
+use tests::mqtt::MqttDevice;
 use tests::{assert_invalid, Engine, EngineOptions};
 
 fn add(client: &tests::Client, node_id: &str, gateway_id: Option<&str>) -> tests::HttpResponse {
@@ -79,4 +84,71 @@ fn sub_devices_hang_under_a_direct_gateway_of_their_project() {
     }
     assert_eq!(client.delete("devices/meter_gw").status, 204);
     assert_eq!(add(&client, "s7", Some("meter_other_gw")).status, 201);
+}
+
+#[test]
+fn sub_devices_added_and_deleted_by_event_or_rest_survive_kill_9() {
+    let temp = tempfile::tempdir().unwrap();
+    let data_dir = temp.path().join("data");
+    let options = EngineOptions {
+        shards: 2,
+        config_extra: "gateway_sub_devices_max = 3\n".into(),
+        ..Default::default()
+    };
+    let mut engine = Engine::start_on(&data_dir, &options).unwrap();
+    let client = engine.client_a();
+    tests::register_meter_devices(&client, &["gw"], "gateway-secret-1");
+    assert_eq!(add(&client, "rest1", Some("meter_gw")).status, 201);
+    assert_eq!(add(&client, "rest2", Some("meter_gw")).status, 201);
+    let mut gateway = MqttDevice::login(engine.mqtt, "meter_gw", "gateway-secret-1");
+    let mut event = |event_type: &str, paras: Value| {
+        let body = json!({"services": [{"service_id": "$sub_device_manager", "event_type": event_type, "paras": paras}]});
+        gateway.publish(
+            "$oc/devices/meter_gw/sys/events/up",
+            body.to_string().as_bytes(),
+            QoS::AtMostOnce,
+            0,
+        );
+        loop {
+            let down = gateway.next_publish(Duration::from_secs(10)).expect("the response");
+            let body: Value = serde_json::from_slice(&down.payload).unwrap();
+            if body["services"][0]["event_type"].as_str().is_some_and(|t| t.ends_with("_response")) {
+                return body["services"][0]["paras"].clone();
+            }
+        }
+    };
+    let added =
+        event("add_sub_device_request", json!({"devices": [{"node_id": "ev1", "product_id": "meter"}]}));
+    assert_eq!(added["successful_devices"][0]["device_id"], "meter_ev1", "{added}");
+    let deleted = event("delete_sub_device_request", json!({"devices": ["meter_rest1"]}));
+    assert_eq!(deleted["successful_devices"], json!(["meter_rest1"]), "{deleted}");
+    let online = event(
+        "sub_device_update_status",
+        json!({"device_statuses": [{"device_id": "meter_ev1", "status": "ONLINE"}]}),
+    );
+    assert_eq!(online["successful_devices"][0]["device_id"], "meter_ev1", "{online}");
+    assert_eq!(client.get("devices/meter_ev1").json()["status"], "ONLINE");
+
+    // Answered means durable: after kill -9 the registry is as the answers said, the children
+    // index included (the bound of 3 and the refusal to delete the gateway still hold).
+    engine.kill9();
+    let engine = Engine::start_on(&data_dir, &options).unwrap();
+    let client = engine.client_a();
+    assert_eq!(client.get("devices/meter_rest1").status, 404, "deleted by event");
+    // The gateway's session died with the process: its sub-devices are not ONLINE either.
+    assert_eq!(client.get("devices/meter_gw").json()["status"], "OFFLINE");
+    assert_eq!(client.get("devices/meter_ev1").json()["status"], "OFFLINE");
+    for id in ["meter_rest2", "meter_ev1"] {
+        let shown = client.get(&format!("devices/{id}")).json();
+        assert_eq!(
+            (&shown["gateway_id"], &shown["node_type"]),
+            (&json!("meter_gw"), &json!("ENDPOINT")),
+            "{shown}"
+        );
+    }
+    let children = client.get("devices?gateway_id=meter_gw").json();
+    assert_eq!(children["page"]["count"], 2, "{children}");
+    assert_eq!(add(&client, "rest3", Some("meter_gw")).status, 201);
+    assert_invalid(&add(&client, "rest4", Some("meter_gw")), "gateway_id");
+    tests::assert_error(&client.delete("devices/meter_gw"), 400, "IOTDA.000006");
 }
