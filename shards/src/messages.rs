@@ -195,6 +195,9 @@ pub enum ShardError {
     /// The device already has this many calls waiting.
     #[error("the device already has {0} calls waiting for its answer; retry later")]
     TooManyCalls(usize),
+    /// The sub-device's gateway already has this many calls waiting, for all its sub-devices.
+    #[error("the sub-device's gateway already has {0} calls waiting for its answers; retry later")]
+    GatewayTooManyCalls(usize),
     /// The device's QoS 1 window is full (it does not acknowledge what it was sent).
     #[error("the device is not acknowledging its QoS 1 publishes ({0}); retry later")]
     DeviceBusy(String),

@@ -184,6 +184,47 @@ fn a_gateway_reports_its_sub_devices_statuses_and_properties() {
     assert_eq!(level("meter_s1"), 11);
     assert_eq!(level("meter_x1"), Value::Null, "another gateway's child's shadow was written");
 
+    // Only the first 100 sub-devices of one batch report count.
+    let entries: Vec<Value> = (0..=100)
+        .map(|n| json!({"device_id": format!("meter_s{n}"), "services": [{"service_id": "water", "properties": {"level": 50}}]}))
+        .collect();
+    let report = json!({"devices": entries});
+    gateway.publish(
+        "$oc/devices/meter_gw/sys/gateway/sub_devices/properties/report",
+        report.to_string().as_bytes(),
+        QoS::AtLeastOnce,
+        6,
+    );
+    assert_eq!(level("meter_s99"), 50);
+    assert_eq!(level("meter_s100"), Value::Null, "the 101st entry of a batch report was applied");
+
+    // The gateway reads a sub-device's shadow through its own topic; not another's child's.
+    let mut shadow_get = |request_id: &str, object_device_id: &str| {
+        let body = json!({"object_device_id": object_device_id, "service_id": "water"});
+        let topic = format!("$oc/devices/meter_gw/sys/shadow/get/request_id={request_id}");
+        gateway.publish(&topic, body.to_string().as_bytes(), QoS::AtMostOnce, 0);
+    };
+    shadow_get("r1", "meter_s0");
+    shadow_get("r2", "meter_x1");
+    shadow_get("r3", "meter_gw");
+    for expected in ["r1", "r3"] {
+        let answer = gateway.next_publish(Duration::from_secs(10)).expect("a shadow answer");
+        assert_eq!(
+            answer.topic,
+            format!("$oc/devices/meter_gw/sys/shadow/get/response/request_id={expected}")
+        );
+        let body: Value = serde_json::from_slice(&answer.payload).unwrap();
+        if expected == "r1" {
+            assert_eq!(body["object_device_id"], "meter_s0", "{body}");
+            assert_eq!(body["shadow"][0]["reported"]["properties"]["level"], 50, "the sub-device's: {body}");
+        } else {
+            assert!(
+                body["shadow"][0]["reported"].get("properties").is_none_or(|p| p.get("level").is_none()),
+                "{body}"
+            );
+        }
+    }
+
     // A new session of the gateway takes over (it does not report the statuses again); when
     // that session ends, the sub-devices go OFFLINE all the same.
     let mut again = MqttDevice::login(engine.mqtt, "meter_gw", SECRET);

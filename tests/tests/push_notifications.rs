@@ -481,7 +481,8 @@ fn an_active_rule_and_its_action_survive_kill_9() {
 }
 
 /// Pushes fire for sub-devices as for direct ones: their status as their gateway reports it
-/// (and as it goes when the gateway does), and their part of a batch property report.
+/// (and as it goes when the gateway does), their part of a batch property report, and the
+/// messages the gateway sends up for them (`object_device_id`) — only for its own children.
 #[test]
 fn sub_device_statuses_and_reports_are_pushed() {
     let engine = Engine::start(EngineOptions { shards: SHARDS, ..Default::default() });
@@ -494,9 +495,12 @@ fn sub_device_statuses_and_reports_are_pushed() {
     tests::register_devices(&client, &product, &["gw"], SECRET);
     let sub = json!({"node_id": "s1", "product_id": "meter", "gateway_id": "meter_gw"});
     assert_eq!(client.post("devices", &sub).status, 201);
+    let other = json!({"node_id": "other", "product_id": "meter", "auth_info": {"secret": SECRET}});
+    assert_eq!(client.post("devices", &other).status, 201);
     let receiver = Receiver::start();
     active_rule(&client, "device.status", "update", &receiver.url());
     active_rule(&client, "device.property", "report", &receiver.url());
+    active_rule(&client, "device.message", "report", &receiver.url());
     let mut gateway = MqttDevice::login(engine.mqtt, "meter_gw", SECRET);
     let online = json!({"services": [{"service_id": "$sub_device_manager", "event_type": "sub_device_update_status",
         "paras": {"device_statuses": [{"device_id": "meter_s1", "status": "ONLINE"}]}}]});
@@ -509,10 +513,33 @@ fn sub_device_statuses_and_reports_are_pushed() {
         QoS::AtLeastOnce,
         1,
     );
+    for (n, object_device_id) in ["meter_other", "meter_s1", ""].iter().enumerate() {
+        let message = json!({"object_device_id": object_device_id, "content": {"n": n}});
+        let topic = "$oc/devices/meter_gw/sys/messages/up";
+        gateway.publish(topic, message.to_string().as_bytes(), QoS::AtLeastOnce, 2 + n as u16);
+    }
     gateway.disconnect();
 
-    // The gateway's own ONLINE and OFFLINE, the sub-device's ONLINE, report and OFFLINE.
-    let pushes = receiver.wait_for(5, WAIT);
+    // The gateway's own ONLINE and OFFLINE, the sub-device's ONLINE, report and OFFLINE; the
+    // sub-device's message and the gateway's own (no object_device_id); none for meter_other,
+    // which is not the gateway's child.
+    receiver.wait_for(7, WAIT);
+    thread::sleep(Duration::from_millis(300));
+    let pushes = receiver.pushes();
+    assert_eq!(pushes.len(), 7, "{:?}", pushes.iter().map(Push::json).collect::<Vec<_>>());
+    assert!(
+        pushes.iter().all(|push| device_of(push) != "meter_other"),
+        "a push for another gateway's device"
+    );
+    let message_of = |device_id: &str| {
+        let push = pushes
+            .iter()
+            .find(|push| device_of(push) == device_id && push.json()["resource"] == "device.message")
+            .unwrap_or_else(|| panic!("no message push for {device_id}"));
+        notify_body(&push.json(), device_id)["content"].clone()
+    };
+    assert_eq!(message_of("meter_s1")["content"], json!({"n": 1}));
+    assert_eq!(message_of("meter_gw")["content"], json!({"n": 2}));
     let of_sub: Vec<Value> =
         pushes.iter().filter(|push| device_of(push) == "meter_s1").map(|push| push.json()).collect();
     let states: Vec<&str> = of_sub

@@ -129,7 +129,7 @@ impl From<ShardError> for ApiError {
             ShardError::BatchTaskNotFound => ApiError::NotFound("the batch task does not exist".into()),
             ShardError::BatchTaskRunning => ApiError::Conflict(error.to_string()),
             ShardError::Invalid(error) => ApiError::Validation(error),
-            ShardError::TooManyCalls(_) | ShardError::DeviceBusy(_) => {
+            ShardError::TooManyCalls(_) | ShardError::GatewayTooManyCalls(_) | ShardError::DeviceBusy(_) => {
                 ApiError::TooManyRequests(error.to_string())
             }
             ShardError::Unavailable(_) | ShardError::Unreachable(_) | ShardError::UnexpectedReply => {

@@ -118,7 +118,7 @@ fn failure(error: &ShardError) -> TargetOutcome {
         ShardError::DeviceOffline => TargetOutcome::fail("IOTDA.014016", "the device is offline"),
         ShardError::DeviceFrozen => TargetOutcome::fail("IOTDA.014016", "the device is frozen"),
         ShardError::Invalid(error) => TargetOutcome::fail("IOTDA.000006", error.to_string()),
-        ShardError::TooManyCalls(_) | ShardError::DeviceBusy(_) => {
+        ShardError::TooManyCalls(_) | ShardError::GatewayTooManyCalls(_) | ShardError::DeviceBusy(_) => {
             TargetOutcome::fail("APIG.0308", error.to_string())
         }
         other => TargetOutcome::fail(RESTART_CODE, other.to_string()),

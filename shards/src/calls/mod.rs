@@ -390,9 +390,12 @@ impl Shard {
             kind,
             sender,
         );
-        registered.map_err(|Busy| {
-            let max = self.device_access_config().device_calls_in_flight_max;
-            (Outcome::Busy, ShardError::TooManyCalls(max))
+        registered.map_err(|busy| match busy {
+            Busy::Device => {
+                let max = self.device_access_config().device_calls_in_flight_max;
+                (Outcome::Busy, ShardError::TooManyCalls(max))
+            }
+            Busy::Gateway => (Outcome::Busy, ShardError::GatewayTooManyCalls(waiters::GATEWAY_CALLS_MAX)),
         })?;
         let sent_at = Instant::now();
         let delivered = link.deliver_now(

@@ -21,9 +21,14 @@ struct Waiter<T> {
     completion: T,
 }
 
-/// The device already has as many calls waiting as allowed.
+/// No room for another waiter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Busy;
+pub enum Busy {
+    /// The device already has as many calls waiting as allowed.
+    Device,
+    /// The sub-device's gateway already has [`GATEWAY_CALLS_MAX`] calls waiting.
+    Gateway,
+}
 
 #[derive(Debug)]
 pub struct Waiters<T> {
@@ -80,14 +85,14 @@ impl<T> Waiters<T> {
     ) -> Result<(), Busy> {
         let through_gateway = answerer != device_id;
         if through_gateway && self.by_gateway.get(answerer).is_some_and(|&calls| calls >= GATEWAY_CALLS_MAX) {
-            return Err(Busy);
+            return Err(Busy::Gateway);
         }
         let waiting = self.by_device.entry(device_id.to_owned()).or_default();
         if waiting.len() >= self.per_device_max {
             if waiting.is_empty() {
                 self.by_device.remove(device_id);
             }
-            return Err(Busy);
+            return Err(Busy::Device);
         }
         waiting.push(request_id.to_owned());
         if through_gateway {
@@ -191,7 +196,10 @@ mod tests {
                 .register_answered_by(&format!("r{n}"), &format!("s{n}"), "gw", CallKind::Command, ())
                 .unwrap();
         }
-        assert_eq!(waiters.register_answered_by("over", "s-new", "gw", CallKind::Command, ()), Err(Busy));
+        assert_eq!(
+            waiters.register_answered_by("over", "s-new", "gw", CallKind::Command, ()),
+            Err(Busy::Gateway)
+        );
         waiters.register_answered_by("other", "s-new", "gw2", CallKind::Command, ()).unwrap();
         assert!(waiters.remove("r0").is_some());
         waiters.register_answered_by("again", "s-new", "gw", CallKind::Command, ()).unwrap();
@@ -205,7 +213,7 @@ mod tests {
         let mut waiters = Waiters::new(2);
         waiters.register("a", "d1", CallKind::Command, ()).unwrap();
         waiters.register("b", "d1", CallKind::Command, ()).unwrap();
-        assert_eq!(waiters.register("c", "d1", CallKind::Command, ()), Err(Busy));
+        assert_eq!(waiters.register("c", "d1", CallKind::Command, ()), Err(Busy::Device));
         assert_eq!(waiters.len(), 2, "a refused waiter is not added");
         waiters.register("c", "d2", CallKind::Command, ()).unwrap();
         assert!(waiters.remove("a").is_some());

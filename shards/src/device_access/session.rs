@@ -392,7 +392,7 @@ impl SessionState<'_> {
             Uplink::PropertiesReport => self.report_properties(&publish.payload).await,
             Uplink::MessagesUp => {
                 self.shard.count_uplink(UplinkKind::Message);
-                self.shard.notify_message_report(self.device_id, &publish.topic, &publish.payload);
+                self.shard.gateway_message_up(self.device_id, &publish.topic, &publish.payload).await;
             }
             Uplink::EventsUp => {
                 self.shard.count_uplink(UplinkKind::Event);
@@ -406,7 +406,7 @@ impl SessionState<'_> {
                 self.shard.count_uplink(UplinkKind::PropertyReport);
                 self.shard.gateway_sub_devices_report(self.device_id, &publish.payload).await;
             }
-            Uplink::ShadowGet { request_id } => self.answer_shadow_get(request_id, &publish.payload)?,
+            Uplink::ShadowGet { request_id } => self.answer_shadow_get(request_id, &publish.payload).await?,
             Uplink::CommandResponse { request_id } => {
                 self.shard.device_answered(self.device_id, CallKind::Command, request_id, &publish.payload)
             }
@@ -456,7 +456,8 @@ impl SessionState<'_> {
     /// `.../sys/shadow/get/request_id={id}` (spec §1.5): the shadow goes back on
     /// `.../sys/shadow/get/response/request_id={id}`, at the QoS the device subscribed with
     /// (QoS 0 through the implicit system subscription if it never subscribed).
-    fn answer_shadow_get(&mut self, request_id: &str, payload: &[u8]) -> Result<(), CloseReason> {
+    /// A gateway may name one of its sub-devices in `object_device_id` (`crate::gateway`).
+    async fn answer_shadow_get(&mut self, request_id: &str, payload: &[u8]) -> Result<(), CloseReason> {
         if request_id.is_empty() || request_id.len() > REQUEST_ID_BYTES_MAX {
             self.shard.count_uplink(UplinkKind::Malformed);
             tracing::debug!(
@@ -488,7 +489,13 @@ impl SessionState<'_> {
                 }
             }
         };
-        let shadow = self.shard.shadow_of(self.device_id).unwrap_or_default();
+        let shadow = match request.object_device_id.as_deref().filter(|id| *id != self.device_id) {
+            None => self.shard.shadow_of(self.device_id).unwrap_or_default(),
+            Some(sub_device_id) => match self.shard.sub_device_shadow(self.device_id, sub_device_id).await {
+                Some(shadow) => shadow,
+                None => return Ok(()),
+            },
+        };
         let services = shadow
             .services
             .iter()

@@ -9,8 +9,15 @@
 //! - The batch report `.../sys/gateway/sub_devices/properties/report`
 //!   (`{"devices":[{"device_id","services":[…]}]}`): each entry goes to its sub-device's home
 //!   shard and into its shadow like the sub-device's own report (model-checked, durable,
-//!   `device.property` push); an entry for a device that is not this gateway's child is
-//!   counted (`refused` uplinks) and ignored.
+//!   `device.property` push); an entry for a device that is not this gateway's child, and
+//!   every entry after the first [`REPORT_ENTRIES_MAX`], is counted (`refused` uplinks) and
+//!   ignored.
+//! - The entries of a status event or a batch report go to their home shards together and are
+//!   awaited together: the gateway's reader waits about one mesh round trip per event.
+//! - `.../sys/shadow/get` with `object_device_id` naming one of its sub-devices answers that
+//!   sub-device's shadow; `.../sys/messages/up` with one is that sub-device's message for its
+//!   `device.message:report` push. Naming a device that is not its child is refused (counted,
+//!   logged at debug, nothing answered or pushed).
 //! - A gateway whose session ends while some of its sub-devices are ONLINE makes them OFFLINE,
 //!   on every shard that holds one.
 //! - `add_sub_device_request` (`paras.devices: [{node_id, product_id, name?, description?,
@@ -50,6 +57,8 @@ use crate::registry::access::UplinkKind;
 use crate::registry::records::DeviceStatus;
 use crate::registry::Shard;
 
+mod manage;
+
 /// The service of the sub-device management events.
 pub const SUB_DEVICE_MANAGER: &str = "$sub_device_manager";
 /// Devices one add or delete request may name.
@@ -59,6 +68,9 @@ pub const MANAGE_ENTRIES_MAX: usize = 50;
 pub const FROM_GATEWAY_QUERY: &str = "origin=gateway";
 /// Entries of one `sub_device_update_status` event.
 pub const STATUS_ENTRIES_MAX: usize = 100;
+/// Sub-devices of one batch property report (IoTDA: "a maximum of 100 child devices in each
+/// batch"); the entries after the first 100 are counted `refused` and ignored.
+pub const REPORT_ENTRIES_MAX: usize = 100;
 
 /// On a gateway's home shard: the gateways that reported a sub-device ONLINE, so that the end
 /// of their current session (whichever session reported it — a takeover keeps the mark)
@@ -78,6 +90,10 @@ pub enum GatewayRequest {
     /// The gateway's session ended at `ended_ms`: its sub-devices here that are ONLINE since
     /// before then become OFFLINE (one set ONLINE later, by a new session, stays).
     Offline { gateway_id: String, ended_ms: i64 },
+    /// A sub-device's shadow, for its gateway's shadow get.
+    Shadow { gateway_id: String, device_id: String },
+    /// A sub-device's message up, for its `device.message:report` push.
+    MessageUp { gateway_id: String, device_id: String, topic: String, payload: Bytes },
     /// On the gateway's home shard: publish a sub-device's message on the gateway's connection
     /// (`crate::mailbox::via_gateway`); refused when the gateway is not connected.
     Publish { gateway_id: String, topic_name: String, payload: Bytes },
@@ -129,12 +145,6 @@ fn events_down<P: Serialize>(event_type: &'static str, event_id: Option<String>,
         paras,
     };
     Bytes::from(protocol::json::to_vec(&EventsDown { services: vec![event] }))
-}
-
-#[derive(Debug, Deserialize)]
-struct ManageParas {
-    #[serde(default)]
-    devices: Vec<OwnedValue>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -197,33 +207,47 @@ impl Shard {
 
     async fn update_statuses(self: &Rc<Self>, gateway_id: &str, event: Event) -> Option<Bytes> {
         let paras: StatusParas = simd_json::serde::from_owned_value(event.paras).ok()?;
-        let (mut succeeded, mut failed) = (Vec::new(), Vec::new());
+        // Each entry is refused here or sent; those sent go to their home shards together
+        // (`to_sub_devices`). The response lists the entries in the event's order.
+        let mut checked: Vec<Result<StatusEntry, Failed>> = Vec::new();
+        let (mut ids, mut requests) = (Vec::new(), Vec::new());
         for (index, entry) in paras.device_statuses.into_iter().enumerate() {
             let online = match entry.status.as_str() {
                 _ if index >= STATUS_ENTRIES_MAX => {
-                    failed.push(failure(
-                        entry.device_id,
-                        "IOTDA.000006",
-                        "more than 100 entries in one event",
-                    ));
+                    let message = "more than 100 entries in one event";
+                    checked.push(Err(failure(entry.device_id, "IOTDA.000006", message)));
                     continue;
                 }
                 "ONLINE" => true,
                 "OFFLINE" => false,
                 other => {
                     let message = format!("status '{other}' is not ONLINE or OFFLINE");
-                    failed.push(failure(entry.device_id, "IOTDA.000006", &message));
+                    checked.push(Err(failure(entry.device_id, "IOTDA.000006", &message)));
                     continue;
                 }
             };
-            let request = GatewayRequest::Status {
+            ids.push(entry.device_id.clone());
+            requests.push(GatewayRequest::Status {
                 gateway_id: gateway_id.to_owned(),
                 device_id: entry.device_id.clone(),
                 online,
+            });
+            checked.push(Ok(entry));
+        }
+        let mut replies = self.to_sub_devices(ids, requests).await.into_iter();
+        let (mut succeeded, mut failed) = (Vec::new(), Vec::new());
+        for entry in checked {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(refused) => {
+                    failed.push(refused);
+                    continue;
+                }
             };
-            match self.to_sub_device(&entry.device_id, request).await {
+            match replies.next().unwrap_or_else(|| Reply::Failed(ShardError::Unavailable("no reply".into())))
+            {
                 Reply::Done => {
-                    if online {
+                    if entry.status == "ONLINE" {
                         self.gateways.reported_online.borrow_mut().insert(gateway_id.to_owned());
                     }
                     succeeded.push(Succeeded { device_id: entry.device_id, status: entry.status })
@@ -241,150 +265,88 @@ impl Shard {
         Some(events_down("sub_device_update_status_response", event.event_id, paras))
     }
 
-    /// `add_sub_device_request`: each device is an AddDevice under this gateway, run by the
-    /// front desk.
-    async fn add_sub_devices(self: &Rc<Self>, gateway_id: &str, event: Event) -> Option<Bytes> {
-        let paras: ManageParas = simd_json::serde::from_owned_value(event.paras).ok()?;
-        let project_id = self.device_for_login(gateway_id)?.project_id;
-        let (mut succeeded, mut failed) = (Vec::new(), Vec::new());
-        for (index, wanted) in paras.devices.into_iter().enumerate() {
-            // The official SDK sends every field, unset ones as "": those are absent.
-            let field = |name: &str| {
-                wanted.get(name).and_then(|v| v.as_str()).filter(|v| !v.is_empty()).map(str::to_owned)
-            };
-            let (node_id, product_id) =
-                (field("node_id").unwrap_or_default(), field("product_id").unwrap_or_default());
-            if index >= MANAGE_ENTRIES_MAX {
-                failed.push(simd_json::json!({"node_id": node_id, "product_id": product_id,
-                    "error_code": "IOTDA.000006", "error_msg": "more than 50 devices in one request"}));
-                continue;
-            }
-            let mut body =
-                simd_json::json!({"node_id": node_id, "product_id": product_id, "gateway_id": gateway_id});
-            for (from, to) in
-                [("name", "device_name"), ("description", "description"), ("device_id", "device_id")]
-            {
-                if let Some(value) = field(from) {
-                    body.insert(to, value).ok()?;
-                }
-            }
-            if let Some(extension) =
-                wanted.get("extension_info").filter(|v| !v.is_null() && v.as_str() != Some(""))
-            {
-                body.insert("extension_info", extension.clone()).ok()?;
-            }
-            let answer = self
-                .front_desk_call("POST", format!("/v5/iot/{project_id}/devices"), &project_id, body)
-                .await;
-            match answer {
-                Ok((201, device)) => succeeded.push(simd_json::json!({
-                    "parent_device_id": gateway_id,
-                    "node_id": device.get("node_id").cloned(),
-                    "device_id": device.get("device_id").cloned(),
-                    "name": device.get("device_name").cloned(),
-                    "description": device.get("description").cloned(),
-                    "product_id": device.get("product_id").cloned(),
-                    "status": device.get("status").cloned(),
-                    "extension_info": device.get("extension_info").cloned(),
-                })),
-                Ok((_, error)) | Err(error) => failed.push(simd_json::json!({
-                    "node_id": node_id, "product_id": product_id,
-                    "error_code": error.get("error_code").cloned(), "error_msg": error.get("error_msg").cloned(),
-                })),
-            }
-        }
-        let paras = simd_json::json!({"successful_devices": succeeded, "failed_devices": failed});
-        Some(events_down("add_sub_device_response", event.event_id, paras))
-    }
-
-    /// `delete_sub_device_request`: each of this gateway's own sub-devices named is deleted
-    /// by the front desk.
-    async fn delete_sub_devices(self: &Rc<Self>, gateway_id: &str, event: Event) -> Option<Bytes> {
-        let paras: ManageParas = simd_json::serde::from_owned_value(event.paras).ok()?;
-        let project_id = self.device_for_login(gateway_id)?.project_id;
-        let (mut succeeded, mut failed) = (Vec::new(), Vec::new());
-        for (index, device_id) in paras.devices.into_iter().enumerate() {
-            let device_id = device_id.as_str().unwrap_or_default().to_owned();
-            let refused = |code: &str, message: String| simd_json::json!({"device_id": device_id.clone(), "error_code": code, "error_msg": message});
-            if index >= MANAGE_ENTRIES_MAX {
-                failed.push(refused("IOTDA.000006", "more than 50 devices in one request".into()));
-                continue;
-            }
-            // Only this gateway's own sub-devices (checked on their home shard).
-            let home = home_shard(&device_id, self.shard_count());
-            let show = Request::ShowDevice { project_id: project_id.clone(), device_id: device_id.clone() };
-            match Box::pin(self.call(home, show)).await {
-                Reply::Device(device)
-                    if device.gateway_id == gateway_id && device.device_id != gateway_id => {}
-                Reply::Device(_) => {
-                    failed.push(refused(
-                        "IOTDA.000021",
-                        format!("{device_id} is not a sub-device of gateway {gateway_id}"),
-                    ));
-                    continue;
-                }
-                _ => {
-                    failed.push(refused("IOTDA.014000", "the device does not exist".into()));
-                    continue;
-                }
-            }
-            let path = format!("/v5/iot/{project_id}/devices/{device_id}");
-            match self.front_desk_call("DELETE", path, &project_id, OwnedValue::null()).await {
-                Ok((204, _)) => succeeded.push(OwnedValue::from(device_id.clone())),
-                Ok((_, error)) | Err(error) => failed.push(simd_json::json!({"device_id": device_id.clone(),
-                    "error_code": error.get("error_code").cloned(), "error_msg": error.get("error_msg").cloned()})),
-            }
-        }
-        let paras = simd_json::json!({"successful_devices": succeeded, "failed_devices": failed});
-        Some(events_down("delete_sub_device_response", event.event_id, paras))
-    }
-
-    /// A REST call run by shard 0's front desk on behalf of a gateway: `(status, JSON body)`.
-    async fn front_desk_call(
-        self: &Rc<Self>,
-        method: &str,
-        path: String,
-        project_id: &str,
-        body: OwnedValue,
-    ) -> Result<(u16, OwnedValue), OwnedValue> {
-        let call = crate::messages::ForwardedCall {
-            method: method.to_owned(),
-            path,
-            query: Some(FROM_GATEWAY_QUERY.to_owned()),
-            project_id: project_id.to_owned(),
-            body: if body.is_null() { Vec::new() } else { protocol::json::to_vec(&body) },
-        };
-        match Box::pin(self.call(0, Request::FrontDesk(Box::new(call)))).await {
-            Reply::FrontDesk(answer) => {
-                let json = if answer.body.is_empty() {
-                    OwnedValue::null()
-                } else {
-                    protocol::json::from_bytes::<OwnedValue>(&answer.body)
-                        .unwrap_or_else(|_| OwnedValue::null())
-                };
-                Ok((answer.status, json))
-            }
-            other => Err(simd_json::json!({"error_code": "IOTDA.000503", "error_msg": format!("{other:?}")})),
-        }
-    }
-
     /// A gateway's `.../sys/gateway/sub_devices/properties/report` (see the module doc).
     pub async fn gateway_sub_devices_report(self: &Rc<Self>, gateway_id: &str, payload: &[u8]) {
         let Ok(batch) = protocol::json::from_bytes::<SubDevicesReport>(payload) else {
             self.count_uplink(UplinkKind::Malformed);
             return;
         };
-        for entry in batch.devices {
-            let report = PropertyReport { services: entry.services };
-            let request = GatewayRequest::Report {
-                gateway_id: gateway_id.to_owned(),
-                device_id: entry.device_id.clone(),
-                report,
-            };
-            if let Reply::Failed(error) = self.to_sub_device(&entry.device_id, request).await {
+        let mut entries = batch.devices;
+        if entries.len() > REPORT_ENTRIES_MAX {
+            for extra in entries.drain(REPORT_ENTRIES_MAX..) {
                 self.count_uplink(UplinkKind::Refused);
-                tracing::debug!(shard = self.id(), gateway_id, device_id = entry.device_id, %error, "sub-device report ignored");
+                tracing::debug!(
+                    shard = self.id(),
+                    gateway_id,
+                    device_id = extra.device_id,
+                    "sub-device report beyond the first 100 ignored"
+                );
             }
+        }
+        let ids: Vec<String> = entries.iter().map(|entry| entry.device_id.clone()).collect();
+        let requests = entries
+            .into_iter()
+            .map(|entry| GatewayRequest::Report {
+                gateway_id: gateway_id.to_owned(),
+                device_id: entry.device_id,
+                report: PropertyReport { services: entry.services },
+            })
+            .collect();
+        for (device_id, reply) in ids.iter().zip(self.to_sub_devices(ids.clone(), requests).await) {
+            if let Reply::Failed(error) = reply {
+                self.count_uplink(UplinkKind::Refused);
+                tracing::debug!(shard = self.id(), gateway_id, device_id, %error, "sub-device report ignored");
+            }
+        }
+    }
+
+    /// A gateway's `.../sys/shadow/get` naming one of its sub-devices in `object_device_id`:
+    /// that sub-device's shadow, from its home shard; `None` when it is not this gateway's
+    /// sub-device (counted `refused`; the request goes unanswered, as for a malformed one).
+    pub async fn sub_device_shadow(
+        self: &Rc<Self>,
+        gateway_id: &str,
+        device_id: &str,
+    ) -> Option<protocol::shadow::DeviceShadow> {
+        let request =
+            GatewayRequest::Shadow { gateway_id: gateway_id.to_owned(), device_id: device_id.to_owned() };
+        match self.to_sub_device(device_id, request).await {
+            Reply::Shadow(shadow) => Some(*shadow),
+            other => {
+                self.count_uplink(UplinkKind::Refused);
+                tracing::debug!(
+                    shard = self.id(),
+                    gateway_id,
+                    device_id,
+                    ?other,
+                    "sub-device shadow get refused"
+                );
+                None
+            }
+        }
+    }
+
+    /// A gateway's `.../sys/messages/up`: one naming one of its sub-devices in
+    /// `object_device_id` is that sub-device's message (its `device.message:report` push
+    /// names the sub-device); one naming another device is counted `refused` and pushed for
+    /// nobody; any other is the gateway's own.
+    pub async fn gateway_message_up(self: &Rc<Self>, gateway_id: &str, topic: &str, payload: &[u8]) {
+        let Some(object_device_id) = object_device_id(payload).filter(|id| id != gateway_id) else {
+            self.notify_message_report(gateway_id, topic, payload);
+            return;
+        };
+        if self.routing().is_empty() {
+            return; // no rule to push it: the hop would change nothing
+        }
+        let request = GatewayRequest::MessageUp {
+            gateway_id: gateway_id.to_owned(),
+            device_id: object_device_id.clone(),
+            topic: topic.to_owned(),
+            payload: Bytes::copy_from_slice(payload),
+        };
+        if let Reply::Failed(error) = self.to_sub_device(&object_device_id, request).await {
+            self.count_uplink(UplinkKind::Refused);
+            tracing::debug!(shard = self.id(), gateway_id, device_id = object_device_id, %error, "sub-device message ignored");
         }
     }
 
@@ -418,6 +380,38 @@ impl Shard {
         Box::pin(self.call(home, Request::Gateway(Box::new(request)))).await
     }
 
+    /// Sends `requests[i]` to the home shard of `device_ids[i]`, all at once, and returns the
+    /// replies in order: an event's 100 entries cost the gateway's reader about one mesh round
+    /// trip and one group commit, not 100 of each. Entries naming the same device twice keep
+    /// their order (the whole event then goes one entry at a time).
+    async fn to_sub_devices(
+        self: &Rc<Self>,
+        device_ids: Vec<String>,
+        requests: Vec<GatewayRequest>,
+    ) -> Vec<Reply> {
+        let distinct = device_ids.iter().collect::<std::collections::HashSet<_>>().len() == device_ids.len();
+        if !distinct {
+            let mut replies = Vec::with_capacity(requests.len());
+            for (device_id, request) in device_ids.iter().zip(requests) {
+                replies.push(self.to_sub_device(device_id, request).await);
+            }
+            return replies;
+        }
+        let tasks: Vec<_> = device_ids
+            .into_iter()
+            .zip(requests)
+            .map(|(device_id, request)| {
+                let shard = self.clone();
+                glommio::spawn_local(async move { shard.to_sub_device(&device_id, request).await })
+            })
+            .collect();
+        let mut replies = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            replies.push(task.await);
+        }
+        replies
+    }
+
     /// On the sub-device's home shard (the dispatcher of [`GatewayRequest`]).
     pub(crate) async fn gateway_request(self: &Rc<Self>, request: GatewayRequest) -> Reply {
         match request {
@@ -444,11 +438,30 @@ impl Shard {
                         self.notify_property_report(&device_id, &payload);
                         Reply::Done
                     }
-                    Err(error) => Reply::Failed(ShardError::Invalid(protocol::error::ValidationError::new(
-                        "services",
-                        error.to_string(),
-                    ))),
+                    // Counted like a direct device's report that is not applied (`malformed`),
+                    // not as a refusal of the gateway.
+                    Err(error) => {
+                        self.count_uplink(UplinkKind::Malformed);
+                        tracing::debug!(shard = self.id(), gateway_id, device_id, %error, "sub-device report not applied");
+                        Reply::Done
+                    }
                 }
+            }
+            GatewayRequest::Shadow { gateway_id, device_id } => {
+                if let Err(error) = self.check_child(&gateway_id, &device_id) {
+                    return Reply::Failed(error);
+                }
+                match self.shadow_of(&device_id) {
+                    Some(shadow) => Reply::Shadow(Box::new(shadow)),
+                    None => Reply::Failed(ShardError::DeviceNotFound),
+                }
+            }
+            GatewayRequest::MessageUp { gateway_id, device_id, topic, payload } => {
+                if let Err(error) = self.check_child(&gateway_id, &device_id) {
+                    return Reply::Failed(error);
+                }
+                self.notify_message_report(&device_id, &topic, &payload);
+                Reply::Done
             }
             GatewayRequest::Publish { gateway_id, topic_name, payload } => {
                 match self.session_link(&gateway_id).map(|link| link.deliver(topic_name, payload)) {
@@ -493,6 +506,20 @@ impl Shard {
         }
         Ok(())
     }
+}
+
+/// The `object_device_id` of a message up, when it has one. Only payloads that mention the
+/// field are parsed: a direct device's messages cost no parse.
+fn object_device_id(payload: &[u8]) -> Option<String> {
+    const FIELD: &[u8] = b"\"object_device_id\"";
+    if !payload.windows(FIELD.len()).any(|window| window == FIELD) {
+        return None;
+    }
+    #[derive(Deserialize)]
+    struct Addressed {
+        object_device_id: Option<String>,
+    }
+    protocol::json::from_bytes::<Addressed>(payload).ok()?.object_device_id.filter(|id| !id.is_empty())
 }
 
 fn failure(device_id: String, error_code: &'static str, error_msg: &str) -> Failed {
