@@ -17,7 +17,9 @@
 //!   dropped and counted as malformed, and the call goes on waiting. An answer with an unknown
 //!   or late request id, or from another device's call, is dropped and counted as unmatched.
 //! - At most `device_calls_in_flight_max` calls wait per device ([`ShardError::TooManyCalls`],
-//!   429); across the shard the total is bounded by the HTTP connections that can wait.
+//!   429), and at most [`waiters::GATEWAY_CALLS_MAX`] for one gateway's answers
+//!   ([`ShardError::GatewayTooManyCalls`], 429); across the shard the total is bounded by the
+//!   HTTP connections that can wait.
 //! - Deleting the device fails its waiting calls at once with "device not found".
 //! - A QoS 1 subscription to the command topic is honoured (resent with DUP while
 //!   unacknowledged, like a QoS 1 message); a call that would have to wait for room in the

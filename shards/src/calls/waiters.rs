@@ -61,7 +61,8 @@ impl<T> Waiters<T> {
         self.per_device_max = per_device_max;
     }
 
-    /// Adds a waiter; [`Busy`] (and nothing added) when the device has `per_device_max`.
+    /// Adds a waiter; [`Busy::Device`] (and nothing added) when the device has
+    /// `per_device_max` ([`Waiters::register_answered_by`] may also say [`Busy::Gateway`]).
     /// The request id must be fresh (the shard generates unique ones).
     pub fn register(
         &mut self,

@@ -489,7 +489,10 @@ impl SessionState<'_> {
                 }
             }
         };
-        let shadow = match request.object_device_id.as_deref().filter(|id| *id != self.device_id) {
+        // The official SDK sends unset fields as "": absent, like the device's own id.
+        let sub_device =
+            request.object_device_id.as_deref().filter(|id| !id.is_empty() && *id != self.device_id);
+        let shadow = match sub_device {
             None => self.shard.shadow_of(self.device_id).unwrap_or_default(),
             Some(sub_device_id) => match self.shard.sub_device_shadow(self.device_id, sub_device_id).await {
                 Some(shadow) => shadow,

@@ -13,11 +13,13 @@
 //!   every entry after the first [`REPORT_ENTRIES_MAX`], is counted (`refused` uplinks) and
 //!   ignored.
 //! - The entries of a status event or a batch report go to their home shards together and are
-//!   awaited together: the gateway's reader waits about one mesh round trip per event.
+//!   awaited together: the gateway's reader waits about one mesh round trip per event (one
+//!   naming a device twice goes one entry at a time, in order).
 //! - `.../sys/shadow/get` with `object_device_id` naming one of its sub-devices answers that
 //!   sub-device's shadow; `.../sys/messages/up` with one is that sub-device's message for its
-//!   `device.message:report` push. Naming a device that is not its child is refused (counted,
-//!   logged at debug, nothing answered or pushed).
+//!   `device.message:report` push. Naming a device that is not its child — or of another
+//!   project — is refused (logged at debug, nothing answered or pushed; counted `refused`,
+//!   for messages only when a rule would have pushed them).
 //! - A gateway whose session ends while some of its sub-devices are ONLINE makes them OFFLINE,
 //!   on every shard that holds one.
 //! - `add_sub_device_request` (`paras.devices: [{node_id, product_id, name?, description?,
@@ -84,22 +86,32 @@ pub struct GatewayState {
 #[derive(Debug, Clone, PartialEq)]
 pub enum GatewayRequest {
     /// Set a sub-device ONLINE or OFFLINE.
-    Status { gateway_id: String, device_id: String, online: bool },
+    Status { gateway: GatewayKey, device_id: String, online: bool },
     /// A sub-device's part of a batch property report.
-    Report { gateway_id: String, device_id: String, report: PropertyReport },
-    /// The gateway's session ended at `ended_ms`: its sub-devices here that are ONLINE since
-    /// before then become OFFLINE (one set ONLINE later, by a new session, stays).
-    Offline { gateway_id: String, ended_ms: i64 },
+    Report { gateway: GatewayKey, device_id: String, report: PropertyReport },
+    /// The gateway's session ended at `ended_ms`: its sub-devices here (of its project, when
+    /// its record was still there to say which) that are ONLINE since before then become
+    /// OFFLINE (one set ONLINE later, by a new session, stays).
+    Offline { gateway_id: String, project_id: Option<String>, ended_ms: i64 },
     /// A sub-device's shadow, for its gateway's shadow get.
-    Shadow { gateway_id: String, device_id: String },
+    Shadow { gateway: GatewayKey, device_id: String },
     /// A sub-device's message up, for its `device.message:report` push.
-    MessageUp { gateway_id: String, device_id: String, topic: String, payload: Bytes },
+    MessageUp { gateway: GatewayKey, device_id: String, topic: String, payload: Bytes },
     /// On the gateway's home shard: publish a sub-device's message on the gateway's connection
     /// (`crate::mailbox::via_gateway`); refused when the gateway is not connected.
     Publish { gateway_id: String, topic_name: String, payload: Bytes },
     /// On the gateway's home shard: tell the gateway, if online, that the application added
     /// (`add_sub_device_notify`) or deleted (`delete_sub_device_notify`) sub-devices.
     Notify { gateway_id: String, event_type: &'static str, devices: Vec<OwnedValue> },
+}
+
+/// The gateway a request acts for, with its project: a sub-device answers only to a gateway
+/// of its own project (a device id is unique only while it exists — an orphaned sub-device
+/// must not be reached by another project's device registered later under its gateway's id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayKey {
+    pub gateway_id: String,
+    pub project_id: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,6 +219,7 @@ impl Shard {
 
     async fn update_statuses(self: &Rc<Self>, gateway_id: &str, event: Event) -> Option<Bytes> {
         let paras: StatusParas = simd_json::serde::from_owned_value(event.paras).ok()?;
+        let gateway = self.gateway_key(gateway_id)?;
         // Each entry is refused here or sent; those sent go to their home shards together
         // (`to_sub_devices`). The response lists the entries in the event's order.
         let mut checked: Vec<Result<StatusEntry, Failed>> = Vec::new();
@@ -228,7 +241,7 @@ impl Shard {
             };
             ids.push(entry.device_id.clone());
             requests.push(GatewayRequest::Status {
-                gateway_id: gateway_id.to_owned(),
+                gateway: gateway.clone(),
                 device_id: entry.device_id.clone(),
                 online,
             });
@@ -271,23 +284,26 @@ impl Shard {
             self.count_uplink(UplinkKind::Malformed);
             return;
         };
+        let Some(gateway) = self.gateway_key(gateway_id) else { return };
         let mut entries = batch.devices;
         if entries.len() > REPORT_ENTRIES_MAX {
-            for extra in entries.drain(REPORT_ENTRIES_MAX..) {
+            let extra = entries.len() - REPORT_ENTRIES_MAX;
+            entries.truncate(REPORT_ENTRIES_MAX);
+            for _ in 0..extra {
                 self.count_uplink(UplinkKind::Refused);
-                tracing::debug!(
-                    shard = self.id(),
-                    gateway_id,
-                    device_id = extra.device_id,
-                    "sub-device report beyond the first 100 ignored"
-                );
             }
+            tracing::debug!(
+                shard = self.id(),
+                gateway_id,
+                extra,
+                "sub-device report entries beyond the first 100 ignored"
+            );
         }
         let ids: Vec<String> = entries.iter().map(|entry| entry.device_id.clone()).collect();
         let requests = entries
             .into_iter()
             .map(|entry| GatewayRequest::Report {
-                gateway_id: gateway_id.to_owned(),
+                gateway: gateway.clone(),
                 device_id: entry.device_id,
                 report: PropertyReport { services: entry.services },
             })
@@ -308,8 +324,8 @@ impl Shard {
         gateway_id: &str,
         device_id: &str,
     ) -> Option<protocol::shadow::DeviceShadow> {
-        let request =
-            GatewayRequest::Shadow { gateway_id: gateway_id.to_owned(), device_id: device_id.to_owned() };
+        let gateway = self.gateway_key(gateway_id)?;
+        let request = GatewayRequest::Shadow { gateway, device_id: device_id.to_owned() };
         match self.to_sub_device(device_id, request).await {
             Reply::Shadow(shadow) => Some(*shadow),
             other => {
@@ -328,9 +344,11 @@ impl Shard {
 
     /// A gateway's `.../sys/messages/up`: one naming one of its sub-devices in
     /// `object_device_id` is that sub-device's message (its `device.message:report` push
-    /// names the sub-device); one naming another device is counted `refused` and pushed for
-    /// nobody; any other is the gateway's own.
-    pub async fn gateway_message_up(self: &Rc<Self>, gateway_id: &str, topic: &str, payload: &[u8]) {
+    /// names the sub-device); one naming another device is pushed for nobody (and counted
+    /// `refused` — when a rule exists: without one nothing is pushed for anybody, and the hop
+    /// to check is skipped); any other is the gateway's own. The gateway's reader waits for
+    /// the hop (one mesh round trip), which keeps its uplink in order and bounded.
+    pub async fn gateway_message_up(self: &Rc<Self>, gateway_id: &str, topic: &str, payload: &Bytes) {
         let Some(object_device_id) = object_device_id(payload).filter(|id| id != gateway_id) else {
             self.notify_message_report(gateway_id, topic, payload);
             return;
@@ -338,11 +356,12 @@ impl Shard {
         if self.routing().is_empty() {
             return; // no rule to push it: the hop would change nothing
         }
+        let Some(gateway) = self.gateway_key(gateway_id) else { return };
         let request = GatewayRequest::MessageUp {
-            gateway_id: gateway_id.to_owned(),
+            gateway,
             device_id: object_device_id.clone(),
             topic: topic.to_owned(),
-            payload: Bytes::copy_from_slice(payload),
+            payload: payload.clone(),
         };
         if let Reply::Failed(error) = self.to_sub_device(&object_device_id, request).await {
             self.count_uplink(UplinkKind::Refused);
@@ -356,15 +375,25 @@ impl Shard {
         if !self.gateways.reported_online.borrow_mut().remove(gateway_id) {
             return;
         }
+        let project_id = self.device_for_login(gateway_id).map(|gateway| gateway.project_id);
         let (shard, gateway_id, ended_ms) = (self.clone(), gateway_id.to_owned(), crate::now_unix_ms());
-        glommio::spawn_local(async move { shard.gateway_went_offline(&gateway_id, ended_ms).await }).detach();
+        glommio::spawn_local(
+            async move { shard.gateway_went_offline(&gateway_id, project_id, ended_ms).await },
+        )
+        .detach();
     }
 
-    async fn gateway_went_offline(self: &Rc<Self>, gateway_id: &str, ended_ms: i64) {
+    async fn gateway_went_offline(
+        self: &Rc<Self>,
+        gateway_id: &str,
+        project_id: Option<String>,
+        ended_ms: i64,
+    ) {
         let replies = self
             .call_all(|_| {
                 Request::Gateway(Box::new(GatewayRequest::Offline {
                     gateway_id: gateway_id.to_owned(),
+                    project_id: project_id.clone(),
                     ended_ms,
                 }))
             })
@@ -389,8 +418,9 @@ impl Shard {
         device_ids: Vec<String>,
         requests: Vec<GatewayRequest>,
     ) -> Vec<Reply> {
-        let distinct = device_ids.iter().collect::<std::collections::HashSet<_>>().len() == device_ids.len();
-        if !distinct {
+        let distinct = device_ids.len() <= 1
+            || device_ids.iter().collect::<std::collections::HashSet<_>>().len() == device_ids.len();
+        if !distinct || device_ids.len() == 1 {
             let mut replies = Vec::with_capacity(requests.len());
             for (device_id, request) in device_ids.iter().zip(requests) {
                 replies.push(self.to_sub_device(device_id, request).await);
@@ -415,8 +445,8 @@ impl Shard {
     /// On the sub-device's home shard (the dispatcher of [`GatewayRequest`]).
     pub(crate) async fn gateway_request(self: &Rc<Self>, request: GatewayRequest) -> Reply {
         match request {
-            GatewayRequest::Status { gateway_id, device_id, online } => {
-                if let Err(error) = self.check_child(&gateway_id, &device_id) {
+            GatewayRequest::Status { gateway, device_id, online } => {
+                if let Err(error) = self.check_child(&gateway, &device_id) {
                     return Reply::Failed(error);
                 }
                 let status = if online { DeviceStatus::Online } else { DeviceStatus::Offline };
@@ -428,8 +458,8 @@ impl Shard {
                 }
                 Reply::Done
             }
-            GatewayRequest::Report { gateway_id, device_id, report } => {
-                if let Err(error) = self.check_child(&gateway_id, &device_id) {
+            GatewayRequest::Report { gateway, device_id, report } => {
+                if let Err(error) = self.check_child(&gateway, &device_id) {
                     return Reply::Failed(error);
                 }
                 let payload = protocol::json::to_vec(&report);
@@ -442,13 +472,14 @@ impl Shard {
                     // not as a refusal of the gateway.
                     Err(error) => {
                         self.count_uplink(UplinkKind::Malformed);
+                        let gateway_id = gateway.gateway_id;
                         tracing::debug!(shard = self.id(), gateway_id, device_id, %error, "sub-device report not applied");
                         Reply::Done
                     }
                 }
             }
-            GatewayRequest::Shadow { gateway_id, device_id } => {
-                if let Err(error) = self.check_child(&gateway_id, &device_id) {
+            GatewayRequest::Shadow { gateway, device_id } => {
+                if let Err(error) = self.check_child(&gateway, &device_id) {
                     return Reply::Failed(error);
                 }
                 match self.shadow_of(&device_id) {
@@ -456,8 +487,8 @@ impl Shard {
                     None => Reply::Failed(ShardError::DeviceNotFound),
                 }
             }
-            GatewayRequest::MessageUp { gateway_id, device_id, topic, payload } => {
-                if let Err(error) = self.check_child(&gateway_id, &device_id) {
+            GatewayRequest::MessageUp { gateway, device_id, topic, payload } => {
+                if let Err(error) = self.check_child(&gateway, &device_id) {
                     return Reply::Failed(error);
                 }
                 self.notify_message_report(&device_id, &topic, &payload);
@@ -479,11 +510,12 @@ impl Shard {
                 }
                 Reply::Done
             }
-            GatewayRequest::Offline { gateway_id, ended_ms } => {
+            GatewayRequest::Offline { gateway_id, project_id, ended_ms } => {
                 let children = self.devices_of_gateway(&gateway_id);
                 for device_id in children {
                     let online_before = self.device_for_login(&device_id).is_some_and(|d| {
-                        d.status == DeviceStatus::Online
+                        project_id.as_ref().is_none_or(|project| *project == d.project_id)
+                            && d.status == DeviceStatus::Online
                             && d.connection_status_update_time_ms.is_none_or(|at| at <= ended_ms)
                     });
                     if online_before {
@@ -495,9 +527,20 @@ impl Shard {
         }
     }
 
-    /// `device_id` is a sub-device of `gateway_id` on this shard.
-    fn check_child(&self, gateway_id: &str, device_id: &str) -> Result<(), ShardError> {
+    /// The gateway's key, on its home shard; `None` once its record is gone.
+    fn gateway_key(&self, gateway_id: &str) -> Option<GatewayKey> {
+        let project_id = self.device_for_login(gateway_id)?.project_id;
+        Some(GatewayKey { gateway_id: gateway_id.to_owned(), project_id })
+    }
+
+    /// `device_id` is a sub-device of `gateway` (and of its project) on this shard.
+    fn check_child(&self, gateway: &GatewayKey, device_id: &str) -> Result<(), ShardError> {
         let device = self.device_for_login(device_id).ok_or(ShardError::DeviceNotFound)?;
+        let gateway_id = gateway.gateway_id.as_str();
+        if device.project_id != gateway.project_id {
+            // Another project's device: answered as if it did not exist.
+            return Err(ShardError::DeviceNotFound);
+        }
         if device.gateway_id != gateway_id || device.device_id == gateway_id {
             return Err(ShardError::Invalid(protocol::error::ValidationError::new(
                 "device_id",
