@@ -67,18 +67,20 @@ pub struct ApiResponse {
     pub status: StatusCode,
     pub body: Vec<u8>,
     pub content_type: &'static str,
+    /// More response headers (the console's security and caching headers).
+    pub headers: &'static [(&'static str, &'static str)],
 }
 
 const JSON: &str = "application/json";
 
 impl ApiResponse {
     pub fn json<T: Serialize>(status: StatusCode, value: &T) -> ApiResponse {
-        ApiResponse { status, body: protocol::json::to_vec(value), content_type: JSON }
+        ApiResponse { status, body: protocol::json::to_vec(value), content_type: JSON, headers: &[] }
     }
 
     /// A JSON body built by the caller (it embeds JSON text verbatim).
     pub fn raw_json(status: StatusCode, body: Vec<u8>) -> ApiResponse {
-        ApiResponse { status, body, content_type: JSON }
+        ApiResponse { status, body, content_type: JSON, headers: &[] }
     }
 
     /// Prometheus text exposition format 0.0.4.
@@ -87,11 +89,12 @@ impl ApiResponse {
             status: StatusCode::OK,
             body: body.into_bytes(),
             content_type: "text/plain; version=0.0.4; charset=utf-8",
+            headers: &[],
         }
     }
 
     pub fn no_content() -> ApiResponse {
-        ApiResponse { status: StatusCode::NO_CONTENT, body: Vec::new(), content_type: JSON }
+        ApiResponse { status: StatusCode::NO_CONTENT, body: Vec::new(), content_type: JSON, headers: &[] }
     }
 }
 

@@ -38,6 +38,7 @@ pub mod api;
 pub mod app;
 pub mod bootstrap;
 pub mod config;
+pub mod console;
 pub mod http;
 pub mod listeners;
 pub mod random;

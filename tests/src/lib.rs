@@ -19,6 +19,7 @@
 //! with a deadline. One test file per behaviour under `tests/tests/`.
 
 pub mod batch;
+pub mod browser;
 mod client;
 mod engine;
 pub mod keep_alive;

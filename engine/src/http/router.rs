@@ -1,4 +1,5 @@
-//! Routing: a plain `match` on method and path segments under `/v5/iot/{project_id}/`.
+//! Routing: one table ([`ROUTES`]) of method and path template under `/v5/iot/{project_id}/`,
+//! resolved to an [`Operation`], and one `match` that runs it.
 
 use std::rc::Rc;
 
@@ -81,107 +82,212 @@ pub async fn route(app: &Rc<App>, method: &Method, path: &str, request: ApiReque
             _ => Err(ApiError::Unavailable("unexpected reply to a forwarded call".into())),
         };
     }
-    let not_allowed = || Err(ApiError::MethodNotAllowed(format!("{method} {path}")));
-    match segments.as_slice() {
-        ["products"] => match *method {
-            Method::GET => products::list(app, &request),
-            Method::POST => products::create(app, &request).await,
-            _ => not_allowed(),
-        },
-        ["products", product_id] => match *method {
-            Method::GET => products::show(app, &request, product_id),
-            Method::PUT => products::update(app, &request, product_id).await,
-            Method::DELETE => products::delete(app, &request, product_id).await,
-            _ => not_allowed(),
-        },
-        ["devices"] => match *method {
-            Method::GET => devices::list(app, &request).await,
-            Method::POST => devices::add(app, &request).await,
-            _ => not_allowed(),
-        },
-        ["devices", device_id] => match *method {
-            Method::GET => devices::show(app, &request, device_id).await,
-            Method::PUT => devices::update(app, &request, device_id).await,
-            Method::DELETE => devices::delete(app, &request, device_id).await,
-            _ => not_allowed(),
-        },
-        ["devices", device_id, "freeze"] => match *method {
-            Method::POST => devices::freeze(app, &request, device_id, true).await,
-            _ => not_allowed(),
-        },
-        ["devices", device_id, "unfreeze"] => match *method {
-            Method::POST => devices::freeze(app, &request, device_id, false).await,
-            _ => not_allowed(),
-        },
-        ["devices", device_id, "action"] => match *method {
-            Method::POST => devices::action(app, &request, device_id).await,
-            _ => not_allowed(),
-        },
-        ["devices", device_id, "reset-fingerprint"] => match *method {
-            Method::POST => devices::reset_fingerprint(app, &request, device_id).await,
-            _ => not_allowed(),
-        },
-        ["devices", device_id, "commands"] => match *method {
-            Method::POST => device_calls::create_command(app, &request, device_id).await,
-            _ => not_allowed(),
-        },
-        ["devices", device_id, "properties"] => match *method {
-            Method::GET => device_calls::list_properties(app, &request, device_id).await,
-            Method::PUT => device_calls::update_properties(app, &request, device_id).await,
-            _ => not_allowed(),
-        },
-        ["devices", device_id, "messages"] => match *method {
-            Method::POST => messages::create(app, &request, device_id).await,
-            Method::GET => messages::list(app, &request, device_id).await,
-            _ => not_allowed(),
-        },
-        ["devices", device_id, "messages", message_id] => match *method {
-            Method::GET => messages::show(app, &request, device_id, message_id).await,
-            _ => not_allowed(),
-        },
-        ["batchtasks"] => match *method {
-            Method::POST => batch_tasks::create(app, &request).await,
-            Method::GET => batch_tasks::list(app, &request),
-            _ => not_allowed(),
-        },
-        ["batchtasks", task_id] => match *method {
-            Method::GET => batch_tasks::show(app, &request, task_id),
-            Method::DELETE => batch_tasks::delete(app, &request, task_id).await,
-            _ => not_allowed(),
-        },
-        ["batchtasks", task_id, "stop"] => match *method {
-            Method::POST => batch_tasks::stop(app, &request, task_id).await,
-            _ => not_allowed(),
-        },
-        ["routing-rule", "rules"] => match *method {
-            Method::POST => routing_rules::create_rule(app, &request).await,
-            Method::GET => routing_rules::list_rules(app, &request),
-            _ => not_allowed(),
-        },
-        ["routing-rule", "rules", rule_id] => match *method {
-            Method::GET => routing_rules::show_rule(app, &request, rule_id),
-            Method::PUT => routing_rules::update_rule(app, &request, rule_id).await,
-            Method::DELETE => routing_rules::delete_rule(app, &request, rule_id).await,
-            _ => not_allowed(),
-        },
-        ["routing-rule", "actions"] => match *method {
-            Method::POST => routing_rules::create_action(app, &request).await,
-            Method::GET => routing_rules::list_actions(app, &request),
-            _ => not_allowed(),
-        },
-        ["routing-rule", "actions", action_id] => match *method {
-            Method::GET => routing_rules::show_action(app, &request, action_id),
-            Method::PUT => routing_rules::update_action(app, &request, action_id).await,
-            Method::DELETE => routing_rules::delete_action(app, &request, action_id).await,
-            _ => not_allowed(),
-        },
-        ["devices", device_id, "shadow"] => match *method {
-            Method::GET => devices::show_shadow(app, &request, device_id).await,
-            Method::PUT => devices::update_shadow(app, &request, device_id).await,
-            _ => not_allowed(),
-        },
-        _ => Err(ApiError::NoRoute(path.to_owned())),
+    let (operation, params) = resolve(method, &segments).map_err(|miss| match miss {
+        Miss::NoRoute => ApiError::NoRoute(path.to_owned()),
+        Miss::MethodNotAllowed => ApiError::MethodNotAllowed(format!("{method} {path}")),
+    })?;
+    // `resolve` gives exactly as many parameters as the template has `{…}` segments.
+    let id = params.first().copied().unwrap_or_default();
+    let second = params.get(1).copied().unwrap_or_default();
+    use Operation::*;
+    match operation {
+        CreateCommand => device_calls::create_command(app, &request, id).await,
+        ListProperties => device_calls::list_properties(app, &request, id).await,
+        UpdateProperties => device_calls::update_properties(app, &request, id).await,
+        CreateMessage => messages::create(app, &request, id).await,
+        ListDeviceMessages => messages::list(app, &request, id).await,
+        ShowDeviceMessage => messages::show(app, &request, id, second).await,
+        ListProducts => products::list(app, &request),
+        CreateProduct => products::create(app, &request).await,
+        ShowProduct => products::show(app, &request, id),
+        UpdateProduct => products::update(app, &request, id).await,
+        DeleteProduct => products::delete(app, &request, id).await,
+        ListDevices => devices::list(app, &request).await,
+        AddDevice => devices::add(app, &request).await,
+        ShowDevice => devices::show(app, &request, id).await,
+        UpdateDevice => devices::update(app, &request, id).await,
+        DeleteDevice => devices::delete(app, &request, id).await,
+        FreezeDevice => devices::freeze(app, &request, id, true).await,
+        UnfreezeDevice => devices::freeze(app, &request, id, false).await,
+        ResetDeviceSecret => devices::action(app, &request, id).await,
+        ResetFingerprint => devices::reset_fingerprint(app, &request, id).await,
+        ShowDeviceShadow => devices::show_shadow(app, &request, id).await,
+        UpdateDeviceShadowDesiredData => devices::update_shadow(app, &request, id).await,
+        CreateBatchTask => batch_tasks::create(app, &request).await,
+        ListBatchTasks => batch_tasks::list(app, &request),
+        ShowBatchTask => batch_tasks::show(app, &request, id),
+        DeleteBatchTask => batch_tasks::delete(app, &request, id).await,
+        StopBatchTask => batch_tasks::stop(app, &request, id).await,
+        CreateRoutingRule => routing_rules::create_rule(app, &request).await,
+        ListRoutingRules => routing_rules::list_rules(app, &request),
+        ShowRoutingRule => routing_rules::show_rule(app, &request, id),
+        UpdateRoutingRule => routing_rules::update_rule(app, &request, id).await,
+        DeleteRoutingRule => routing_rules::delete_rule(app, &request, id).await,
+        CreateRuleAction => routing_rules::create_action(app, &request).await,
+        ListRuleActions => routing_rules::list_actions(app, &request),
+        ShowRuleAction => routing_rules::show_action(app, &request, id),
+        UpdateRuleAction => routing_rules::update_action(app, &request, id).await,
+        DeleteRuleAction => routing_rules::delete_action(app, &request, id).await,
     }
+}
+
+/// The operations under `/v5/iot/{project_id}/`, named by IoTDA's operation ids (the
+/// OpenAPI document's `operationId`s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    CreateCommand,
+    ListProperties,
+    UpdateProperties,
+    CreateMessage,
+    ListDeviceMessages,
+    ShowDeviceMessage,
+    ListProducts,
+    CreateProduct,
+    ShowProduct,
+    UpdateProduct,
+    DeleteProduct,
+    ListDevices,
+    AddDevice,
+    ShowDevice,
+    UpdateDevice,
+    DeleteDevice,
+    FreezeDevice,
+    UnfreezeDevice,
+    ResetDeviceSecret,
+    ResetFingerprint,
+    ShowDeviceShadow,
+    UpdateDeviceShadowDesiredData,
+    CreateBatchTask,
+    ListBatchTasks,
+    ShowBatchTask,
+    DeleteBatchTask,
+    StopBatchTask,
+    CreateRoutingRule,
+    ListRoutingRules,
+    ShowRoutingRule,
+    UpdateRoutingRule,
+    DeleteRoutingRule,
+    CreateRuleAction,
+    ListRuleActions,
+    ShowRuleAction,
+    UpdateRuleAction,
+    DeleteRuleAction,
+}
+
+/// One route: method, path template after `/v5/iot/{project_id}/` (`{name}` matches one
+/// non-empty segment), operation.
+#[derive(Debug)]
+pub struct Route {
+    pub method: &'static str,
+    pub template: &'static str,
+    pub operation: Operation,
+}
+
+const fn at(method: &'static str, template: &'static str, operation: Operation) -> Route {
+    Route { method, template, operation }
+}
+
+/// Every route of the REST API under `/v5/iot/{project_id}/` — the router's only table: a
+/// path and method not here is answered 404 / 405, and the OpenAPI document
+/// (`GET /v5/openapi.json`) describes exactly these (a unit test holds the two together).
+/// The device calls come first: they are the hot path.
+pub const ROUTES: &[Route] = &[
+    at("POST", "devices/{device_id}/commands", Operation::CreateCommand),
+    at("GET", "devices/{device_id}/properties", Operation::ListProperties),
+    at("PUT", "devices/{device_id}/properties", Operation::UpdateProperties),
+    at("POST", "devices/{device_id}/messages", Operation::CreateMessage),
+    at("GET", "devices/{device_id}/messages", Operation::ListDeviceMessages),
+    at("GET", "devices/{device_id}/messages/{message_id}", Operation::ShowDeviceMessage),
+    at("GET", "products", Operation::ListProducts),
+    at("POST", "products", Operation::CreateProduct),
+    at("GET", "products/{product_id}", Operation::ShowProduct),
+    at("PUT", "products/{product_id}", Operation::UpdateProduct),
+    at("DELETE", "products/{product_id}", Operation::DeleteProduct),
+    at("GET", "devices", Operation::ListDevices),
+    at("POST", "devices", Operation::AddDevice),
+    at("GET", "devices/{device_id}", Operation::ShowDevice),
+    at("PUT", "devices/{device_id}", Operation::UpdateDevice),
+    at("DELETE", "devices/{device_id}", Operation::DeleteDevice),
+    at("POST", "devices/{device_id}/freeze", Operation::FreezeDevice),
+    at("POST", "devices/{device_id}/unfreeze", Operation::UnfreezeDevice),
+    at("POST", "devices/{device_id}/action", Operation::ResetDeviceSecret),
+    at("POST", "devices/{device_id}/reset-fingerprint", Operation::ResetFingerprint),
+    at("GET", "devices/{device_id}/shadow", Operation::ShowDeviceShadow),
+    at("PUT", "devices/{device_id}/shadow", Operation::UpdateDeviceShadowDesiredData),
+    at("POST", "batchtasks", Operation::CreateBatchTask),
+    at("GET", "batchtasks", Operation::ListBatchTasks),
+    at("GET", "batchtasks/{task_id}", Operation::ShowBatchTask),
+    at("DELETE", "batchtasks/{task_id}", Operation::DeleteBatchTask),
+    at("POST", "batchtasks/{task_id}/stop", Operation::StopBatchTask),
+    at("POST", "routing-rule/rules", Operation::CreateRoutingRule),
+    at("GET", "routing-rule/rules", Operation::ListRoutingRules),
+    at("GET", "routing-rule/rules/{rule_id}", Operation::ShowRoutingRule),
+    at("PUT", "routing-rule/rules/{rule_id}", Operation::UpdateRoutingRule),
+    at("DELETE", "routing-rule/rules/{rule_id}", Operation::DeleteRoutingRule),
+    at("POST", "routing-rule/actions", Operation::CreateRuleAction),
+    at("GET", "routing-rule/actions", Operation::ListRuleActions),
+    at("GET", "routing-rule/actions/{action_id}", Operation::ShowRuleAction),
+    at("PUT", "routing-rule/actions/{action_id}", Operation::UpdateRuleAction),
+    at("DELETE", "routing-rule/actions/{action_id}", Operation::DeleteRuleAction),
+];
+
+/// Why no route was found.
+#[derive(Debug, PartialEq, Eq)]
+enum Miss {
+    NoRoute,
+    /// The path has routes, none with this method.
+    MethodNotAllowed,
+}
+
+/// The operation for `method` and the segments after `/v5/iot/{project_id}/`, with the
+/// path's parameters in template order.
+fn resolve<'p>(method: &Method, segments: &[&'p str]) -> Result<(Operation, Vec<&'p str>), Miss> {
+    let mut path_known = false;
+    for route in ROUTES {
+        let Some(params) = matches(route.template, segments) else { continue };
+        if route.method == method.as_str() {
+            return Ok((route.operation, params));
+        }
+        path_known = true;
+    }
+    Err(if path_known { Miss::MethodNotAllowed } else { Miss::NoRoute })
+}
+
+/// The parameters of `segments` when they fit `template`.
+fn matches<'p>(template: &str, segments: &[&'p str]) -> Option<Vec<&'p str>> {
+    let mut params = Vec::new();
+    let mut pieces = template.split('/');
+    for segment in segments {
+        let piece = pieces.next()?;
+        if piece.starts_with('{') {
+            if segment.is_empty() {
+                return None;
+            }
+            params.push(*segment);
+        } else if piece != *segment {
+            return None;
+        }
+    }
+    pieces.next().is_none().then_some(params)
+}
+
+/// The routes served before authentication (method, path), described in the OpenAPI document
+/// too.
+pub const UNAUTHENTICATED: &[(&str, &str)] =
+    &[("GET", HEALTH_PATH), ("GET", METRICS_PATH), ("GET", OPENAPI_PATH)];
+pub const HEALTH_PATH: &str = "/health";
+pub const METRICS_PATH: &str = "/metrics";
+pub const OPENAPI_PATH: &str = "/v5/openapi.json";
+
+/// The OpenAPI 3.1 description of the REST API (`engine/src/api/openapi.json`).
+pub const OPENAPI_JSON: &str = include_str!("../api/openapi.json");
+
+/// `GET /v5/openapi.json`: no auth.
+pub fn openapi(method: &Method) -> ApiResult {
+    if method != Method::GET {
+        return Err(ApiError::MethodNotAllowed(format!("{method} {OPENAPI_PATH}")));
+    }
+    Ok(ApiResponse::raw_json(StatusCode::OK, OPENAPI_JSON.as_bytes().to_vec()))
 }
 
 #[cfg(test)]
@@ -195,5 +301,65 @@ mod tests {
         assert!(project_of_path("/v5/iot//devices").is_err());
         assert!(project_of_path("/v4/iot/p1/devices").is_err());
         assert!(project_of_path("/").is_err());
+    }
+
+    #[test]
+    fn paths_resolve_to_their_operation_with_parameters() {
+        let resolved = |method: Method, path: &str| {
+            let segments: Vec<&str> = path.split('/').collect();
+            resolve(&method, &segments).map(|(operation, params)| (operation, params.join(",")))
+        };
+        assert_eq!(
+            resolved(Method::POST, "devices/d1/commands"),
+            Ok((Operation::CreateCommand, "d1".into()))
+        );
+        assert_eq!(
+            resolved(Method::GET, "devices/d1/messages/m1"),
+            Ok((Operation::ShowDeviceMessage, "d1,m1".into()))
+        );
+        assert_eq!(resolved(Method::GET, "products"), Ok((Operation::ListProducts, String::new())));
+        assert_eq!(resolved(Method::PATCH, "products"), Err(Miss::MethodNotAllowed));
+        assert_eq!(resolved(Method::DELETE, "devices/d1/commands"), Err(Miss::MethodNotAllowed));
+        assert_eq!(resolved(Method::GET, "devices//shadow"), Err(Miss::NoRoute));
+        assert_eq!(resolved(Method::GET, "devices/d1/shadow/extra"), Err(Miss::NoRoute));
+        assert_eq!(resolved(Method::GET, "nothing"), Err(Miss::NoRoute));
+    }
+
+    /// Every route is described in the OpenAPI document, under IoTDA's operation id, and the
+    /// document describes no route the engine lacks.
+    #[test]
+    fn the_openapi_document_describes_exactly_the_routes() {
+        let mut text = OPENAPI_JSON.as_bytes().to_vec();
+        let document = simd_json::to_owned_value(&mut text).expect("openapi.json is JSON");
+        use simd_json::prelude::*;
+        let mut described = std::collections::BTreeSet::new();
+        let paths = document.get("paths").and_then(|p| p.as_object()).expect("paths");
+        for (path, item) in paths.iter() {
+            for (method, operation) in item.as_object().expect("a path item").iter() {
+                if !["get", "put", "post", "delete", "patch", "head", "options"].contains(&method.as_str()) {
+                    continue; // parameters, summary …
+                }
+                let id = operation.get("operationId").and_then(|id| id.as_str()).unwrap_or_default();
+                described.insert((method.to_uppercase(), path.to_string(), id.to_owned()));
+            }
+        }
+        let mut served = std::collections::BTreeSet::new();
+        for route in ROUTES {
+            let path = format!("/v5/iot/{{project_id}}/{}", route.template);
+            served.insert((route.method.to_owned(), path, format!("{:?}", route.operation)));
+        }
+        let extra = [
+            ("GET", HEALTH_PATH, "ShowHealth"),
+            ("GET", METRICS_PATH, "ShowMetrics"),
+            ("GET", OPENAPI_PATH, "ShowOpenApi"),
+        ];
+        assert_eq!(extra.len(), UNAUTHENTICATED.len());
+        for (method, path, id) in extra {
+            served.insert((method.to_owned(), path.to_owned(), id.to_owned()));
+        }
+        let undescribed: Vec<_> = served.difference(&described).collect();
+        let unserved: Vec<_> = described.difference(&served).collect();
+        assert!(undescribed.is_empty(), "routes without a description: {undescribed:?}");
+        assert!(unserved.is_empty(), "descriptions without a route: {unserved:?}");
     }
 }

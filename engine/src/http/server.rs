@@ -162,8 +162,8 @@ async fn read_body(app: &App, body: Incoming) -> Result<Bytes, ApiError> {
 /// One request, start to finish. Never fails: errors become IoTDA error responses.
 pub async fn handle(app: &Rc<App>, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let request_id = app.next_request_id();
-    let (status, body, content_type) = match answer(app, request).await {
-        Ok(ApiResponse { status, body, content_type }) => (status, body, content_type),
+    let (status, body, content_type, extra_headers) = match answer(app, request).await {
+        Ok(ApiResponse { status, body, content_type, headers }) => (status, body, content_type, headers),
         Err(error) => {
             let (status, code) = error.status_and_code();
             if status.is_server_error() {
@@ -171,7 +171,7 @@ pub async fn handle(app: &Rc<App>, request: Request<Incoming>) -> Response<Full<
             } else {
                 tracing::debug!(%request_id, code, %error, "request refused");
             }
-            (status, error.body(), "application/json")
+            (status, error.body(), "application/json", &[][..])
         }
     };
     let mut response = Response::new(Full::new(Bytes::from(body)));
@@ -181,17 +181,26 @@ pub async fn handle(app: &Rc<App>, request: Request<Incoming>) -> Response<Full<
         headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     }
     headers.insert("x-request-id", HeaderValue::from_str(&request_id).expect("hex is a valid header value"));
+    for (name, value) in extra_headers {
+        headers.insert(*name, HeaderValue::from_static(value));
+    }
     response
 }
 
 async fn answer(app: &Rc<App>, request: Request<Incoming>) -> Result<ApiResponse, ApiError> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
-    if path == "/health" {
+    if path == router::HEALTH_PATH {
         return router::health(app, &parts.method);
     }
-    if path == "/metrics" {
+    if path == router::METRICS_PATH {
         return crate::api::metrics::render(app, &parts.method).await;
+    }
+    if path == router::OPENAPI_PATH {
+        return router::openapi(&parts.method);
+    }
+    if let Some(file) = path.strip_prefix(crate::console::PREFIX).or((path == "/console").then_some("")) {
+        return crate::console::serve(&parts.method, file);
     }
     let project_in_path = router::project_of_path(path)?;
     let header_pairs: Vec<(&str, &[u8])> =
