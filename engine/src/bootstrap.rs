@@ -99,12 +99,20 @@ pub fn welcome_text(config: &Config, rest: &RestAddresses<'_>) -> String {
             http.port()
         );
     }
+    let console = match (rest.http, rest.https) {
+        (Some(http), _) => Some(format!("http://127.0.0.1:{}", http.port())),
+        (None, Some(https)) => Some(format!("https://localhost:{}", https.port())),
+        (None, None) => None,
+    };
     if let Some(https) = rest.https {
         let ca = rest.ca_file.map(|ca| format!("--cacert {} ", ca.display())).unwrap_or_default();
         text += &format!(
             "  curl {ca}-H 'X-Auth-Token: {token}' https://localhost:{}/v5/iot/{project_id}/products\n",
             https.port()
         );
+    }
+    if let Some(base) = console {
+        text += &format!("Console: {base}/console/ (sign in with the project id and token above)\n");
     }
     text
 }

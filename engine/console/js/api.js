@@ -18,8 +18,11 @@ export function setSession(projectId, token) {
   sessionStorage.setItem(SESSION_KEY, JSON.stringify({ projectId, token }));
 }
 
+/** Forgets the credentials and everything else the console kept in this tab (histories). */
 export function clearSession() {
-  sessionStorage.removeItem(SESSION_KEY);
+  const keys = [];
+  for (let i = 0; i < sessionStorage.length; i += 1) keys.push(sessionStorage.key(i));
+  for (const key of keys) if (key && key.startsWith('ringiot.console.')) sessionStorage.removeItem(key);
 }
 
 /** An error answer (`{"error_code","error_msg"}`), a network failure or an aborted request. */
@@ -49,13 +52,13 @@ export function fieldOf(message) {
   return match ? match[1] : null;
 }
 
+/** `?a=1&b=x%20y`: spaces as %20, not `+` (the engine, like IoTDA, keeps `+` literal). */
 function queryString(query) {
-  const params = new URLSearchParams();
+  const pairs = [];
   for (const [key, value] of Object.entries(query || {})) {
-    if (value !== undefined && value !== null && value !== '') params.set(key, String(value));
+    if (value !== undefined && value !== null && value !== '') pairs.push(`${encodeURIComponent(key)}=${encodeURIComponent(String(value))}`);
   }
-  const text = params.toString();
-  return text ? `?${text}` : '';
+  return pairs.length ? `?${pairs.join('&')}` : '';
 }
 
 /** Fired on `window` when the API refuses the stored token (401) so the shell can sign out. */

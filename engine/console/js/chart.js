@@ -7,9 +7,11 @@ import { h, svg } from './dom.js';
 const PAD = { top: 12, right: 12, bottom: 24, left: 52 };
 let chartCounter = 0;
 
-/** 1, 2, 2.5, 5 × 10^n at or above `value`. */
+const TICKS = 4;
+
+/** 1, 2, 2.5, 5 × 10^n at or above `value` (a grid step). */
 function niceCeil(value) {
-  if (!(value > 0)) return 1;
+  if (!(value > 0)) return 0.25;
   const exponent = Math.floor(Math.log10(value));
   const base = 10 ** exponent;
   for (const step of [1, 2, 2.5, 5, 10]) {
@@ -32,21 +34,21 @@ export function lineChart({ series, windowMs = 5 * 60_000, now = Date.now(), gap
   for (const s of series) {
     for (const p of s.points) if (p.t >= start && Number.isFinite(p.v) && p.v > max) max = p.v;
   }
-  const top = niceCeil(max);
+  const step = niceCeil(max / TICKS);
+  const top = step * TICKS;
   const x = (t) => PAD.left + ((t - start) / windowMs) * innerW;
   const y = (v) => PAD.top + innerH - (v / top) * innerH;
 
   const grid = [];
-  const ticks = 4;
-  for (let i = 0; i <= ticks; i += 1) {
-    const value = (top / ticks) * i;
+  for (let i = 0; i <= TICKS; i += 1) {
+    const value = step * i;
     const yy = y(value);
     grid.push(svg('line', { class: 'chart-grid', x1: PAD.left, x2: PAD.left + innerW, y1: yy, y2: yy }));
     grid.push(svg('text', { class: 'chart-tick', x: PAD.left - 6, y: yy + 4, 'text-anchor': 'end' }, format(value)));
   }
   const minutes = Math.round(windowMs / 60_000);
-  const step = minutes > 6 ? Math.ceil(minutes / 5) : 1;
-  for (let m = 0; m <= minutes; m += step) {
+  const every = minutes > 6 ? Math.ceil(minutes / 5) : 1;
+  for (let m = 0; m <= minutes; m += every) {
     const xx = x(now - m * 60_000);
     grid.push(svg('text', { class: 'chart-tick', x: xx, y: height - 6, 'text-anchor': m === 0 ? 'end' : 'middle' }, m === 0 ? 'now' : `−${m} min`));
   }

@@ -79,12 +79,6 @@ class PageContext {
     window.location.hash = hash;
   }
 
-  /** Replaces the current history entry (for filters that should not pile up). */
-  replaceQuery(hash) {
-    window.history.replaceState(null, '', hash);
-    window.dispatchEvent(new HashChangeEvent('hashchange'));
-  }
-
   dispose() {
     this.alive = false;
     this.controller.abort();
@@ -156,6 +150,7 @@ function route() {
     return;
   }
 
+  if (!window.location.hash) window.history.replaceState(null, '', '#/overview');
   let matched = null;
   let params = [];
   for (const r of ROUTES) {

@@ -10,6 +10,7 @@ export function notify(message, tone = 'info') {
   if (!region) return;
   const note = h('div', { class: ['notice', `notice-${tone}`], role: tone === 'bad' ? 'alert' : 'status' }, message);
   region.append(note);
+  while (region.children.length > 3) region.firstElementChild.remove();
   setTimeout(() => note.remove(), tone === 'bad' ? 8000 : 4000);
 }
 

@@ -377,7 +377,7 @@ export async function renderDetail(ctx) {
         { testid: 'batch-detail-row', dataset: { target: d.target } },
         h('td', null, h('a', { href: hashLink(['devices', d.target]), class: 'mono' }, d.target)),
         h('td', null, badge(d.status, { testid: 'batch-detail-status' })),
-        h('td', null, d.output ? h('details', null, h('summary', null, shortJson(d.output, 60)), h('pre', { class: 'code' }, prettyOutput(d.output))) : h('span', { class: 'muted' }, '—')),
+        h('td', null, outputCell(d.output)),
         h('td', null, d.error ? h('span', null, h('code', null, d.error.error_code), ' ', d.error.error_msg) : h('span', { class: 'muted' }, '—')),
       ),
     );
@@ -395,6 +395,13 @@ export async function renderDetail(ctx) {
       }),
     );
   }
+}
+
+/** A short output as is; a long one folded, indented when it holds JSON. */
+function outputCell(output) {
+  if (!output) return h('span', { class: 'muted' }, '—');
+  if (output.length <= 60 && !output.includes('\n')) return h('code', null, output);
+  return h('details', null, h('summary', null, shortJson(output, 60)), h('pre', { class: 'code' }, prettyOutput(output)));
 }
 
 /** A detail's output is a string; when it holds JSON, show it indented. */

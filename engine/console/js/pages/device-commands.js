@@ -13,7 +13,7 @@ const OUTCOMES = {
   ok: ['Answered', 'ok'],
   timeout: ['Timed out', 'warn'],
   offline: ['Device offline', 'bad'],
-  invalid: ['Refused by the product model', 'bad'],
+  invalid: ['Refused: invalid for the model', 'bad'],
   error: ['Failed', 'bad'],
 };
 

@@ -16,12 +16,11 @@ const FILTERS = ['product_id', 'device_name', 'node_id', 'gateway_id'];
 /** Device ids ticked in the list; kept while the operator pages and filters. */
 const selection = new Set();
 
-/** The products of the project, for the filter and the register form (fetched once a visit). */
+/** The products of the project, for the filter and the register form; none when unreadable. */
 async function loadProducts(signal) {
   try {
     return await listAll('products', 'products', {}, { max: 500, signal });
-  } catch (error) {
-    if (error.code === 'ABORTED') throw error;
+  } catch {
     return [];
   }
 }
@@ -78,6 +77,7 @@ export async function render(ctx) {
 
   let products = [];
   const productsLoaded = loadProducts(ctx.signal).then((list) => {
+    if (!ctx.alive) return;
     products = list;
     replace(productSelect, h('option', { value: '' }, 'All products'), list.map((p) => h('option', { value: p.product_id }, `${p.name} (${p.product_id})`)));
     productSelect.value = filters.product_id;
@@ -140,7 +140,11 @@ export async function render(ctx) {
         else selection.delete(device.device_id);
         updateSelectionButton();
       });
-      const gateway = device.gateway_id !== device.device_id ? h('a', { href: hashLink(['devices', device.gateway_id]) }, device.gateway_id) : h('span', { class: 'muted' }, '—');
+      // GATEWAY: a direct device (its own gateway); ENDPOINT: a sub-device of its gateway.
+      const type =
+        device.gateway_id !== device.device_id
+          ? h('span', null, 'sub-device of ', h('a', { href: hashLink(['devices', device.gateway_id]), class: 'mono' }, device.gateway_id))
+          : h('span', null, 'direct / gateway');
       return h(
         'tr',
         { testid: 'device-row', dataset: { deviceId: device.device_id } },
@@ -149,13 +153,12 @@ export async function render(ctx) {
         h('td', null, device.device_name),
         h('td', null, h('code', null, device.node_id)),
         h('td', null, h('a', { href: hashLink(['products', device.product_id]) }, device.product_name || device.product_id)),
-        h('td', null, device.node_type),
-        h('td', null, gateway),
+        h('td', { title: device.node_type }, type),
         h('td', null, badge(device.status, { testid: 'device-status' })),
-        h('td', { class: 'row-actions' }, deviceActionButtons(device, { compact: true, onChange: refresh, onDeleted: refresh })),
+        h('td', { class: 'row-actions' }, h('div', null, deviceActionButtons(device, { compact: true, onChange: refresh, onDeleted: refresh }))),
       );
     });
-    const headers = [allBox, 'Device id', 'Name', 'Node id', 'Product', 'Node type', 'Gateway', 'Status', h('span', { class: 'sr-only' }, 'Actions')];
+    const headers = [allBox, 'Device id', 'Name', 'Node id', 'Product', 'Type', 'Status', h('span', { class: 'sr-only' }, 'Actions')];
     const tableEl = h(
       'div',
       { class: 'table-wrap' },

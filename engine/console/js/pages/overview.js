@@ -30,6 +30,7 @@ function formatMs(value) {
 
 function formatRate(value) {
   if (!Number.isFinite(value)) return '—';
+  if (value === 0) return '0';
   return value >= 10 ? value.toFixed(0) : value.toFixed(value >= 1 ? 1 : 2);
 }
 
@@ -39,7 +40,9 @@ function count(value) {
 
 /** Adds a scrape to the history (rates against the previous one). */
 function record(scrape) {
-  const previous = lastScrape;
+  // Rates only between consecutive polls: after a pause (another page, a hidden tab) the
+  // first scrape starts the line again instead of drawing an average over the pause.
+  const previous = lastScrape && scrape.at - lastScrape.at <= POLL_MS * 3 ? lastScrape : null;
   lastScrape = scrape;
   const command = { kind: 'command' };
   const all = rate(previous, scrape, 'ringiot_device_calls_total', command);
@@ -200,10 +203,9 @@ export function render(ctx) {
     async () => {
       const text = await fetchMetricsText(ctx.signal);
       if (!ctx.alive) return;
-      const previous = lastScrape;
       const scrape = new Scrape(text);
+      parts.previous = lastScrape && scrape.at - lastScrape.at <= POLL_MS * 3 ? lastScrape : null;
       record(scrape);
-      parts.previous = previous;
       renderMetrics(scrape, parts);
       problems.clear();
     },
