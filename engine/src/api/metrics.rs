@@ -91,6 +91,34 @@ pub fn exposition(shards: &[ShardMetrics]) -> String {
     }
     header(
         o,
+        "ringiot_device_call_round_trip_recent_seconds",
+        "summary",
+        "The same round trips, of the last 60 to 120 s only (each shard's current and previous minute).",
+    );
+    let now = std::time::Instant::now();
+    for kind in CallKind::ALL {
+        let histogram = calls.recent_round_trip_us(kind, now);
+        for (quantile, label) in QUANTILES {
+            let value = if histogram.is_empty() {
+                "NaN".to_owned()
+            } else {
+                seconds(histogram.value_at_quantile(quantile))
+            };
+            let _ = writeln!(
+                o,
+                "ringiot_device_call_round_trip_recent_seconds{{kind=\"{}\",quantile=\"{label}\"}} {value}",
+                kind.as_str()
+            );
+        }
+        let _ = writeln!(
+            o,
+            "ringiot_device_call_round_trip_recent_seconds_count{{kind=\"{}\"}} {}",
+            kind.as_str(),
+            histogram.len()
+        );
+    }
+    header(
+        o,
         "ringiot_device_responses_unmatched_total",
         "counter",
         "Device answers with an unknown or late request id, dropped.",
@@ -384,6 +412,10 @@ mod tests {
         assert!(text.contains("ringiot_device_calls_total{kind=\"command\",outcome=\"ok\"} 3\n"), "{text}");
         assert!(text.contains("ringiot_device_calls_total{kind=\"properties_get\",outcome=\"busy\"} 0\n"));
         assert!(text.contains("ringiot_device_call_round_trip_seconds_count{kind=\"command\"} 3\n"));
+        assert!(text.contains("ringiot_device_call_round_trip_recent_seconds_count{kind=\"command\"} 3\n"));
+        assert!(text.contains(
+            "ringiot_device_call_round_trip_recent_seconds{kind=\"command\",quantile=\"0.5\"} 0.0015"
+        ));
         assert!(text.contains("ringiot_device_call_round_trip_seconds_sum{kind=\"command\"} 0.004500\n"));
         assert!(
             text.contains("ringiot_device_call_round_trip_seconds{kind=\"command\",quantile=\"0.5\"} 0.0015")
