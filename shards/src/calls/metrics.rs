@@ -226,8 +226,7 @@ mod tests {
     #[test]
     fn recent_round_trips_are_those_of_the_last_one_or_two_windows() {
         let start = Instant::now();
-        let mut metrics = CallMetrics::default();
-        metrics.recent = Recent::new(start);
+        let mut metrics = CallMetrics { recent: Recent::new(start), ..Default::default() };
         metrics.record_round_trip_at(CallKind::Command, 1_000, start);
         metrics.record_round_trip_at(CallKind::Command, 2_000, start + RECENT_WINDOW / 2);
         assert_eq!(metrics.recent_round_trip_us(CallKind::Command, start + RECENT_WINDOW / 2).len(), 2);
