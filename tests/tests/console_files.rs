@@ -29,7 +29,8 @@ fn the_console_is_served_with_its_types_and_a_strict_policy() {
     let style = http_request(engine.http, "GET", "/console/console.css", &[], b"");
     assert_eq!(header(&style, "content-type"), Some("text/css; charset=utf-8"));
     // Nothing but the embedded files: no directory walk, no source, no README.
-    for path in ["/console/../Cargo.toml", "/console/%2e%2e/Cargo.toml", "/console/README.md", "/console/js/"] {
+    for path in ["/console/../Cargo.toml", "/console/%2e%2e/Cargo.toml", "/console/README.md", "/console/js/"]
+    {
         let missing = http_request(engine.http, "GET", path, &[], b"");
         assert_eq!(missing.status, 404, "{path}: {}", missing.text());
     }
