@@ -26,19 +26,23 @@ fn main() {
     std::fs::write(out, table).expect("writing console_files.rs");
 }
 
+/// Every regular file under `dir`, skipping hidden entries, READMEs and symbolic links (no
+/// loop, nothing from outside the folder). A name that is not UTF-8 stops the build.
 fn collect(dir: &Path, files: &mut Vec<PathBuf>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir).expect("reading the console dir").flatten().collect();
     entries.sort_by_key(|entry| entry.path());
     for entry in entries {
         let path = entry.path();
-        if path.is_dir() {
-            println!("cargo:rerun-if-changed={}", path.display());
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_else(|| {
+            panic!("console file names must be UTF-8: {}", path.display());
+        });
+        let Ok(kind) = entry.file_type() else { continue };
+        if name.starts_with('.') || name == "README.md" || kind.is_symlink() {
+            continue;
+        }
+        if kind.is_dir() {
             collect(&path, files);
-        } else if path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| !n.starts_with('.') && n != "README.md")
-        {
+        } else if kind.is_file() {
             files.push(path);
         }
     }

@@ -38,6 +38,8 @@ fn the_console_is_served_with_its_types_and_a_strict_policy() {
     assert_eq!(posted.status, 405);
     let head = http_request(engine.http, "HEAD", "/console/", &[], b"");
     assert_eq!(head.status, 200);
+    let length: usize = header(&head, "content-length").and_then(|l| l.parse().ok()).unwrap_or_default();
+    assert!(length > 0 && head.body.is_empty(), "HEAD: the length of the page, no body");
 
     // HTTPS serves the same files.
     let https = engine.https.expect("the HTTPS listener is on");
