@@ -235,14 +235,21 @@ def main():
         response = console.one("command-response").text
         assert json.loads(response) == {"result_code": 0, "paras": {"echo": {"value": 42}}}, response
         console.shot("07-command-answered")
+        console.go("#/overview")
+        console.wait("the round trip on the overview", lambda: " ms" in console.one("overview-round-trip").text
+                     or "µs" in console.one("overview-round-trip").text)
+        console.shot("07b-overview-after-command")
         step("command answered")
 
         # Out of the model's range: the model's error, next to the para.
         result = send_command(console, "meter_answering", 1000)
         assert result.get_attribute("data-outcome") == "invalid", result.text
-        page = console.body_text()
-        assert "IOTDA.000006" in page or "paras.value" in page, page[:2000]
-        assert "paras.value" in page, page[:2000]
+        assert "IOTDA.000006" in result.text, result.text
+        # Next to the para: its input marked invalid, its own error line shown.
+        para = console.one("para-value")
+        assert para.get_attribute("aria-invalid") == "true", para.get_attribute("outerHTML")
+        para_error = console.one("para-error-value")
+        assert para_error.is_displayed() and "paras.value" in para_error.text, para_error.text
         console.shot("08-command-model-error")
         step("model error shown")
 
@@ -260,7 +267,7 @@ def main():
 
         # A message to an offline device: PENDING, then DELIVERED once it connects.
         console.go("#/devices/meter_sleepy/messages")
-        console.type_into("message-input", "hello from the console")
+        console.type_into("message-input", "hello <b>from</b> the console")
         console.one("message-send").click()
         def status():
             rows = console.find("message-row")
@@ -274,7 +281,10 @@ def main():
         sleepy.connect()
         console.wait("the message DELIVERED", lambda: status() == "DELIVERED")
         console.wait("the message at the device", lambda: any(
-            m.get("content") == "hello from the console" for m in sleepy.messages))
+            m.get("content") == "hello <b>from</b> the console" for m in sleepy.messages))
+        row = console.one("message-row")
+        assert "hello <b>from</b> the console" in row.text, row.text
+        assert not row.find_elements(By.TAG_NAME, "b"), "the message body became markup"
         console.shot("11-message-delivered")
         step("message PENDING then DELIVERED")
 
@@ -307,6 +317,17 @@ def main():
         console.go("#/devices/meter_answering")
         console.one("device-status")
         console.shot("16-device-overview")
+
+        # Sign-out forgets the credentials: the tab's storage is empty of them, and the sign-in
+        # form is back (a protected page asks for it again).
+        console.one("sign-out").click()
+        console.one("login-project")
+        stored = console.driver.execute_script("return JSON.stringify(window.sessionStorage)")
+        assert ENV["TOKEN"] not in stored, stored
+        console.go("#/devices")
+        console.one("login-token")
+        assert not console.find("device-row"), "devices shown while signed out"
+        step("signed out")
 
         violations = console.csp_violations()
         assert not violations, f"console errors or CSP violations: {violations}"

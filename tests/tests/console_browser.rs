@@ -2,9 +2,9 @@
 //! Selenium (PyPI) through `tests/scripts/console_browser.py`, against the real engine, with
 //! paho-mqtt devices — sign in, a device turning ONLINE without a reload, a command through the
 //! dialog generated from the product model (answered, timed out, refused by the model), a
-//! message PENDING then DELIVERED, a batch task to its end, a device name that is markup shown
-//! as text, a wrong token refused. Screenshots of every page land in
-//! `target/console-screenshots/`.
+//! message PENDING then DELIVERED, a batch task to its end, a device name and a message body
+//! that are markup shown as text, a wrong token refused, sign-out forgetting the token.
+//! Screenshots of every page land in `target/console-screenshots/`.
 
 use std::path::Path;
 use std::process::Command;
@@ -82,6 +82,7 @@ fn the_console_drives_the_engine_in_a_real_browser() {
         "batch task finished",
         "markup shown as text",
         "wrong token refused",
+        "signed out",
     ] {
         assert!(stdout.contains(&format!("STEP {step}")), "step '{step}' missing:\n{stdout}");
     }

@@ -6,6 +6,46 @@ import { h } from './dom.js';
 import { api, seg } from './api.js';
 import { field, showFieldError, messageArea, openDialog, busy, confirmDialog, secretDialog, notify, errorText, select } from './ui.js';
 
+/**
+ * The buttons of device actions in flight, by action and device id: a list row or page
+ * header drawn again meanwhile (they refresh every 2 s) gets that action's button disabled
+ * too, and every one of them is enabled again when the action ends.
+ */
+const inFlight = new Map();
+
+const flightKey = (action, device) => JSON.stringify([action, device.device_id]);
+
+function setBusy(button, on) {
+  button.disabled = on;
+  if (on) button.setAttribute('aria-busy', 'true');
+  else button.removeAttribute('aria-busy');
+}
+
+/** Runs `task` as `device`'s `action` (freeze, secret, delete) with its buttons disabled meanwhile. */
+async function track(action, device, button, task) {
+  const key = flightKey(action, device);
+  const buttons = inFlight.get(key) || new Set();
+  inFlight.set(key, buttons.add(button));
+  for (const b of buttons) setBusy(b, true);
+  try {
+    return await task();
+  } finally {
+    inFlight.delete(key);
+    for (const b of buttons) setBusy(b, false);
+  }
+}
+
+/** A button for `device`'s `action`, disabled while that action is in flight. */
+function actionButton(action, device, props, label) {
+  const button = h('button', props, label);
+  const buttons = inFlight.get(flightKey(action, device));
+  if (buttons) {
+    buttons.add(button);
+    setBusy(button, true);
+  }
+  return button;
+}
+
 /** Error codes that belong to one field of the register form though the message names none. */
 const REGISTER_CODE_FIELDS = { 'IOTDA.014031': 'node_id', 'IOTDA.013000': 'product_id' };
 
@@ -60,7 +100,7 @@ export function registerDialog(products, { productId, gatewayId, onDone } = {}) 
 export async function toggleFreeze(device, button, onDone) {
   const freeze = device.status !== 'FROZEN';
   if (freeze && !(await confirmDialog('Freeze device', `Freeze ${device.device_id}? It is disconnected, its logins are refused and calls and messages to it fail until it is unfrozen.`, { confirmLabel: 'Freeze' }))) return;
-  await busy(button, async () => {
+  await track('freeze', device, button, async () => {
     try {
       await api.post(`devices/${seg(device.device_id)}/${freeze ? 'freeze' : 'unfreeze'}`);
       notify(`Device ${device.device_id} ${freeze ? 'frozen' : 'unfrozen'}.`, 'ok');
@@ -75,7 +115,7 @@ export async function toggleFreeze(device, button, onDone) {
 export async function resetSecret(device, button) {
   const ok = await confirmDialog('Reset secret', `Generate a new secret for ${device.device_id}? The current secret stops working at once.`, { confirmLabel: 'Reset secret' });
   if (!ok) return;
-  await busy(button, async () => {
+  await track('secret', device, button, async () => {
     try {
       const answer = await api.post(`devices/${seg(device.device_id)}/action`, {}, { query: { action_id: 'resetSecret' } });
       secretDialog(`New secret of ${device.device_id}`, answer.secret, [`Secret type: ${answer.secret_type}.`]);
@@ -89,7 +129,7 @@ export async function resetSecret(device, button) {
 export async function deleteDevice(device, button, onDone) {
   const ok = await confirmDialog('Delete device', `Delete ${device.device_id}? Its shadow, messages and credentials are deleted too. A gateway with sub-devices is refused.`, { confirmLabel: 'Delete' });
   if (!ok) return;
-  await busy(button, async () => {
+  await track('delete', device, button, async () => {
     try {
       await api.delete(`devices/${seg(device.device_id)}`);
       notify(`Device ${device.device_id} deleted.`, 'ok');
@@ -103,9 +143,9 @@ export async function deleteDevice(device, button, onDone) {
 /** The three buttons for a device (list row or device page). */
 export function deviceActionButtons(device, { onChange, onDeleted, compact = false } = {}) {
   const cls = compact ? 'btn btn-small' : 'btn';
-  const freeze = h('button', { type: 'button', class: cls, testid: 'device-freeze' }, device.status === 'FROZEN' ? 'Unfreeze' : 'Freeze');
-  const secret = h('button', { type: 'button', class: cls, testid: 'device-reset-secret' }, 'Reset secret');
-  const remove = h('button', { type: 'button', class: `${cls} btn-danger`, testid: 'device-delete' }, 'Delete');
+  const freeze = actionButton('freeze', device, { type: 'button', class: cls, testid: 'device-freeze' }, device.status === 'FROZEN' ? 'Unfreeze' : 'Freeze');
+  const secret = actionButton('secret', device, { type: 'button', class: cls, testid: 'device-reset-secret' }, 'Reset secret');
+  const remove = actionButton('delete', device, { type: 'button', class: `${cls} btn-danger`, testid: 'device-delete' }, 'Delete');
   freeze.addEventListener('click', () => toggleFreeze(device, freeze, onChange));
   secret.addEventListener('click', () => resetSecret(device, secret));
   remove.addEventListener('click', () => deleteDevice(device, remove, onDeleted));

@@ -73,6 +73,10 @@ export async function request(method, path, options = {}) {
   const session = options.session || getSession();
   if (!session) throw new ApiError(401, 'IOTDA.000002', 'Not signed in.');
   const url = `/v5/iot/${encodeURIComponent(session.projectId)}/${path}${queryString(options.query)}`;
+  // fetch refuses (TypeError) a header value outside Latin-1 or with NUL / CR / LF inside.
+  if (/[^\x00-\xff]|[\0\r\n]/.test(session.token.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, ''))) {
+    throw new ApiError(0, 'INVALID_TOKEN', 'The token contains characters that cannot be sent in a header.');
+  }
   const headers = { Accept: 'application/json', 'X-Auth-Token': session.token };
   const init = { method, headers, signal: options.signal, cache: 'no-store', credentials: 'omit' };
   if (options.body !== undefined) {
@@ -125,8 +129,9 @@ export async function fetchMetricsText(signal) {
   return response.text();
 }
 
-/** A device id, product id or task id as one path segment. */
+/** A device id, product id or task id as one path segment; `.` and `..` (which the URL would resolve as a path step) are not found. */
 export function seg(id) {
+  if (id === '.' || id === '..') throw new ApiError(404, 'HTTP_404', `Not found: "${id}" is not an id.`);
   return encodeURIComponent(id);
 }
 

@@ -132,7 +132,7 @@ const STATUS_TONES = {
 
 /** A coloured status label; the status itself is the text. */
 export function badge(status, props = {}) {
-  const tone = STATUS_TONES[status] || 'muted';
+  const tone = Object.hasOwn(STATUS_TONES, status) ? STATUS_TONES[status] : 'muted';
   return h('span', { ...props, class: ['badge', `badge-${tone}`, props.class] }, status || '—');
 }
 

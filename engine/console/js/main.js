@@ -3,7 +3,8 @@
 
 import { h, replace } from './dom.js';
 import { getSession, clearSession, UNAUTHORIZED_EVENT } from './api.js';
-import { errorBox } from './ui.js';
+import { errorBox, closeDialogs } from './ui.js';
+import { clearProductCache } from './model.js';
 import * as login from './pages/login.js';
 import * as overview from './pages/overview.js';
 import * as products from './pages/products.js';
@@ -49,29 +50,51 @@ class PageContext {
   }
 
   /**
-   * Runs `task` now and then every `ms` after each run ends (never two at once); skipped
+   * Runs `task(run)` now and then every `ms` after each run ends (never two at once); skipped
    * while the tab is hidden; stops with the page. Errors go to `onError` (or are ignored).
-   * Returns `{now()}` to run it at once (e.g. after a change).
+   * Runs are numbered (`run.number`, from 1). Returns `{now(), started}`: `now()` runs it at
+   * once (e.g. after a change); called while a run is in flight, it marks that run stale —
+   * its answer may predate the change, so the task must draw nothing once `run.stale` is
+   * true (also true once the page is gone) — and starts another run as soon as it ends.
+   * `started` is the number of the last run started.
    */
   poll(task, ms, onError) {
     let timer = null;
-    let running = false;
-    const run = async () => {
-      if (!this.alive || running) return;
+    let runs = 0;
+    let inFlight = null;
+    const now = async () => {
+      if (!this.alive) return;
+      if (inFlight) {
+        inFlight.dropped = true;
+        return;
+      }
       clearTimeout(timer);
-      running = true;
+      const page = this;
+      const run = {
+        number: (runs += 1),
+        dropped: false,
+        get stale() {
+          return this.dropped || !page.alive;
+        },
+      };
+      inFlight = run;
       try {
-        if (!document.hidden) await task();
+        if (!document.hidden) await task(run);
       } catch (error) {
-        if (this.alive && error.code !== 'ABORTED' && onError) onError(error);
+        if (!run.stale && error.code !== 'ABORTED' && onError) onError(error);
       } finally {
-        running = false;
-        if (this.alive) timer = setTimeout(run, ms);
+        inFlight = null;
+        if (this.alive) timer = setTimeout(now, run.dropped ? 0 : ms);
       }
     };
     this.onCleanup(() => clearTimeout(timer));
-    run();
-    return { now: run };
+    now();
+    return {
+      now,
+      get started() {
+        return runs;
+      },
+    };
   }
 
   /** Navigates to a `#/…` address (a new history entry). */
@@ -102,12 +125,19 @@ function parseHash() {
   return { path: path || '/overview', query: new URLSearchParams(search) };
 }
 
+function skipToContent(event) {
+  event.preventDefault();
+  const content = document.getElementById('content');
+  if (content) content.focus();
+}
+
 function shell(session, activeNav) {
   const signOut = h('button', { type: 'button', class: 'btn btn-quiet', testid: 'sign-out', on: { click: () => doSignOut() } }, 'Sign out');
   return h(
     'div',
     { class: 'shell' },
-    h('a', { class: 'skip-link', href: '#content' }, 'Skip to content'),
+    // Not a plain #content link: the router would take `content` for a route.
+    h('a', { class: 'skip-link', href: '#content', on: { click: skipToContent } }, 'Skip to content'),
     h(
       'aside',
       { class: 'sidebar' },
@@ -129,11 +159,15 @@ function shell(session, activeNav) {
 
 function doSignOut(message) {
   clearSession();
+  devices.clearSelection();
+  clearProductCache();
   signOutMessage = message || null;
   route();
 }
 
 function route() {
+  // Dialogs live on document.body: none outlives its page (or the session).
+  closeDialogs();
   if (current) current.dispose();
   current = null;
   const app = document.getElementById('app');
@@ -156,8 +190,13 @@ function route() {
   for (const r of ROUTES) {
     const m = r.pattern.exec(path);
     if (m) {
-      matched = r;
-      params = m.slice(1).map((p) => (p === undefined ? undefined : decodeURIComponent(p)));
+      try {
+        params = m.slice(1).map((p) => (p === undefined ? undefined : decodeURIComponent(p)));
+        matched = r;
+      } catch {
+        // A malformed escape (`%E0%A4%A`): no such page.
+        params = [];
+      }
       break;
     }
   }

@@ -4,19 +4,26 @@
 
 import { h, replace } from './dom.js';
 import { field, select } from './ui.js';
-import { api, seg } from './api.js';
+import { api, seg, getSession } from './api.js';
 
-/** Product models by id with the time they were fetched (a model changes rarely). */
+/** Product models by project and product id with the time they were fetched (a model changes rarely). */
 const productCache = new Map();
 const PRODUCT_CACHE_MS = 30_000;
 
 /** The product (ShowProduct), from the cache when fetched within the last 30 s. */
 export async function loadProduct(productId, signal) {
-  const cached = productCache.get(productId);
+  const session = getSession();
+  const key = JSON.stringify([session ? session.projectId : '', productId]);
+  const cached = productCache.get(key);
   if (cached && Date.now() - cached.at < PRODUCT_CACHE_MS) return cached.product;
   const product = await api.get(`products/${seg(productId)}`, { signal });
-  productCache.set(productId, { product, at: Date.now() });
+  productCache.set(key, { product, at: Date.now() });
   return product;
+}
+
+/** Forgets every cached product (on sign-out). */
+export function clearProductCache() {
+  productCache.clear();
 }
 
 /** A number written exactly as typed (JSON number grammar), spliced into the body as is. */
@@ -161,7 +168,7 @@ export function commandForm(product, { testIds = true } = {}) {
     const paras = (command && command.paras) || [];
     paraFields = paras.map((para) => {
       const input = paraInput(para, tid(`para-${para.para_name}`));
-      const f = field(para.para_name, input, { hint: [describeSpec(para), para.description].filter(Boolean).join(' — '), names: [`paras.${para.para_name}`], required: para.required });
+      const f = field(para.para_name, input, { hint: [describeSpec(para), para.description].filter(Boolean).join(' — '), names: [`paras.${para.para_name}`], required: para.required, errorTestid: tid(`para-error-${para.para_name}`) });
       f.para = para;
       return f;
     });

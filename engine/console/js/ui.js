@@ -47,14 +47,15 @@ let fieldCounter = 0;
 /**
  * A labelled form field: `{el, input, setError, clearError}`. `names` lists the API field
  * names whose errors belong here (`node_id`, `auth_info.secret`, …); a prefix matches too.
+ * `errorTestid` is the data-testid of its error element.
  */
-export function field(label, input, { hint, names = [], required = false } = {}) {
+export function field(label, input, { hint, names = [], required = false, errorTestid } = {}) {
   fieldCounter += 1;
   const id = input.id || `f${fieldCounter}`;
   input.id = id;
   const errorId = `${id}-error`;
   const hintId = hint ? `${id}-hint` : null;
-  const error = h('div', { class: 'field-error', id: errorId, role: 'alert', hidden: true });
+  const error = h('div', { class: 'field-error', id: errorId, role: 'alert', hidden: true, testid: errorTestid });
   if (hintId) input.setAttribute('aria-describedby', `${hintId} ${errorId}`);
   else input.setAttribute('aria-describedby', errorId);
   const el = h(
@@ -141,6 +142,11 @@ export function openDialog({ title, content, actions = [], wide = false, closeLa
   document.body.append(dialog);
   dialog.showModal();
   return { dialog, body, close: () => dialog.close() };
+}
+
+/** Closes every open dialog (on navigation and sign-out); each removes itself once closed. */
+export function closeDialogs() {
+  for (const dialog of document.querySelectorAll('dialog[open]')) dialog.close();
 }
 
 /** Asks before a destructive action; resolves to true when confirmed. */

@@ -74,10 +74,10 @@ export async function renderList(ctx) {
 
   let lastSignature = null;
   ctx.poll(
-    async () => {
+    async (run) => {
       // ListBatchTasks needs a task_type: one call per type, merged newest first.
       const pages = await Promise.all(TYPES.map((type) => api.get('batchtasks', { query: { task_type: type, limit: 50 }, signal: ctx.signal })));
-      if (!ctx.alive) return;
+      if (run.stale) return;
       messages.clear();
       const tasks = pages.flatMap((p) => p.batchtasks || []).sort((a, b) => (a.create_time < b.create_time ? 1 : a.create_time > b.create_time ? -1 : 0));
       const signature = JSON.stringify(tasks);
@@ -297,9 +297,9 @@ export async function renderDetail(ctx) {
   let lastSignature = null;
   let lastStatus = null;
   const poller = ctx.poll(
-    async () => {
+    async (run) => {
       const answer = await api.get(`batchtasks/${seg(taskId)}`, { query: { limit: DETAILS_PER_PAGE, offset, task_detail_status: statusFilter }, signal: ctx.signal });
-      if (!ctx.alive) return;
+      if (run.stale) return;
       messages.clear();
       const signature = JSON.stringify(answer);
       if (signature === lastSignature) return;

@@ -74,9 +74,9 @@ export function renderMessages(ctx, body, device) {
 
   let lastSignature = null;
   const poller = ctx.poll(
-    async () => {
+    async (run) => {
       const answer = await api.get(`devices/${seg(deviceId)}/messages`, { signal: ctx.signal });
-      if (!ctx.alive) return;
+      if (run.stale) return;
       const signature = JSON.stringify(answer);
       if (signature === lastSignature) return;
       lastSignature = signature;

@@ -63,6 +63,8 @@ export async function renderShadow(ctx, body, device) {
 
   let shadow = [];
   let dirty = false;
+  /** The last poll run started before the last save: its answer may be older than the save. */
+  let lastRunBeforeSave = 0;
   const serviceIds = () => {
     const ids = new Set(shadow.map((s) => s.service_id));
     for (const s of (product && product.service_capabilities) || []) {
@@ -139,6 +141,10 @@ export async function renderShadow(ctx, body, device) {
         shadow = answer.shadow || [];
         renderTables();
         fill();
+        // A poll in flight may hold the shadow of before the save: it is dropped, and only
+        // a poll started from now on may refill the editor.
+        lastRunBeforeSave = poller.started;
+        poller.now();
         notify('Desired values saved.', 'ok');
       } catch (error) {
         if (ctx.alive) showFieldError(fields, error, general);
@@ -153,17 +159,17 @@ export async function renderShadow(ctx, body, device) {
 
   let lastSignature = null;
   let formShown = false;
-  ctx.poll(
-    async () => {
+  const poller = ctx.poll(
+    async (run) => {
       const answer = await api.get(`devices/${seg(device.device_id)}/shadow`, { signal: ctx.signal });
-      if (!ctx.alive) return;
+      if (run.stale) return;
       const signature = JSON.stringify(answer);
       if (signature === lastSignature) return;
       lastSignature = signature;
       shadow = answer.shadow || [];
       renderTables();
       if (!formShown) replace(editorBox, form);
-      if (!formShown || !dirty) fill();
+      if (!formShown || (!dirty && run.number > lastRunBeforeSave)) fill();
       formShown = true;
     },
     POLL_MS,

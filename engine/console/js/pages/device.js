@@ -67,9 +67,9 @@ export async function render(ctx) {
   // The device itself is polled on every tab, so the status in the header stays live.
   let lastSignature = JSON.stringify(device);
   const poller = ctx.poll(
-    async () => {
+    async (run) => {
       const fresh = await api.get(`devices/${seg(deviceId)}`, { signal: ctx.signal });
-      if (!ctx.alive) return;
+      if (run.stale) return;
       if (fresh.auth_info) {
         delete fresh.auth_info.secret;
         delete fresh.auth_info.secondary_secret;
@@ -147,9 +147,9 @@ function renderOverview(ctx, body, device, onDeviceChange) {
   );
   let lastSignature = null;
   ctx.poll(
-    async () => {
+    async (run) => {
       const page = await api.get('devices', { query: { gateway_id: device.device_id, limit: 50 }, signal: ctx.signal });
-      if (!ctx.alive) return;
+      if (run.stale) return;
       const signature = JSON.stringify(page);
       if (signature === lastSignature) return;
       lastSignature = signature;

@@ -16,6 +16,11 @@ const FILTERS = ['product_id', 'device_name', 'node_id', 'gateway_id'];
 /** Device ids ticked in the list; kept while the operator pages and filters. */
 const selection = new Set();
 
+/** Forgets the ticked devices (on sign-out). */
+export function clearSelection() {
+  selection.clear();
+}
+
 /** The products of the project, for the filter and the register form; none when unreadable. */
 async function loadProducts(signal) {
   try {
@@ -103,10 +108,10 @@ export async function render(ctx) {
 
   let lastSignature = null;
   const poller = ctx.poll(
-    async () => {
+    async (run) => {
       const query = { ...filters, limit, marker: markers[markers.length - 1] };
       const page = await api.get('devices', { query, signal: ctx.signal });
-      if (!ctx.alive) return;
+      if (run.stale) return;
       messages.clear();
       const signature = JSON.stringify(page);
       if (signature === lastSignature) return;

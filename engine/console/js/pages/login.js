@@ -6,8 +6,9 @@ import { api, setSession } from '../api.js';
 import { errorText, busy } from '../ui.js';
 
 export function render(ctx, { message, onSignedIn }) {
-  const project = h('input', { type: 'text', id: 'login-project', name: 'project_id', testid: 'login-project', required: true, autocomplete: 'username', spellcheck: 'false' });
-  const token = h('input', { type: 'password', id: 'login-token', name: 'token', testid: 'login-token', required: true, autocomplete: 'current-password' });
+  // The token lives in sessionStorage only: no password manager is invited to keep it.
+  const project = h('input', { type: 'text', id: 'login-project', name: 'project_id', testid: 'login-project', required: true, autocomplete: 'off', spellcheck: 'false' });
+  const token = h('input', { type: 'password', id: 'login-token', name: 'token', testid: 'login-token', required: true, autocomplete: 'one-time-code' });
   const submit = h('button', { type: 'submit', class: 'btn btn-primary', testid: 'login-submit' }, 'Sign in');
   const error = h('div', { class: 'error-box', testid: 'login-error', role: 'alert', hidden: true });
 
@@ -18,7 +19,7 @@ export function render(ctx, { message, onSignedIn }) {
 
   const form = h(
     'form',
-    { class: 'login-card', 'aria-labelledby': 'login-title', novalidate: true },
+    { class: 'login-card', 'aria-labelledby': 'login-title', novalidate: true, autocomplete: 'off' },
     h('div', { class: 'brand login-brand' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true' }, '◎'), h('span', null, 'ringiot')),
     h('h1', { id: 'login-title' }, 'Operator console'),
     h('p', { class: 'muted' }, 'Sign in with a project id and one of its API tokens. They are kept in this tab only, until you sign out or close it.'),

@@ -95,7 +95,7 @@ function renderMetrics(scrape, parts) {
     card('Devices (all projects)', count(devices), `${count(online)} online`, { testid: 'overview-devices' }),
     card('MQTT connections', count(scrape.sum('ringiot_mqtt_connections')), `${count(scrape.sum('ringiot_mqtt_connections_waiting'))} waiting for CONNECT`),
     card('Command calls', `${formatRate(latest.calls)}/s`, `${count(scrape.sum('ringiot_device_calls_waiting'))} waiting for an answer`),
-    card('Command round trip', formatMs(latest.p99), `p50 ${formatMs(latest.p50)} · p99, last 1–2 min`),
+    card('Command round trip', formatMs(latest.p99), `p50 ${formatMs(latest.p50)} · p99, last 1–2 min`, { testid: 'overview-round-trip' }),
   );
 
   replace(
@@ -201,9 +201,9 @@ export function render(ctx) {
   );
 
   ctx.poll(
-    async () => {
+    async (run) => {
       const text = await fetchMetricsText(ctx.signal);
-      if (!ctx.alive) return;
+      if (run.stale) return;
       const scrape = new Scrape(text);
       parts.previous = lastScrape && scrape.at - lastScrape.at <= POLL_MS * 3 ? lastScrape : null;
       record(scrape);
@@ -215,12 +215,12 @@ export function render(ctx) {
   );
 
   ctx.poll(
-    async () => {
+    async (run) => {
       const [devices, products] = await Promise.all([
         api.get('devices', { query: { limit: 1 }, signal: ctx.signal }),
         api.get('products', { query: { limit: 1 }, signal: ctx.signal }),
       ]);
-      if (!ctx.alive) return;
+      if (run.stale) return;
       replace(
         parts.project,
         card('Devices', h('a', { href: '#/devices' }, count(devices.page.count)), 'registered in this project', { testid: 'project-devices' }),
