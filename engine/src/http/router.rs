@@ -87,8 +87,7 @@ pub async fn route(app: &Rc<App>, method: &Method, path: &str, request: ApiReque
         Miss::MethodNotAllowed => ApiError::MethodNotAllowed(format!("{method} {path}")),
     })?;
     // `resolve` gives exactly as many parameters as the template has `{…}` segments.
-    let id = params.first().copied().unwrap_or_default();
-    let second = params.get(1).copied().unwrap_or_default();
+    let [id, second] = params;
     use Operation::*;
     match operation {
         CreateCommand => device_calls::create_command(app, &request, id).await,
@@ -241,7 +240,7 @@ enum Miss {
 
 /// The operation for `method` and the segments after `/v5/iot/{project_id}/`, with the
 /// path's parameters in template order.
-fn resolve<'p>(method: &Method, segments: &[&'p str]) -> Result<(Operation, Vec<&'p str>), Miss> {
+fn resolve<'p>(method: &Method, segments: &[&'p str]) -> Result<(Operation, Params<'p>), Miss> {
     let mut path_known = false;
     for route in ROUTES {
         let Some(params) = matches(route.template, segments) else { continue };
@@ -253,9 +252,15 @@ fn resolve<'p>(method: &Method, segments: &[&'p str]) -> Result<(Operation, Vec<
     Err(if path_known { Miss::MethodNotAllowed } else { Miss::NoRoute })
 }
 
+/// Parameters a template may have; those it does not have are "".
+const PARAMS_MAX: usize = 2;
+/// A path's parameters in template order, without an allocation (the hot path).
+type Params<'p> = [&'p str; PARAMS_MAX];
+
 /// The parameters of `segments` when they fit `template`.
-fn matches<'p>(template: &str, segments: &[&'p str]) -> Option<Vec<&'p str>> {
-    let mut params = Vec::new();
+fn matches<'p>(template: &str, segments: &[&'p str]) -> Option<Params<'p>> {
+    let mut params = [""; PARAMS_MAX];
+    let mut count = 0;
     let mut pieces = template.split('/');
     for segment in segments {
         let piece = pieces.next()?;
@@ -263,7 +268,9 @@ fn matches<'p>(template: &str, segments: &[&'p str]) -> Option<Vec<&'p str>> {
             if segment.is_empty() {
                 return None;
             }
-            params.push(*segment);
+            // No template has more than PARAMS_MAX parameters (a unit test holds it).
+            *params.get_mut(count)? = segment;
+            count += 1;
         } else if piece != *segment {
             return None;
         }
@@ -304,10 +311,20 @@ mod tests {
     }
 
     #[test]
+    fn templates_have_at_most_params_max_parameters() {
+        for route in ROUTES {
+            let params = route.template.split('/').filter(|piece| piece.starts_with('{')).count();
+            assert!(params <= PARAMS_MAX, "{}", route.template);
+        }
+    }
+
+    #[test]
     fn paths_resolve_to_their_operation_with_parameters() {
         let resolved = |method: Method, path: &str| {
             let segments: Vec<&str> = path.split('/').collect();
-            resolve(&method, &segments).map(|(operation, params)| (operation, params.join(",")))
+            resolve(&method, &segments).map(|(operation, params)| {
+                (operation, params.iter().filter(|p| !p.is_empty()).copied().collect::<Vec<_>>().join(","))
+            })
         };
         assert_eq!(
             resolved(Method::POST, "devices/d1/commands"),
