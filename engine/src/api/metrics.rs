@@ -30,6 +30,18 @@ pub async fn render(app: &std::rc::Rc<App>, method: &Method) -> ApiResult {
     Ok(ApiResponse::prometheus(exposition(&shards)))
 }
 
+/// One summary line per quantile of `histogram` (microseconds), in seconds; `NaN` when empty.
+fn quantile_lines(o: &mut String, name: &str, kind: CallKind, histogram: &hdrhistogram::Histogram<u64>) {
+    for (quantile, label) in QUANTILES {
+        let value = if histogram.is_empty() {
+            "NaN".to_owned()
+        } else {
+            seconds(histogram.value_at_quantile(quantile))
+        };
+        let _ = writeln!(o, "{name}{{kind=\"{}\",quantile=\"{label}\"}} {value}", kind.as_str());
+    }
+}
+
 /// The text of a scrape from the shards' figures.
 pub fn exposition(shards: &[ShardMetrics]) -> String {
     let mut calls = CallMetrics::default();
@@ -64,18 +76,7 @@ pub fn exposition(shards: &[ShardMetrics]) -> String {
     );
     for kind in CallKind::ALL {
         let histogram = calls.round_trip_us(kind);
-        for (quantile, label) in QUANTILES {
-            let value = if histogram.is_empty() {
-                "NaN".to_owned()
-            } else {
-                seconds(histogram.value_at_quantile(quantile))
-            };
-            let _ = writeln!(
-                o,
-                "ringiot_device_call_round_trip_seconds{{kind=\"{}\",quantile=\"{label}\"}} {value}",
-                kind.as_str()
-            );
-        }
+        quantile_lines(o, "ringiot_device_call_round_trip_seconds", kind, histogram);
         let _ = writeln!(
             o,
             "ringiot_device_call_round_trip_seconds_sum{{kind=\"{}\"}} {}",
@@ -98,18 +99,7 @@ pub fn exposition(shards: &[ShardMetrics]) -> String {
     let now = std::time::Instant::now();
     for kind in CallKind::ALL {
         let histogram = calls.recent_round_trip_us(kind, now);
-        for (quantile, label) in QUANTILES {
-            let value = if histogram.is_empty() {
-                "NaN".to_owned()
-            } else {
-                seconds(histogram.value_at_quantile(quantile))
-            };
-            let _ = writeln!(
-                o,
-                "ringiot_device_call_round_trip_recent_seconds{{kind=\"{}\",quantile=\"{label}\"}} {value}",
-                kind.as_str()
-            );
-        }
+        quantile_lines(o, "ringiot_device_call_round_trip_recent_seconds", kind, &histogram);
         let _ = writeln!(
             o,
             "ringiot_device_call_round_trip_recent_seconds_count{{kind=\"{}\"}} {}",
