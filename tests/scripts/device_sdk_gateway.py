@@ -36,12 +36,7 @@ callbacks saw ({"handler", "request_id", "device_id", ...}, null if nothing came
                       callbacks recorded that no step took (a sub-device event, a second call)
 Any exception prints {"step": "failed", "error": ...} and exits 1; SDK logs go to stderr.
 """
-import json
-import logging
-import os
-import sys
 import threading
-import traceback
 
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.http.http_config import HttpConfig
@@ -60,8 +55,8 @@ from iot_device_sdk_python.gateway.requests.added_sub_device_info import AddedSu
 from iot_device_sdk_python.gateway.requests.device_info import DeviceInfo
 from iot_device_sdk_python.gateway.requests.device_status import DeviceStatus
 from iot_device_sdk_python.gateway.sub_devices_persistence import SubDevicesPersistence
-from iot_device_sdk_python.transport.connect_listener import ConnectListener
 from iot_device_sdk_python.utils.iot_util import get_node_id_from_device_id
+from sdk_script import SessionEvents, main, step, wait_for_test
 
 SDK_PLAIN_PORT = 1883
 SUB_DEVICE_MANAGER = "$sub_device_manager"
@@ -71,18 +66,8 @@ HTTP_TIMEOUT_S = (5, 30)
 CALLBACK_WAIT_S = 10
 ADD_EVENT_ID = "add-1"
 DELETE_EVENT_ID = "del-1"
-PRINT_LOCK = threading.Lock()
 
 
-def step(name, **fields):
-    """One JSON line; anything JSON lacks as its text."""
-    with PRINT_LOCK:
-        print(json.dumps({"step": name, **fields}, default=str), flush=True)
-
-
-def wait_for_test():
-    """Blocks until the test writes a line (it checked the registry); False if it went away."""
-    return bool(sys.stdin.readline())
 
 
 class Inbox:
@@ -231,17 +216,6 @@ class SubDeviceAnswers(GtwOperateSubDeviceListener):
                        failed_devices=[d.to_dict() for d in gtw_del_sub_device_rsp.failed_devices])
 
 
-class SessionEvents(ConnectListener):
-    def __init__(self):
-        self.completed = threading.Event()
-        self.lost = threading.Event()
-
-    def connect_complete(self, reconnect, server_uri):
-        self.completed.set()
-
-    def connection_lost(self, cause):
-        self.lost.set()
-
 
 def gateway_device(spec, inbox):
     """As the SDK's README builds a device for port 1883 and a secret; no reconnecting, so
@@ -350,20 +324,6 @@ def run(spec):
     return 0
 
 
-def main():
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        code = run(json.loads(sys.argv[1]))
-    except Exception as error:  # report it on stdout too, where the test reads steps
-        traceback.print_exc()
-        step("failed", error=f"{type(error).__name__}: {error}")
-        code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # The SDK's MQTT loop runs in a non-daemon thread: leave even if a failure left it running.
-    os._exit(code)
-
 
 if __name__ == "__main__":
-    main()
+    main(run)

@@ -26,12 +26,6 @@ Prints one JSON line per step, each with its "step":
                       heard of it)
 Any exception prints {"step": "failed", "error": ...} and exits 1; SDK logs go to stderr.
 """
-import json
-import logging
-import os
-import sys
-import threading
-import traceback
 
 import certifi
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
@@ -43,19 +37,13 @@ from iot_device_sdk_python.client.connect_auth_info import ConnectAuthInfo
 from iot_device_sdk_python.client.listener.command_listener import CommandListener
 from iot_device_sdk_python.client.request.command_response import CommandRsp
 from iot_device_sdk_python.iot_device import IotDevice
-from iot_device_sdk_python.transport.connect_listener import ConnectListener
+from sdk_script import SessionEvents, main, step, wait_for_test
 
 # The SDK only accepts 1883 and 8883, and uses TLS (1.2, chain checked, host name not) on 8883.
 SDK_TLS_PORT = 8883
 HTTP_TIMEOUT_S = (5, 30)
 SESSION_EVENT_WAIT_S = 10
-PRINT_LOCK = threading.Lock()
 
-
-def step(name, **fields):
-    """One JSON line; anything JSON lacks (a paho ReasonCode for rc, say) as its text."""
-    with PRINT_LOCK:
-        print(json.dumps({"step": name, **fields}, default=str), flush=True)
 
 
 def sdk_device(spec, ca_file):
@@ -70,17 +58,6 @@ def sdk_device(spec, ca_file):
     auth.reconnect_on_failure = False
     return IotDevice(ClientConf(auth))
 
-
-class SessionEvents(ConnectListener):
-    def __init__(self):
-        self.completed = threading.Event()
-        self.lost = threading.Event()
-
-    def connect_complete(self, reconnect, server_uri):
-        self.completed.set()
-
-    def connection_lost(self, cause):
-        self.lost.set()
 
 
 class EchoCommands(CommandListener):
@@ -130,7 +107,7 @@ def run(spec):
     if not completed:
         return 1
     try:
-        if not sys.stdin.readline():
+        if not wait_for_test():
             return 1  # the test went away
         try:
             create_command(application(spec, None), spec)
@@ -146,20 +123,6 @@ def run(spec):
     return 0
 
 
-def main():
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        code = run(json.loads(sys.argv[1]))
-    except Exception as error:  # report it on stdout too, where the test reads steps
-        traceback.print_exc()
-        step("failed", error=f"{type(error).__name__}: {error}")
-        code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # The SDK's MQTT loop runs in a non-daemon thread: leave even if a failure left it running.
-    os._exit(code)
-
 
 if __name__ == "__main__":
-    main()
+    main(run)

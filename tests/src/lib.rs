@@ -21,6 +21,7 @@
 pub mod batch;
 pub mod browser;
 mod client;
+pub mod device_sdk;
 mod engine;
 pub mod keep_alive;
 pub mod messages;
@@ -31,6 +32,20 @@ pub mod tls;
 
 pub use client::{assert_error, assert_invalid, http_request, sdk_date_now, Auth, Client, HttpResponse};
 pub use engine::{run_engine_command, Engine, EngineOptions, ProjectCredentials, HUNG, PROJECT_A, PROJECT_B};
+
+/// Waits (up to 20 s) until ShowDevice says `status`, and returns the device (the status is
+/// written when a session starts or ends, a moment after the socket event a test sees).
+pub fn await_status(client: &Client, device_id: &str, status: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let device = client.get(&format!("devices/{device_id}")).json();
+        if device["status"] == status {
+            return device;
+        }
+        assert!(std::time::Instant::now() < deadline, "{device_id} never became {status}: {device}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
 
 /// Registers product `meter` and one device `meter_{node_id}` per node id, each with `secret`,
 /// through the REST API (asserting every 201).

@@ -2,7 +2,7 @@
 //! shard whichever shard accepted the socket; every CONNACK refusal code; ONLINE/OFFLINE
 //! status with its times; one connection per device (takeover); deleting a device disconnects it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mqttbytes::v4;
 use protocol::routing::home_shard;
@@ -16,20 +16,6 @@ fn register<S: AsRef<str>>(client: &Client, node_ids: &[S]) {
     tests::register_meter_devices(client, node_ids, SECRET);
 }
 
-/// Waits until the device's status is `status` (the status is written when the session starts
-/// or ends, a moment after the socket event the test sees).
-fn await_status(client: &Client, device_id: &str, status: &str) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let device = client.get(&format!("devices/{device_id}")).json();
-        if device["status"] == status {
-            return device;
-        }
-        assert!(Instant::now() < deadline, "{device_id} never became {status}: {device}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn both_signature_types_log_in_and_status_follows_the_connection() {
     let engine = Engine::start(EngineOptions::default());
@@ -41,14 +27,14 @@ fn both_signature_types_log_in_and_status_follows_the_connection() {
             MqttDevice::connect(engine.mqtt, &iotda_connect("meter_n1", SECRET, signature_type));
         assert_eq!(code, 0, "signature type {signature_type}");
         assert!(device.ping(), "PINGREQ is answered");
-        let online = await_status(&client, "meter_n1", "ONLINE");
+        let online = tests::await_status(&client, "meter_n1", "ONLINE");
         assert!(online["active_time"].as_str().is_some_and(|t| t.ends_with('Z')), "{online}");
         assert!(online["connection_status_update_time"].is_string(), "{online}");
         device.send(|out| {
             v4::Disconnect.write(out).unwrap();
         });
         assert!(device.is_closed_within(Duration::from_secs(10)));
-        let offline = await_status(&client, "meter_n1", "OFFLINE");
+        let offline = tests::await_status(&client, "meter_n1", "OFFLINE");
         assert_eq!(offline["active_time"], online["active_time"], "active_time is the first login's");
     }
 }
@@ -69,7 +55,7 @@ fn devices_log_in_on_their_home_shard_whichever_shard_accepts() {
         assert!(device.ping());
     }
     for node_id in &node_ids {
-        await_status(&client, &format!("meter_{node_id}"), "ONLINE");
+        tests::await_status(&client, &format!("meter_{node_id}"), "ONLINE");
     }
 }
 
@@ -126,7 +112,7 @@ fn a_new_login_takes_over_and_deleting_the_device_disconnects_it() {
     assert!(first.is_closed_within(Duration::from_secs(10)), "the older connection is closed");
     assert!(second.ping(), "the newer one is served");
     assert_eq!(
-        await_status(&client, "meter_n1", "ONLINE")["status"],
+        tests::await_status(&client, "meter_n1", "ONLINE")["status"],
         "ONLINE",
         "the takeover keeps it ONLINE"
     );

@@ -5,21 +5,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tests::mqtt::{iotda_connect, MqttDevice};
-use tests::{assert_error, assert_invalid, register_meter_devices, Client, Engine, EngineOptions};
+use tests::{assert_error, assert_invalid, register_meter_devices, Engine, EngineOptions};
 
 const SECRET: &str = "managed-secret-1";
-
-fn await_status(client: &Client, device_id: &str, status: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let device = client.get(&format!("devices/{device_id}")).json();
-        if device["status"] == status {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{device_id} never became {status}: {device}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 fn login_code(engine: &Engine, device_id: &str, secret: &str) -> u8 {
     MqttDevice::connect(engine.mqtt, &iotda_connect(device_id, secret, 1)).1
@@ -35,7 +23,7 @@ fn a_frozen_device_is_cut_off_refused_and_stays_frozen_across_kill_9_until_unfro
     register_meter_devices(&client, &["ice", "other"], SECRET);
     let mut device = MqttDevice::login(engine.mqtt, "meter_ice", SECRET);
     let mut other = MqttDevice::login(engine.mqtt, "meter_other", SECRET);
-    await_status(&client, "meter_ice", "ONLINE");
+    tests::await_status(&client, "meter_ice", "ONLINE");
 
     // A command waiting for the device's answer when it is frozen fails at once (403 frozen).
     let frozen = std::thread::scope(|scope| {
@@ -53,7 +41,7 @@ fn a_frozen_device_is_cut_off_refused_and_stays_frozen_across_kill_9_until_unfro
     assert!(device.is_closed_within(Duration::from_secs(5)), "the frozen device's session is still up");
     engine
         .wait_for_log(&["meter_ice", "device session ended: the device was frozen"], Duration::from_secs(5));
-    await_status(&client, "meter_ice", "FROZEN");
+    tests::await_status(&client, "meter_ice", "FROZEN");
     assert_eq!(login_code(&engine, "meter_ice", SECRET), 5);
     let command = client.post("devices/meter_ice/commands", &json!({"paras": {}}));
     assert_error(&command, 403, "IOTDA.014016");
@@ -79,7 +67,7 @@ fn a_frozen_device_is_cut_off_refused_and_stays_frozen_across_kill_9_until_unfro
     assert_error(&client.post("devices/meter_ice/unfreeze", &json!(null)), 400, "IOTDA.014040");
     assert_error(&client.post("devices/meter_none/freeze", &json!(null)), 404, "IOTDA.014000");
     let mut back = MqttDevice::login(engine.mqtt, "meter_ice", SECRET);
-    await_status(&client, "meter_ice", "ONLINE");
+    tests::await_status(&client, "meter_ice", "ONLINE");
     assert!(back.ping());
 }
 

@@ -26,20 +26,6 @@ fn register<S: AsRef<str>>(client: &Client, node_ids: &[S]) {
     tests::register_meter_devices(client, node_ids, SECRET);
 }
 
-/// Waits until the device's status is `status` (it is written a moment after the socket event
-/// the test sees).
-fn await_status(client: &Client, device_id: &str, status: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let device = client.get(&format!("devices/{device_id}")).json();
-        if device["status"] == status {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{device_id} never became {status}: {device}");
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// An IoTDA CONNECT in MQTT 5.0 (clean start, signature type 1).
 fn v5_connect(device_id: &str, secret: &str, keep_alive: u16) -> v5::Connect {
     let (client_id, password) = iotda_credentials(device_id, secret, 1);
@@ -200,11 +186,11 @@ fn a_silent_connection_expires_at_one_and_a_half_keep_alives_and_a_pinging_one_d
     for (name, cut) in [("3.1.1", silent_cut), ("5.0", silent5_cut)] {
         assert!(cut >= earliest, "{name}: cut after {cut:?}, before 1.5 × {KEEP_ALIVE_S} s");
     }
-    await_status(&client, "meter_silent", "OFFLINE");
-    await_status(&client, "meter_silent5", "OFFLINE");
+    tests::await_status(&client, "meter_silent", "OFFLINE");
+    tests::await_status(&client, "meter_silent5", "OFFLINE");
     let mut pinger = pinger.join().expect("the pinging device");
     assert!(pinger.ping(), "still served");
-    await_status(&client, "meter_pinger", "ONLINE");
+    tests::await_status(&client, "meter_pinger", "ONLINE");
 }
 
 #[test]
@@ -245,7 +231,7 @@ fn mqtt5_logins_get_reason_codes_and_a_refused_uplink_keeps_the_connection() {
     assert_eq!(properties.max_qos, Some(1), "QoS 2 is not supported");
     assert_eq!(properties.retain_available, Some(0), "retained messages are not supported");
     assert!(device.ping(), "PINGREQ is answered");
-    await_status(&client, "meter_n1", "ONLINE");
+    tests::await_status(&client, "meter_n1", "ONLINE");
 
     assert_eq!(device.publish_qos1("$oc/devices/meter_n1/sys/messages/up", 1), PubAckReason::Success);
     assert_eq!(
@@ -277,5 +263,5 @@ fn mqtt5_logins_get_reason_codes_and_a_refused_uplink_keeps_the_connection() {
         other => panic!("expected DISCONNECT 0x82 after a QoS 2 PUBLISH, got {other:?}"),
     }
     assert!(device.is_closed_within(Duration::from_secs(10)));
-    await_status(&client, "meter_n1", "OFFLINE");
+    tests::await_status(&client, "meter_n1", "OFFLINE");
 }

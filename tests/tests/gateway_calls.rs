@@ -116,14 +116,6 @@ fn status(client: &tests::Client, device_id: &str) -> Value {
     client.get(&format!("devices/{device_id}")).json()["status"].clone()
 }
 
-fn await_status(client: &tests::Client, device_id: &str, wanted: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while status(client, device_id) != wanted {
-        assert!(std::time::Instant::now() < deadline, "{device_id} never became {wanted}");
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Sub-device statuses and batch property reports from a gateway land on each sub-device's
 /// home shard (only for its own children), and the gateway going offline takes them offline.
 #[test]
@@ -233,7 +225,7 @@ fn a_gateway_reports_its_sub_devices_statuses_and_properties() {
     assert_eq!(status(&client, "meter_s0"), "ONLINE", "a takeover is not the gateway going offline");
     again.disconnect();
     for n in 0..3 {
-        await_status(&client, &format!("meter_s{n}"), "OFFLINE");
+        tests::await_status(&client, &format!("meter_s{n}"), "OFFLINE");
     }
     // A sub-device is not frozen (its gateway is).
     tests::assert_invalid(&client.post("devices/meter_s0/freeze", &json!(null)), "device_id");
@@ -424,7 +416,7 @@ fn batch_tasks_reach_sub_devices_through_their_gateway() {
     let response = gateway.next_publish(Duration::from_secs(10)).expect("the status response");
     assert!(response.topic.ends_with("/sys/events/down"), "{}", response.topic);
     for sub in &subs {
-        await_status(&client, sub, "ONLINE");
+        tests::await_status(&client, sub, "ONLINE");
     }
     let expected = subs.len() * 2;
     let served = thread::spawn(move || {

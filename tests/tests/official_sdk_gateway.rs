@@ -6,10 +6,7 @@
 //! `tests/scripts/device_sdk_gateway.py`; the registry is checked here, over REST.
 //!
 //! ## Port 1883 without editing the SDK
-//! The SDK accepts only ports 1883 (plain) and 8883 (TLS), and 1883 may be taken on the test
-//! machine. The engine's plain MQTT listener binds `127.0.0.N:1883` for an N in 2..=254 picked
-//! from the test's pid; the engine refuses to start when another process listens there (or on
-//! 0.0.0.0:1883), and the test tries the next N (as `official_sdk_tls.rs` does for 8883).
+//! The engine's plain MQTT listener binds `127.0.0.N:1883` (`tests::device_sdk`).
 //!
 //! ## What is checked
 //! - `report_batch_status` (all ONLINE) is answered with `sub_device_update_status_response`
@@ -27,15 +24,9 @@
 //! - Nothing else reached the gateway's callbacks; when the SDK disconnects, the gateway and
 //!   its sub-devices go OFFLINE.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
-
 use serde_json::{json, Value};
-use tests::{Engine, EngineOptions, PROJECT_A};
+use tests::device_sdk::{start_engine_on_sdk_port, wait_for_status, SdkScript};
+use tests::PROJECT_A;
 
 const SECRET: &str = "sdk-gateway-secret-1";
 const PRODUCT_ID: &str = "meter";
@@ -55,52 +46,6 @@ const DELETE_EVENT_ID: &str = "del-1";
 /// gateway's own (`on_properties_set`, `device_id` empty). The engine does send the id
 /// (`gateway_calls.rs` checks the wire); turn this on when an SDK update passes it through.
 const SDK_ROUTES_SUB_DEVICE_PROPERTY_SETS: bool = false;
-/// The device SDK's plain port (it takes only 1883 and 8883, and TLS means 8883).
-const SDK_PLAIN_PORT: u16 = 1883;
-/// Loopback addresses tried before giving up (each refused one is taken by another process).
-const ADDRESS_ATTEMPTS: u32 = 4;
-/// For one step of the script (the SDK alone waits a second after connecting).
-const STEP_DEADLINE: Duration = Duration::from_secs(30);
-const STATUS_DEADLINE: Duration = Duration::from_secs(5);
-
-/// An engine whose plain MQTT listener is on some `127.0.0.N:1883`, with the data dir it owns.
-struct EngineOn1883 {
-    engine: Engine,
-    mqtt_host: String,
-    /// Dropped after the engine (fields drop in order).
-    _data_dir: tempfile::TempDir,
-}
-
-/// `127.0.0.N:1883` for N in 2..=254, N from the pid and the attempt (distinct over attempts).
-fn loopback_1883(attempt: u32) -> SocketAddr {
-    let offset = std::process::id().wrapping_add(attempt * 61) % 253;
-    SocketAddr::from(([127, 0, 0, 2 + offset as u8], SDK_PLAIN_PORT))
-}
-
-fn start_engine_on_1883() -> EngineOn1883 {
-    let mut refused = Vec::new();
-    for attempt in 0..ADDRESS_ATTEMPTS {
-        let address = loopback_1883(attempt);
-        let data_dir = tempfile::tempdir().expect("temp dir");
-        let options = EngineOptions {
-            shards: 2,
-            args: vec!["--mqtt-listen".into(), address.to_string()],
-            ..Default::default()
-        };
-        match Engine::start_on(&data_dir.path().join("data"), &options) {
-            Ok(engine) => {
-                assert_eq!(engine.mqtt, address, "the ready line names another MQTT address");
-                let mqtt_host = address.ip().to_string();
-                return EngineOn1883 { engine, mqtt_host, _data_dir: data_dir };
-            }
-            Err(stderr) if stderr.contains("in use") => refused.push(address),
-            Err(stderr) => panic!("engine did not start with its MQTT listener on {address}:\n{stderr}"),
-        }
-    }
-    panic!("another process listens on every address tried ({refused:?}), or on 0.0.0.0:1883")
-}
-
-/// Product `meter`, the gateway and its three sub-devices.
 fn register_gateway(client: &tests::Client) {
     let product = json!({
         "product_id": PRODUCT_ID, "name": "meter", "device_type": "Meter", "protocol_type": "MQTT",
@@ -120,136 +65,10 @@ fn register_gateway(client: &tests::Client) {
     }
 }
 
-/// The device's `status` once it equals `expected`, or the last one seen at the deadline.
-fn wait_for_status(client: &tests::Client, device_id: &str, expected: &str) -> Value {
-    let deadline = Instant::now() + STATUS_DEADLINE;
-    loop {
-        let status = client.get(&format!("devices/{device_id}")).json()["status"].clone();
-        if status == expected || Instant::now() >= deadline {
-            return status;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// The `device_id`s of a list of `{device_id, ...}` (or of plain ids).
 fn device_ids(list: &Value) -> Vec<String> {
     let ids = list.as_array().map(Vec::as_slice).unwrap_or_default().iter();
     ids.map(|entry| entry["device_id"].as_str().or(entry.as_str()).unwrap_or("?").to_owned()).collect()
-}
-
-/// The running script: its JSON step lines, its stderr (the SDKs' logs), killed when dropped.
-struct SdkScript {
-    child: Child,
-    stdin: ChildStdin,
-    steps: mpsc::Receiver<String>,
-    transcript: Vec<String>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl SdkScript {
-    fn spawn(python: &Path, spec: &Value) -> SdkScript {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut command = Command::new(python);
-        command
-            .arg(root.join("scripts/device_sdk_gateway.py"))
-            .arg(spec.to_string())
-            .env("PYTHONPATH", root.join("vendor/huaweicloud-iot-device-sdk-python"))
-            // No __pycache__ inside the vendored SDK.
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env("PYTHONUNBUFFERED", "1");
-        // The application SDK talks to 127.0.0.1: no proxy in between.
-        for variable in ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"] {
-            command.env_remove(variable);
-        }
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("running the device SDK script");
-        let (sender, steps) = mpsc::channel();
-        let stdout = child.stdout.take().expect("stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let stderr_writer = stderr.clone();
-        let pipe = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut text = stderr_writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                text.push_str(&line);
-                text.push('\n');
-            }
-        });
-        let stdin = child.stdin.take().expect("stdin");
-        SdkScript { child, stdin, steps, transcript: Vec::new(), stderr }
-    }
-
-    /// The next step line, which must be `name`.
-    fn step(&mut self, name: &str) -> Value {
-        let line = match self.steps.recv_timeout(STEP_DEADLINE) {
-            Ok(line) => line,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                self.fail(&format!("no {name:?} step within {STEP_DEADLINE:?}"))
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                self.fail(&format!("the script ended before its {name:?} step"))
-            }
-        };
-        self.transcript.push(line.clone());
-        match serde_json::from_str::<Value>(&line) {
-            Ok(step) if step["step"] == name => step,
-            _ => self.fail(&format!("expected the {name:?} step")),
-        }
-    }
-
-    /// Lets the script go on past a step where it waits for the test.
-    fn resume(&mut self) {
-        if let Err(error) = self.stdin.write_all(b"go\n") {
-            self.fail(&format!("writing to the script: {error}"));
-        }
-    }
-
-    fn wait_for_exit(&mut self) {
-        let deadline = Instant::now() + STEP_DEADLINE;
-        loop {
-            match self.child.try_wait().expect("waiting for the script") {
-                Some(status) if status.success() => return,
-                Some(status) => self.fail(&format!("the script exited with {status}")),
-                None if Instant::now() >= deadline => self.fail("the script did not exit"),
-                None => std::thread::sleep(Duration::from_millis(20)),
-            }
-        }
-    }
-
-    /// Panics with `what`, the steps so far and the script's stderr.
-    fn fail(&mut self, what: &str) -> ! {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.transcript.extend(self.steps.try_iter());
-        let stderr = self.stderr.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
-        panic!("{what}\n--- steps:\n{}\n--- stderr:\n{stderr}", self.transcript.join("\n"));
-    }
-
-    /// Checks `condition` on the script's output, failing with the transcript.
-    fn check(&mut self, condition: bool, what: &str) {
-        if !condition {
-            self.fail(what);
-        }
-    }
-}
-
-impl Drop for SdkScript {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `report_batch_status`: answered for all three, and the registry follows.
@@ -421,12 +240,12 @@ fn the_official_sdk_gateway_serves_its_sub_devices_and_manages_them_by_event() {
     ]) else {
         return;
     };
-    let started = start_engine_on_1883();
+    let started = start_engine_on_sdk_port(false);
     let engine = &started.engine;
     let client = engine.client_a();
     register_gateway(&client);
     let spec = json!({
-        "mqtt_host": started.mqtt_host, "gateway_id": GATEWAY_ID, "secret": SECRET,
+        "mqtt_host": started.host, "gateway_id": GATEWAY_ID, "secret": SECRET,
         "product_id": PRODUCT_ID, "sub_devices": SUB_DEVICES, "target": TARGET,
         "http_endpoint": format!("http://{}", engine.http),
         "project_id": PROJECT_A.project_id, "ak": PROJECT_A.ak, "sk": PROJECT_A.sk,
@@ -436,7 +255,9 @@ fn the_official_sdk_gateway_serves_its_sub_devices_and_manages_them_by_event() {
         // The SDK sends unset fields as "": no device id (the engine makes {product}_{node}).
         "added": {"node_id": ADDED_NODE_ID, "device_id": "", "name": "pump", "description": "added by its gateway"},
     });
-    let mut script = SdkScript::spawn(&python, &spec);
+    // The application SDK talks to 127.0.0.1: no proxy in between.
+    let unset = ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
+    let mut script = SdkScript::spawn(&python, "device_sdk_gateway.py", &spec, &unset);
 
     let connected = script.step("connected");
     // connect() gives the CONNACK a fixed second; a slow machine may need its listener's word.

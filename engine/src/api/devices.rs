@@ -112,13 +112,7 @@ pub async fn update(app: &Rc<App>, request: &ApiRequest<'_>, device_id: &str) ->
         timeout_s: update.timeout_s,
         ..Default::default()
     };
-    let home = home_shard(device_id, app.shard.shard_count());
-    let call = Request::UpdateDevice {
-        project_id: request.project_id.to_owned(),
-        device_id: device_id.to_owned(),
-        update,
-    };
-    let device = expect_device(app.shard.call(home, call).await)?;
+    let device = update_on_home_shard(app, request, device_id, update).await?;
     Ok(ApiResponse::json(StatusCode::OK, &device_response(app, &device, true)))
 }
 
@@ -250,6 +244,23 @@ fn filter_of(request: &ApiRequest<'_>) -> Result<DeviceFilter, ApiError> {
     Ok(filter)
 }
 
+/// UpdateDevice on the device's home shard (in the caller's project): the record as changed,
+/// once durable.
+async fn update_on_home_shard(
+    app: &Rc<App>,
+    request: &ApiRequest<'_>,
+    device_id: &str,
+    update: DeviceUpdate,
+) -> Result<DeviceRecord, ApiError> {
+    let home = home_shard(device_id, app.shard.shard_count());
+    let call = Request::UpdateDevice {
+        project_id: request.project_id.to_owned(),
+        device_id: device_id.to_owned(),
+        update,
+    };
+    expect_device(app.shard.call(home, call).await)
+}
+
 fn expect_device(reply: Reply) -> Result<DeviceRecord, ApiError> {
     match reply {
         Reply::Device(device) => Ok(*device),
@@ -269,13 +280,7 @@ pub async fn reset_fingerprint(app: &Rc<App>, request: &ApiRequest<'_>, device_i
         disconnect: force_disconnect,
         ..Default::default()
     };
-    let home = home_shard(device_id, app.shard.shard_count());
-    let call = Request::UpdateDevice {
-        project_id: request.project_id.to_owned(),
-        device_id: device_id.to_owned(),
-        update,
-    };
-    let device = expect_device(app.shard.call(home, call).await)?;
+    let device = update_on_home_shard(app, request, device_id, update).await?;
     #[derive(serde::Serialize)]
     struct ResetFingerprintResponse<'a> {
         device_id: &'a str,
@@ -297,13 +302,7 @@ pub async fn reset_fingerprint(app: &Rc<App>, request: &ApiRequest<'_>, device_i
 /// frozen is 400 IOTDA.014040.
 pub async fn freeze(app: &Rc<App>, request: &ApiRequest<'_>, device_id: &str, freeze: bool) -> ApiResult {
     let update = DeviceUpdate { freeze: Some(freeze), ..Default::default() };
-    let home = home_shard(device_id, app.shard.shard_count());
-    let call = Request::UpdateDevice {
-        project_id: request.project_id.to_owned(),
-        device_id: device_id.to_owned(),
-        update,
-    };
-    expect_device(app.shard.call(home, call).await)?;
+    update_on_home_shard(app, request, device_id, update).await?;
     Ok(ApiResponse::no_content())
 }
 
@@ -330,13 +329,7 @@ pub async fn action(app: &Rc<App>, request: &ApiRequest<'_>, device_id: &str) ->
         disconnect: force_disconnect,
         ..Default::default()
     };
-    let home = home_shard(device_id, app.shard.shard_count());
-    let call = Request::UpdateDevice {
-        project_id: request.project_id.to_owned(),
-        device_id: device_id.to_owned(),
-        update,
-    };
-    let device = expect_device(app.shard.call(home, call).await)?;
+    let device = update_on_home_shard(app, request, device_id, update).await?;
     #[derive(serde::Serialize)]
     struct ResetSecretResponse<'a> {
         device_id: &'a str,
